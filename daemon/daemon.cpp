@@ -1,0 +1,139 @@
+#include "sluice/daemon.hpp"
+
+#include <csignal>
+
+#include <spdlog/spdlog.h>
+
+#include "sluice/sockaddr_text.hpp"
+
+namespace sluice {
+
+Daemon::Daemon(Config config) : config_(std::move(config)) {
+  uv_loop_init(&loop_);
+  worker_ = std::make_unique<Worker>(&loop_);
+}
+
+Daemon::~Daemon() {
+  listeners_.clear();
+  services_.clear();
+  worker_.reset();
+  uv_loop_close(&loop_);
+}
+
+int Daemon::run() {
+  // A peer that closes while we write must not kill the process; the write reports EPIPE instead.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  bool ok = build_services() && start_listeners();
+  if (ok) {
+    log_summary();
+    uv_signal_init(&loop_, &sigterm_);
+    uv_signal_init(&loop_, &sigint_);
+    uv_timer_init(&loop_, &drain_timer_);
+    sigterm_.data = sigint_.data = drain_timer_.data = this;
+    auto on_signal = [](uv_signal_t* handle, int signum) {
+      static_cast<Daemon*>(handle->data)->on_signal(signum);
+    };
+    uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    uv_signal_start(&sigint_, on_signal, SIGINT);
+  } else {
+    for (auto& listener : listeners_) listener->stop_accepting();
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  if (ok) spdlog::info("stopped");
+  return ok ? 0 : 1;
+}
+
+bool Daemon::build_services() {
+  bool ok = true;
+  for (const ServiceConfig& service : config_.services) {
+    std::vector<sockaddr_storage> addresses(service.backends.size());
+    for (std::size_t i = 0; i < service.backends.size(); ++i) {
+      const BackendConfig& backend = service.backends[i];
+      std::string why;
+      if (!resolve_blocking(backend.address, addresses[i], why)) {
+        spdlog::error("service {} backend {}: cannot resolve {}: {}", service.name, backend.name,
+                      backend.address.to_string(), why);
+        ok = false;
+      }
+    }
+    if (ok) services_.emplace(service.name, std::make_unique<Service>(service, addresses));
+  }
+  return ok;
+}
+
+bool Daemon::start_listeners() {
+  for (const ListenerConfig& config : config_.listeners) {
+    sockaddr_storage bind{};
+    std::string why;
+    if (!resolve_blocking(config.bind, bind, why)) {
+      spdlog::error("listener {}: cannot resolve bind address {}: {}", config.name,
+                    config.bind.to_string(), why);
+      return false;
+    }
+    Service& service = *services_.at(config.service);
+    auto listener = std::make_unique<Listener>(*worker_, config, service);
+    bool started = listener->start(reinterpret_cast<const sockaddr*>(&bind), why);
+    listeners_.push_back(std::move(listener));
+    if (!started) {
+      spdlog::error("listener {}: {}", config.name, why);
+      return false;
+    }
+    spdlog::info("listening listener={} address={} service={}", config.name,
+                 listeners_.back()->bound_address(), config.service);
+  }
+  return true;
+}
+
+void Daemon::log_summary() const {
+  for (const ServiceConfig& service : config_.services) {
+    spdlog::info("service {} policy={} backends={} connect_timeout_ms={} retries={}", service.name,
+                 to_string(service.policy), service.backends.size(),
+                 service.connect_timeout.count(), service.retries);
+    for (const Backend& backend : services_.at(service.name)->backends()) {
+      spdlog::info("  backend {} address={} resolved={} node={} weight={}", backend.config.name,
+                   backend.config.address.to_string(), backend.address_text,
+                   backend.config.node.empty() ? "-" : backend.config.node, backend.config.weight);
+    }
+  }
+}
+
+void Daemon::on_signal(int signum) {
+  if (draining_) {
+    spdlog::warn("signal {} during drain: closing {} sessions now", signum, worker_->session_count);
+    worker_->abort_all_sessions();
+    return;
+  }
+  spdlog::info("signal {}: draining {} sessions (up to {} ms)", signum, worker_->session_count,
+               config_.drain_timeout.count());
+  begin_drain();
+}
+
+void Daemon::begin_drain() {
+  draining_ = true;
+  for (auto& listener : listeners_) listener->stop_accepting();
+  if (worker_->session_count == 0) {
+    close_control_handles();
+    return;
+  }
+  worker_->on_last_session_closed = [this] { close_control_handles(); };
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<Daemon*>(timer->data);
+        spdlog::warn("drain timeout: closing {} sessions", self->worker_->session_count);
+        self->worker_->abort_all_sessions();
+      },
+      static_cast<std::uint64_t>(config_.drain_timeout.count()), 0);
+}
+
+void Daemon::close_control_handles() {
+  // With the listeners and these closed, the loop has nothing left and uv_run returns.
+  if (control_handles_closed_) return;
+  control_handles_closed_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+}
+
+}  // namespace sluice

@@ -1,0 +1,91 @@
+#include "sluice/listener.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "sluice/session.hpp"
+#include "sluice/sockaddr_text.hpp"
+#include "sluice/worker.hpp"
+
+namespace sluice {
+
+namespace {
+
+constexpr std::uint64_t kAcceptErrorLogIntervalMs = 1000;
+
+}  // namespace
+
+Listener::Listener(Worker& worker, ListenerConfig config, Service& service)
+    : worker_(worker), config_(std::move(config)), service_(service) {}
+
+bool Listener::start(const sockaddr* bind, std::string& why) {
+  uv_tcp_init(worker_.loop, &server_);
+  server_.data = this;
+  listening_ = true;
+  int rc = uv_tcp_bind(&server_, bind, 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), static_cast<int>(config_.backlog),
+                   [](uv_stream_t* server, int status) {
+                     static_cast<Listener*>(server->data)->on_connection(status);
+                   });
+  }
+  if (rc != 0) {
+    why = "cannot listen on " + sockaddr_to_string(bind) + ": " + uv_strerror(rc);
+    stop_accepting();
+    return false;
+  }
+  return true;
+}
+
+void Listener::stop_accepting() {
+  if (!listening_) return;
+  listening_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+}
+
+std::string Listener::bound_address() const {
+  sockaddr_storage address{};
+  int length = sizeof address;
+  if (uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
+  return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+}
+
+void Listener::on_connection(int status) {
+  auto* server = reinterpret_cast<uv_stream_t*>(&server_);
+  if (status < 0) {
+    // EMFILE and friends: libuv already accepted and dropped the pending client with its reserve
+    // descriptor, so the loop does not spin. Log at most once a second.
+    ++accept_errors_;
+    const std::uint64_t now = uv_now(worker_.loop);
+    if (now - last_accept_error_log_ms_ >= kAcceptErrorLogIntervalMs) {
+      last_accept_error_log_ms_ = now;
+      spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name,
+                   uv_err_name(status), accept_errors_);
+    }
+    return;
+  }
+  const bool full = active_connections_ >= config_.max_connections;
+  Session* session = Session::accept(*this, server);
+  if (session == nullptr) return;
+  if (full) {
+    ++rejected_total_;
+    session->refuse("max_connections");
+    return;
+  }
+  if (!is_allowed(session->client_address())) {
+    ++rejected_total_;
+    session->refuse("not_allowed");
+    return;
+  }
+  ++accepted_total_;
+  session->start();
+}
+
+bool Listener::is_allowed(const sockaddr* client) const {
+  if (config_.allow.empty()) return true;
+  for (const Cidr& range : config_.allow) {
+    if (range.contains(client)) return true;
+  }
+  return false;
+}
+
+}  // namespace sluice

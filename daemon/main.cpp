@@ -1,0 +1,106 @@
+// sluice: parses flags, loads the configuration and hands it to the daemon. Nothing else.
+
+#include <getopt.h>
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "sluice/config.hpp"
+#include "sluice/daemon.hpp"
+
+namespace {
+
+constexpr const char* kDefaultConfigPath = "/etc/sluice/sluice.yaml";
+
+void print_usage(std::FILE* out) {
+  std::fprintf(out,
+               "sluice %s: a layer-4 (TCP) load balancer\n"
+               "\n"
+               "Usage: sluice [--config FILE] [--check] [--log-level LEVEL]\n"
+               "\n"
+               "  -c, --config FILE       YAML configuration (default %s)\n"
+               "      --check             validate the configuration and exit: 0 if valid, else 1\n"
+               "                          with every error printed as FILE:LINE:COL: message\n"
+               "  -l, --log-level LEVEL   override log.level: trace, debug, info, warn, error\n"
+               "  -V, --version           print the version and exit\n"
+               "  -h, --help              print this help and exit\n"
+               "\n"
+               "Signals: SIGTERM/SIGINT stop accepting and drain sessions for drain_timeout;\n"
+               "a second one closes the remaining sessions at once.\n",
+               SLUICE_VERSION, kDefaultConfigPath);
+}
+
+std::optional<spdlog::level::level_enum> parse_level(const std::string& name) {
+  if (name == "trace") return spdlog::level::trace;
+  if (name == "debug") return spdlog::level::debug;
+  if (name == "info") return spdlog::level::info;
+  if (name == "warn") return spdlog::level::warn;
+  if (name == "error") return spdlog::level::err;
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = kDefaultConfigPath;
+  std::optional<std::string> level_flag;
+  bool check_only = false;
+
+  enum { kCheck = 1000 };
+  const option options[] = {
+      {"config", required_argument, nullptr, 'c'},  {"check", no_argument, nullptr, kCheck},
+      {"log-level", required_argument, nullptr, 'l'}, {"version", no_argument, nullptr, 'V'},
+      {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0},
+  };
+  opterr = 0;
+  int opt;
+  while ((opt = getopt_long(argc, argv, ":c:l:Vh", options, nullptr)) != -1) {
+    switch (opt) {
+      case 'c': config_path = optarg; break;
+      case 'l': level_flag = optarg; break;
+      case kCheck: check_only = true; break;
+      case 'V': std::printf("sluice %s\n", SLUICE_VERSION); return 0;
+      case 'h': print_usage(stdout); return 0;
+      case ':':
+        std::fprintf(stderr, "sluice: option '%s' needs a value (see --help)\n", argv[optind - 1]);
+        return 2;
+      default:
+        std::fprintf(stderr, "sluice: unknown option '%s' (see --help)\n", argv[optind - 1]);
+        return 2;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "sluice: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (level_flag && !parse_level(*level_flag)) {
+    std::fprintf(stderr, "sluice: --log-level '%s' is not one of trace, debug, info, warn, error\n",
+                 level_flag->c_str());
+    return 2;
+  }
+
+  sluice::ConfigResult loaded = sluice::load_config(config_path);
+  if (!loaded.config) {
+    for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+    return 1;
+  }
+  if (check_only) {
+    std::printf("%s: configuration ok\n", config_path.c_str());
+    return 0;
+  }
+
+  auto logger = spdlog::stdout_logger_mt("sluice");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(*parse_level(level_flag.value_or(loaded.config->log.level)));
+
+  spdlog::info("sluice {} starting with {}", SLUICE_VERSION, config_path);
+  sluice::Daemon daemon(std::move(*loaded.config));
+  return daemon.run();
+}

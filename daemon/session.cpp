@@ -1,0 +1,334 @@
+#include "sluice/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "sluice/backend.hpp"
+#include "sluice/listener.hpp"
+#include "sluice/service.hpp"
+#include "sluice/sockaddr_text.hpp"
+#include "sluice/worker.hpp"
+
+namespace sluice {
+
+namespace {
+
+Session* owner_of(void* data) { return static_cast<Session*>(data); }
+
+}  // namespace
+
+Session::Session(Listener& listener)
+    : listener_(listener), service_(listener.service()), worker_(listener.worker()) {
+  upstream_.source = stream(client_);
+  upstream_.sink = stream(backend_socket_);
+  downstream_.source = stream(backend_socket_);
+  downstream_.sink = stream(client_);
+  worker_.link(this);
+  listener_.session_opened();
+}
+
+Session::~Session() {
+  for (Pipe* pipe : {&upstream_, &downstream_}) {
+    if (pipe->reading_into != nullptr) worker_.buffers.give_back(pipe->reading_into);
+    while (pipe->waiting_head != nullptr) {
+      Chunk* next = pipe->waiting_head->next;
+      worker_.buffers.give_back(pipe->waiting_head);
+      pipe->waiting_head = next;
+    }
+  }
+  if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("session_end listener={} client={} backend={} reason={} bytes_up={} bytes_down={}",
+               listener_.config().name, sockaddr_to_string(client_address()),
+               served_by_ ? served_by_->config.name : "-", end_reason_ ? end_reason_ : "?", upstream_.bytes_total,
+               downstream_.bytes_total);
+  listener_.session_closed();
+  worker_.unlink(this);
+}
+
+Session* Session::accept(Listener& listener, uv_stream_t* server) {
+  auto* session = new Session(listener);
+  uv_loop_t* loop = session->worker_.loop;
+  uv_tcp_init(loop, &session->client_);
+  session->client_.data = session;
+  session->open_handles_ = 1;
+  uv_timer_init(loop, &session->timer_);
+  session->timer_.data = session;
+  ++session->open_handles_;
+
+  if (int rc = uv_accept(server, stream(session->client_)); rc != 0) {
+    spdlog::warn("accept failed listener={} error={}", listener.config().name, uv_err_name(rc));
+    session->finish("accept_failed");
+    return nullptr;
+  }
+  int length = sizeof session->client_address_;
+  uv_tcp_getpeername(&session->client_, reinterpret_cast<sockaddr*>(&session->client_address_),
+                     &length);
+  uv_tcp_nodelay(&session->client_, 1);
+  return session;
+}
+
+void Session::start() {
+  last_activity_ms_ = uv_now(worker_.loop);
+  // Client bytes are read at once but wait in chunks (bounded by the watermark) until the backend
+  // is connected; reading also tells us at once when the client resets.
+  start_reading(upstream_);
+  connect_next();
+}
+
+void Session::refuse(const char* reason) { finish(reason); }
+
+void Session::abort() { finish("shutdown"); }
+
+// --- connecting -------------------------------------------------------------------------------
+
+void Session::connect_next() {
+  backend_ = service_.dispatch(tried_);
+  if (backend_ == nullptr) {
+    finish(attempts_ == 0 ? "no_backend" : "connect_failed");
+    return;
+  }
+  served_by_ = backend_;
+  ++attempts_;
+  uv_tcp_init(worker_.loop, &backend_socket_);
+  backend_socket_.data = this;
+  backend_open_ = true;
+  ++open_handles_;
+
+  connect_req_.data = this;
+  int rc = uv_tcp_connect(&connect_req_, &backend_socket_,
+                          reinterpret_cast<const sockaddr*>(&backend_->address),
+                          [](uv_connect_t* req, int status) {
+                            if (status == UV_ECANCELED) return;  // we closed it: timeout or end
+                            Session* self = owner_of(req->data);
+                            if (status < 0) {
+                              self->on_connect_failed(uv_err_name(status));
+                            } else {
+                              self->on_connected(status);
+                            }
+                          });
+  if (rc != 0) {
+    on_connect_failed(uv_err_name(rc));
+    return;
+  }
+  uv_timer_start(&timer_, [](uv_timer_t* timer) { owner_of(timer->data)->on_timer(); },
+                 static_cast<std::uint64_t>(service_.config().connect_timeout.count()), 0);
+}
+
+void Session::on_connect_failed(const char* error) {
+  uv_timer_stop(&timer_);
+  ++backend_->connect_failures_total;
+  spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service_.name(),
+               backend_->config.name, backend_->address_text, error, attempts_);
+  if (tried_.empty()) tried_.assign(service_.backends().size(), false);
+  tried_[backend_->index] = true;
+  // The next try needs the socket handle back, which libuv returns only in the close callback.
+  retry_after_close_ = attempts_ <= service_.config().retries;
+  close_handle(reinterpret_cast<uv_handle_t*>(&backend_socket_), false);
+  if (!retry_after_close_) finish("connect_failed");
+}
+
+void Session::on_connected(int) {
+  uv_timer_stop(&timer_);
+  phase_ = Phase::splicing;
+  uv_tcp_nodelay(&backend_socket_, 1);
+
+  Chunk* chunk = upstream_.waiting_head;
+  upstream_.waiting_head = upstream_.waiting_tail = nullptr;
+  while (chunk != nullptr && phase_ == Phase::splicing) {
+    Chunk* next = chunk->next;
+    chunk->next = nullptr;
+    write(upstream_, chunk);
+    chunk = next;
+  }
+  while (chunk != nullptr) {  // a write failed and closed the session: drop the rest
+    Chunk* next = chunk->next;
+    worker_.buffers.give_back(chunk);
+    chunk = next;
+  }
+  if (phase_ != Phase::splicing) return;
+
+  if (upstream_.eof) {
+    pass_on_eof(upstream_);
+  } else if (!upstream_.reading && upstream_.unsent_bytes <= kLowWatermarkBytes) {
+    start_reading(upstream_);
+  }
+  start_reading(downstream_);
+  last_activity_ms_ = uv_now(worker_.loop);
+  uv_timer_start(&timer_, [](uv_timer_t* timer) { owner_of(timer->data)->on_timer(); },
+                 static_cast<std::uint64_t>(listener_.config().idle_timeout.count()), 0);
+}
+
+// --- splicing ---------------------------------------------------------------------------------
+
+void Session::start_reading(Pipe& pipe) {
+  if (pipe.reading || pipe.eof || phase_ == Phase::closing) return;
+  pipe.reading = true;
+  uv_read_start(
+      pipe.source,
+      [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+        Session* self = owner_of(handle->data);
+        Pipe& pipe = self->pipe_from(reinterpret_cast<uv_stream_t*>(handle));
+        pipe.reading_into = self->worker_.buffers.take();
+        *buf = uv_buf_init(pipe.reading_into->data, Chunk::kCapacity);
+      },
+      [](uv_stream_t* source, ssize_t nread, const uv_buf_t*) {
+        Session* self = owner_of(source->data);
+        self->on_read(self->pipe_from(source), nread);
+      });
+}
+
+void Session::stop_reading(Pipe& pipe) {
+  if (!pipe.reading || phase_ == Phase::closing) return;
+  pipe.reading = false;
+  uv_read_stop(pipe.source);
+}
+
+void Session::on_read(Pipe& pipe, ssize_t nread) {
+  Chunk* chunk = pipe.reading_into;
+  pipe.reading_into = nullptr;
+  if (nread > 0) {
+    chunk->length = static_cast<std::size_t>(nread);
+    pipe.bytes_total += chunk->length;
+    pipe.unsent_bytes += chunk->length;
+    last_activity_ms_ = uv_now(worker_.loop);
+    if (phase_ == Phase::splicing) {
+      write(pipe, chunk);
+    } else {
+      (pipe.waiting_tail != nullptr ? pipe.waiting_tail->next : pipe.waiting_head) = chunk;
+      pipe.waiting_tail = chunk;
+    }
+    if (pipe.unsent_bytes > kHighWatermarkBytes) stop_reading(pipe);
+    return;
+  }
+  if (chunk != nullptr) worker_.buffers.give_back(chunk);
+  if (nread == 0) return;  // nothing this time (EAGAIN)
+  if (nread == UV_EOF) {
+    pipe.eof = true;
+    pipe.reading = false;  // libuv stops reading at EOF by itself
+    if (end_reason_ == nullptr) end_reason_ = &pipe == &upstream_ ? "client_close" : "backend_close";
+    if (phase_ == Phase::splicing) pass_on_eof(pipe);
+    return;
+  }
+  // The source failed (ECONNRESET and the like): pass it on to the other side as a reset.
+  finish("reset", &pipe == &upstream_ ? &backend_socket_ : &client_);
+}
+
+void Session::write(Pipe& pipe, Chunk* chunk) {
+  uv_buf_t buf = uv_buf_init(chunk->data, static_cast<unsigned>(chunk->length));
+  if (uv_stream_get_write_queue_size(pipe.sink) == 0) {
+    // Nothing queued: most writes complete here, without a request or a callback.
+    int written = uv_try_write(pipe.sink, &buf, 1);
+    if (written == static_cast<int>(chunk->length)) {
+      pipe.unsent_bytes -= chunk->length;
+      worker_.buffers.give_back(chunk);
+      return;
+    }
+    if (written > 0) {
+      pipe.unsent_bytes -= static_cast<std::size_t>(written);
+      chunk->length -= static_cast<std::size_t>(written);
+      buf = uv_buf_init(chunk->data + written, static_cast<unsigned>(chunk->length));
+    } else if (written != UV_EAGAIN) {
+      on_written(pipe, chunk, written);
+      return;
+    }
+  }
+  chunk->write_req.data = this;
+  int rc = uv_write(&chunk->write_req, pipe.sink, &buf, 1, [](uv_write_t* req, int status) {
+    Session* self = owner_of(req->data);
+    Chunk* written = reinterpret_cast<Chunk*>(reinterpret_cast<char*>(req) - offsetof(Chunk, write_req));
+    self->on_written(req->handle == self->upstream_.sink ? self->upstream_ : self->downstream_,
+                     written, status);
+  });
+  if (rc != 0) on_written(pipe, chunk, rc);
+}
+
+void Session::on_written(Pipe& pipe, Chunk* chunk, int status) {
+  pipe.unsent_bytes -= chunk->length;
+  worker_.buffers.give_back(chunk);
+  if (status == UV_ECANCELED) return;  // the session is closing
+  if (status < 0) {
+    // The sink's peer is gone: tell the source's peer with a reset rather than a clean close.
+    finish("reset", &pipe == &upstream_ ? &client_ : &backend_socket_);
+    return;
+  }
+  if (!pipe.reading && phase_ == Phase::splicing && pipe.unsent_bytes <= kLowWatermarkBytes) {
+    start_reading(pipe);
+  }
+}
+
+void Session::pass_on_eof(Pipe& pipe) {
+  if (pipe.shutdown_started) return;
+  pipe.shutdown_started = true;
+  pipe.shutdown_req.data = this;
+  // uv_shutdown waits for the pending writes, so the FIN follows the last byte.
+  int rc = uv_shutdown(&pipe.shutdown_req, pipe.sink, [](uv_shutdown_t* req, int status) {
+    Session* self = owner_of(req->data);
+    self->on_shutdown(req == &self->upstream_.shutdown_req ? self->upstream_ : self->downstream_,
+                      status);
+  });
+  if (rc != 0) on_shutdown(pipe, rc);
+}
+
+void Session::on_shutdown(Pipe& pipe, int status) {
+  if (status == UV_ECANCELED) return;
+  if (status < 0) {
+    finish("reset", &pipe == &upstream_ ? &client_ : &backend_socket_);
+    return;
+  }
+  pipe.done = true;
+  if (upstream_.done && downstream_.done) finish(end_reason_);
+}
+
+void Session::on_timer() {
+  if (phase_ == Phase::connecting) {
+    on_connect_failed("timeout");
+    return;
+  }
+  if (phase_ != Phase::splicing) return;
+  // Activity only stamps a time; the timer is re-armed here, not on every read.
+  const std::uint64_t idle_ms = static_cast<std::uint64_t>(listener_.config().idle_timeout.count());
+  const std::uint64_t quiet_ms = uv_now(worker_.loop) - last_activity_ms_;
+  if (quiet_ms >= idle_ms) {
+    finish("idle_timeout");
+    return;
+  }
+  uv_timer_start(&timer_, [](uv_timer_t* timer) { owner_of(timer->data)->on_timer(); },
+                 idle_ms - quiet_ms, 0);
+}
+
+// --- teardown ---------------------------------------------------------------------------------
+
+void Session::finish(const char* reason, uv_tcp_t* reset_socket) {
+  if (phase_ == Phase::closing) return;
+  phase_ = Phase::closing;
+  end_reason_ = reason;
+  close_handle(reinterpret_cast<uv_handle_t*>(&timer_), false);
+  close_handle(reinterpret_cast<uv_handle_t*>(&client_), reset_socket == &client_);
+  if (backend_open_) {
+    close_handle(reinterpret_cast<uv_handle_t*>(&backend_socket_), reset_socket == &backend_socket_);
+  }
+}
+
+void Session::close_handle(uv_handle_t* handle, bool reset) {
+  if (uv_is_closing(handle)) return;
+  auto on_closed = [](uv_handle_t* closed) { owner_of(closed->data)->on_handle_closed(closed); };
+  // A reset needs a socket and no shutdown in progress; otherwise fall back to a plain close.
+  if (reset && uv_tcp_close_reset(reinterpret_cast<uv_tcp_t*>(handle), on_closed) == 0) return;
+  uv_close(handle, on_closed);
+}
+
+void Session::on_handle_closed(uv_handle_t* handle) {
+  --open_handles_;
+  if (handle == reinterpret_cast<uv_handle_t*>(&backend_socket_)) {
+    backend_open_ = false;
+    // The slot is held until the backend socket is closed: that is the backend's real occupancy.
+    service_.release(*backend_);
+    backend_ = nullptr;
+    if (retry_after_close_ && phase_ != Phase::closing) {
+      retry_after_close_ = false;
+      connect_next();
+      return;
+    }
+  }
+  if (open_handles_ == 0) delete this;
+}
+
+}  // namespace sluice

@@ -1,0 +1,77 @@
+#pragma once
+// The YAML configuration: schema, defaults and validation. Knows nothing of libuv or sockets.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/cidr.hpp"
+#include "sluice/duration.hpp"
+#include "sluice/endpoint.hpp"
+
+namespace sluice {
+
+enum class PolicyKind { round_robin, least_connections };
+
+struct BackendConfig {
+  std::string name;
+  Endpoint address;
+  std::string node;              // the Kubernetes node this backend is pinned to ("" if unset)
+  std::uint32_t weight = 1;      // 1..1000
+};
+
+struct ServiceConfig {
+  std::string name;
+  PolicyKind policy = PolicyKind::round_robin;
+  Millis connect_timeout{2000};
+  std::uint32_t retries = 2;     // further backends tried after a failed connect
+  std::vector<BackendConfig> backends;
+};
+
+struct ListenerConfig {
+  std::string name;
+  Endpoint bind;
+  std::string service;                 // name of a ServiceConfig
+  std::uint32_t max_connections = 10000;  // concurrent clients; more are refused
+  std::vector<Cidr> allow;             // empty means everyone
+  Millis idle_timeout{300000};         // no byte either way for this long closes the session
+  std::uint32_t backlog = 511;
+};
+
+struct LogConfig {
+  std::string level = "info";    // trace | debug | info | warn | error
+};
+
+struct Config {
+  Millis drain_timeout{25000};   // on SIGTERM: sessions get this long to finish
+  LogConfig log;
+  std::vector<ListenerConfig> listeners;
+  std::vector<ServiceConfig> services;
+
+  const ServiceConfig* find_service(std::string_view name) const;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error is not tied to a place in the file
+  int column = 0;  // 1-based
+  std::string message;
+
+  /// "FILE:LINE:COL: message" (or "FILE: message" without a place).
+  std::string to_string() const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;    // set only when errors is empty
+  std::vector<ConfigError> errors; // every error found, in file order
+};
+
+/// Parses and validates YAML text; `file_name` is used in error messages only.
+ConfigResult parse_config(std::string_view yaml_text, const std::string& file_name);
+
+/// Reads `path` and parses it; an unreadable file is one error naming the path and the reason.
+ConfigResult load_config(const std::string& path);
+
+}  // namespace sluice

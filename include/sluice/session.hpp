@@ -1,0 +1,114 @@
+#pragma once
+// One proxied connection: the client socket, the backend socket, and the bytes between them.
+// Reads from one side are written to the other; when a side's unsent bytes pass the high
+// watermark its source stops reading until they drain below the low watermark. EOF becomes a
+// shutdown after pending writes; a reset is passed on as a reset. Knows nothing of YAML or
+// how the backend was chosen beyond asking its Service.
+
+#include <cstdint>
+#include <vector>
+
+#include <netinet/in.h>
+#include <uv.h>
+
+#include "sluice/buffer_pool.hpp"
+
+namespace sluice {
+
+class Listener;
+class Service;
+struct Backend;
+struct Worker;
+
+class Session {
+ public:
+  static constexpr std::size_t kHighWatermarkBytes = 256 * 1024;  // stop reading the source above
+  static constexpr std::size_t kLowWatermarkBytes = 64 * 1024;    // resume reading at or below
+
+  /// Accepts a pending connection from `server`. Returns nullptr (having closed what it opened)
+  /// if accept fails. The session owns itself from here on and frees itself once closed.
+  static Session* accept(Listener& listener, uv_stream_t* server);
+
+  /// The client's address (AF_INET or AF_INET6).
+  const sockaddr* client_address() const { return reinterpret_cast<const sockaddr*>(&client_address_); }
+
+  /// Dispatches to a backend and starts proxying.
+  void start();
+
+  /// Closes an accepted client that the listener does not admit.
+  void refuse(const char* reason);
+
+  /// Ends the session now (drain timeout, shutdown): both sockets are closed.
+  void abort();
+
+  Session* prev_in_worker = nullptr;  // Worker's intrusive list
+  Session* next_in_worker = nullptr;
+
+ private:
+  enum class Phase { connecting, splicing, closing };
+
+  // One direction of the session: bytes read from `source` are written to `sink`.
+  struct Pipe {
+    uv_stream_t* source = nullptr;
+    uv_stream_t* sink = nullptr;
+    Chunk* reading_into = nullptr;  // chunk handed to libuv by the alloc callback
+    Chunk* waiting_head = nullptr;  // read before the sink was connected, not yet written
+    Chunk* waiting_tail = nullptr;
+    std::size_t unsent_bytes = 0;   // read but not yet acknowledged by the sink's writes
+    std::uint64_t bytes_total = 0;  // moved through this pipe
+    bool reading = false;
+    bool eof = false;               // the source sent FIN
+    bool shutdown_started = false;  // FIN passed on to the sink (after pending writes)
+    bool done = false;              // the shutdown completed
+    uv_shutdown_t shutdown_req;
+  };
+
+  Session(Listener& listener);
+  ~Session();
+
+  void connect_next();
+  void on_connected(int status);
+  void on_connect_failed(const char* error);
+  void begin_splicing();
+
+  void start_reading(Pipe& pipe);
+  void stop_reading(Pipe& pipe);
+  void on_read(Pipe& pipe, ssize_t nread);
+  void write(Pipe& pipe, Chunk* chunk);
+  void on_written(Pipe& pipe, Chunk* chunk, int status);
+  void pass_on_eof(Pipe& pipe);
+  void on_shutdown(Pipe& pipe, int status);
+  void on_timer();
+
+  /// Closes both sockets; with `reset_peer_of` set, that socket is closed with a RST.
+  void finish(const char* reason, uv_tcp_t* reset_socket = nullptr);
+  void close_handle(uv_handle_t* handle, bool reset);
+  void on_handle_closed(uv_handle_t* handle);
+
+  Pipe& pipe_from(uv_stream_t* source) { return source == stream(client_) ? upstream_ : downstream_; }
+  static uv_stream_t* stream(uv_tcp_t& tcp) { return reinterpret_cast<uv_stream_t*>(&tcp); }
+
+  Listener& listener_;
+  Service& service_;
+  Worker& worker_;
+  Phase phase_ = Phase::connecting;
+  Backend* backend_ = nullptr;
+  std::vector<bool> tried_;       // backends that failed to connect for this session (lazy)
+  std::uint32_t attempts_ = 0;    // connects started
+  bool backend_open_ = false;     // backend_ handle initialised and not yet closed
+  bool retry_after_close_ = false;
+  int open_handles_ = 0;
+  std::uint64_t last_activity_ms_ = 0;  // loop time of the last byte in either direction
+  const char* end_reason_ = nullptr;   // first EOF, or what ended the session
+  const Backend* served_by_ = nullptr; // the last backend tried, for the session's log line
+
+  sockaddr_in6 client_address_{};  // large enough for IPv4 too
+  uv_tcp_t client_;
+  uv_tcp_t backend_socket_;
+  uv_timer_t timer_;              // connect timeout, then idle timeout
+  uv_connect_t connect_req_;
+  Pipe upstream_;                 // client -> backend
+  Pipe downstream_;               // backend -> client
+};
+
+}  // namespace sluice

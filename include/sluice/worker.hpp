@@ -1,0 +1,33 @@
+#pragma once
+// Per-loop state: everything a session needs that is shared by the sessions of one event loop.
+// Nothing here is locked: one loop, one thread.
+
+#include <cstddef>
+#include <functional>
+
+#include <uv.h>
+
+#include "sluice/buffer_pool.hpp"
+
+namespace sluice {
+
+class Session;
+
+struct Worker {
+  explicit Worker(uv_loop_t* event_loop) : loop(event_loop) {}
+
+  uv_loop_t* loop;
+  BufferPool buffers;
+
+  Session* sessions = nullptr;   // intrusive list of live sessions
+  std::size_t session_count = 0;
+  std::function<void()> on_last_session_closed;  // set while draining
+
+  void link(Session* session);
+  void unlink(Session* session);
+
+  /// Ends every live session at once (drain timeout, fast shutdown).
+  void abort_all_sessions();
+};
+
+}  // namespace sluice
