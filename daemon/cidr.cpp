@@ -84,8 +84,8 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
   Cidr cidr;
   cidr.family = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
   if (inet_pton(cidr.family, address.c_str(), cidr.bytes.data()) != 1) {
-    return fail(why, "'" + address + "' is not a valid " + (cidr.family == AF_INET6 ? "IPv6" : "IPv4") +
-                         " address");
+    return fail(
+        why, "'" + address + "' is not a valid " + (cidr.family == AF_INET6 ? "IPv6" : "IPv4") + " address");
   }
   int address_bits = cidr.family == AF_INET6 ? 128 : 32;
   std::string range = "0.." + std::to_string(address_bits);
@@ -93,8 +93,8 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
   cidr.prefix_bits = address_bits;
   if (slash != std::string_view::npos) {
     std::string_view prefix = text.substr(slash + 1);
-    bool all_digits = !prefix.empty() && std::all_of(prefix.begin(), prefix.end(),
-                                                     [](char c) { return c >= '0' && c <= '9'; });
+    bool all_digits = !prefix.empty() &&
+                      std::all_of(prefix.begin(), prefix.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!all_digits) {
       return fail(why, "prefix length '" + std::string(prefix) + "' is not a number " + range);
     }
@@ -108,7 +108,8 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
 
   // "10.0.0.1/8" is almost always a typo for a host or for 10.0.0.0/8; refuse to guess which.
   if (clear_host_bits(cidr.bytes, address_bits, cidr.prefix_bits)) {
-    return fail(why, "'" + std::string(text) + "' has host bits set; did you mean '" + cidr.to_string() + "'?");
+    return fail(why,
+                "'" + std::string(text) + "' has host bits set; did you mean '" + cidr.to_string() + "'?");
   }
   return cidr;
 }

@@ -275,7 +275,8 @@ class KeyReader {
   void finish() {
     for (auto entry = entries_.begin(); entry != entries_.end(); ++entry) {
       if (!entry->key.IsScalar()) {
-        diag_.error(entry->key.Mark(), "keys in " + context_ + " must be strings, got " + describe(entry->key));
+        diag_.error(entry->key.Mark(),
+                    "keys in " + context_ + " must be strings, got " + describe(entry->key));
         continue;
       }
       const std::string& key = entry->key.Scalar();
@@ -296,7 +297,7 @@ class KeyReader {
   YAML::Node map_;
   std::string context_;
   Diagnostics& diag_;
-  std::vector<Entry> entries_;      // in file order, repeats included (yaml-cpp keeps them)
+  std::vector<Entry> entries_;       // in file order, repeats included (yaml-cpp keeps them)
   std::vector<std::string> schema_;  // every key looked up, in lookup order
 };
 
@@ -347,12 +348,16 @@ class ConfigParser {
     const auto listeners = keys.read_list("listeners", Need::required);
     for (std::size_t i = 0; i < listeners.size(); ++i) {
       std::string context = "listener #" + std::to_string(i + 1);
-      if (expect_map(listeners[i], context, diag_)) config.listeners.push_back(parse_listener(listeners[i], context));
+      if (expect_map(listeners[i], context, diag_)) {
+        config.listeners.push_back(parse_listener(listeners[i], context));
+      }
     }
     const auto services = keys.read_list("services", Need::required);
     for (std::size_t i = 0; i < services.size(); ++i) {
       std::string context = "service #" + std::to_string(i + 1);
-      if (expect_map(services[i], context, diag_)) config.services.push_back(parse_service(services[i], context));
+      if (expect_map(services[i], context, diag_)) {
+        config.services.push_back(parse_service(services[i], context));
+      }
     }
     keys.finish();
     check_service_references();
@@ -371,7 +376,10 @@ class ConfigParser {
     LogConfig log;
     KeyReader keys(map, "log", diag_);
     keys.read("level", log.level,
-              one_of<std::string>({{"trace", "trace"}, {"debug", "debug"}, {"info", "info"}, {"warn", "warn"},
+              one_of<std::string>({{"trace", "trace"},
+                                   {"debug", "debug"},
+                                   {"info", "info"},
+                                   {"warn", "warn"},
                                    {"error", "error"}}));
     keys.finish();
     return log;
@@ -421,7 +429,8 @@ class ConfigParser {
     for (std::size_t i = 0; i < backends.size(); ++i) {
       std::string backend_context = "backend #" + std::to_string(i + 1) + " in " + keys.context();
       if (expect_map(backends[i], backend_context, diag_)) {
-        service.backends.push_back(parse_backend(backends[i], backend_context, keys.context(), backend_names));
+        service.backends.push_back(
+            parse_backend(backends[i], backend_context, keys.context(), backend_names));
       }
     }
     keys.finish();
@@ -483,7 +492,8 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
 }  // namespace
 
 const ServiceConfig* Config::find_service(std::string_view name) const {
-  auto it = std::find_if(services.begin(), services.end(), [&](const ServiceConfig& s) { return s.name == name; });
+  auto it =
+      std::find_if(services.begin(), services.end(), [&](const ServiceConfig& s) { return s.name == name; });
   return it != services.end() ? &*it : nullptr;
 }
 

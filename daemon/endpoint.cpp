@@ -29,8 +29,8 @@ bool is_valid_ipv6(const std::string& host) {
 }
 
 bool is_dns_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_' || c == '.';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+         c == '.';
 }
 
 bool parse_port(std::string_view text, std::uint16_t& port, std::string* why) {
@@ -98,7 +98,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string* why) 
       return std::nullopt;
     }
     std::string_view after = text.substr(close + 1);
-    if (after.empty()) {
+    if (after.empty() || after == ":") {
       set_why(why, "missing port (expected [host]:port)");
       return std::nullopt;
     }

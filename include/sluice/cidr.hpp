@@ -12,7 +12,7 @@ struct sockaddr;
 namespace sluice {
 
 struct Cidr {
-  int family = 0;                       // AF_INET or AF_INET6
+  int family = 0;                        // AF_INET or AF_INET6
   std::array<std::uint8_t, 16> bytes{};  // network address, network byte order (4 used for IPv4)
   int prefix_bits = 0;                   // 0..32 or 0..128
 

@@ -46,7 +46,7 @@ class Fd {
 
 /// An IP literal and a port. Tests only ever use 127.0.0.1 and ::1.
 struct Address {
-  std::string host;        // IP literal, IPv6 without brackets
+  std::string host{};      // IP literal, IPv6 without brackets
   std::uint16_t port = 0;
 
   int family() const;                 // AF_INET or AF_INET6

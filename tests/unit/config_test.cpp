@@ -1,12 +1,11 @@
 // The config contract (DESIGN.md §3): schema, defaults, and every error with its exact place.
 
-#include <arpa/inet.h>
+#include "sluice/config.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
-
-#include "sluice/config.hpp"
 
 using sluice::Config;
 using sluice::ConfigResult;
@@ -30,7 +29,7 @@ std::string lines(const std::vector<std::string>& errors) {
 }
 
 struct BrokenConfig {
-  const char* what;
+  std::string what;
   std::string yaml;
   std::vector<std::string> errors;
 };
@@ -50,22 +49,31 @@ services:
 const std::vector<BrokenConfig> broken_configs = {
     {"empty file", "", {"t.yaml: config is empty"}},
     {"only comments", "# nothing here\n", {"t.yaml: config is empty"}},
-    {"YAML syntax error: unclosed flow list", "listeners: [\n", {"t.yaml:2:1: YAML syntax error: end of sequence flow not found"}},
-    {"YAML syntax error: bad indentation", "drain_timeout: 1s\n log: {}\n",
+    {"YAML syntax error: unclosed flow list",
+     "listeners: [\n",
+     {"t.yaml:2:1: YAML syntax error: end of sequence flow not found"}},
+    {"YAML syntax error: bad indentation",
+     "drain_timeout: 1s\n log: {}\n",
      {"t.yaml:2:5: YAML syntax error: illegal map value"}},
-    {"two YAML documents", std::string(minimal) + "---\ndrain_timeout: 1s\n",
+    {"two YAML documents",
+     std::string(minimal) + "---\ndrain_timeout: 1s\n",
      {"t.yaml:11:1: only one YAML document is allowed; remove the second '---'"}},
     {"top level is a list", "- name: web\n", {"t.yaml:1:1: top level: expected a map, got a list"}},
-    {"top level misses listeners and services", "drain_timeout: 1s\n",
+    {"top level misses listeners and services",
+     "drain_timeout: 1s\n",
      {"t.yaml:1:1: top level: missing required key 'listeners'",
       "t.yaml:1:1: top level: missing required key 'services'"}},
-    {"unknown top-level key with a hint", std::string(minimal) + "drain_timout: 5s\n",
+    {"unknown top-level key with a hint",
+     std::string(minimal) + "drain_timout: 5s\n",
      {"t.yaml:10:1: unknown key 'drain_timout' in top level; did you mean 'drain_timeout'?"}},
-    {"unknown top-level key without a hint", std::string(minimal) + "workers: 2\n",
+    {"unknown top-level key without a hint",
+     std::string(minimal) + "workers: 2\n",
      {"t.yaml:10:1: unknown key 'workers' in top level"}},
-    {"unknown key in log", std::string(minimal) + "log:\n  level: info\n  format: json\n",
+    {"unknown key in log",
+     std::string(minimal) + "log:\n  level: info\n  format: json\n",
      {"t.yaml:12:3: unknown key 'format' in log"}},
-    {"unknown key in listener with a hint", R"(listeners:
+    {"unknown key in listener with a hint",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -77,7 +85,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:5: unknown key 'max_conections' in listener 'web'; did you mean 'max_connections'?"}},
-    {"unknown key in service, swapped letters", R"(listeners:
+    {"unknown key in service, swapped letters",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -89,9 +98,11 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:7:5: unknown key 'polciy' in service 'web'; did you mean 'policy'?"}},
-    {"unknown key in backend", std::string(minimal) + "        max_connections: 8\n",
+    {"unknown key in backend",
+     std::string(minimal) + "        max_connections: 8\n",
      {"t.yaml:10:9: unknown key 'max_connections' in backend 'a' in service 'web'"}},
-    {"duplicate YAML key", R"(listeners:
+    {"duplicate YAML key",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -103,9 +114,11 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:5: duplicate key 'bind' in listener 'web' (first at line 3)"}},
-    {"bad drain_timeout: fraction", std::string(minimal) + "drain_timeout: 2.5s\n",
+    {"bad drain_timeout: fraction",
+     std::string(minimal) + "drain_timeout: 2.5s\n",
      {"t.yaml:10:16: drain_timeout: expected a duration such as 250ms, 2s, 1m or 1h, got '2.5s'"}},
-    {"bad connect_timeout: no unit", R"(listeners:
+    {"bad connect_timeout: no unit",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -117,7 +130,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:7:22: connect_timeout: expected a duration such as 250ms, 2s, 1m or 1h, got '2'"}},
-    {"idle_timeout of zero", R"(listeners:
+    {"idle_timeout of zero",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -129,7 +143,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:19: idle_timeout: must be greater than 0, got '0s'"}},
-    {"empty value points at its key", R"(listeners:
+    {"empty value points at its key",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -141,10 +156,14 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:5: idle_timeout: expected a duration such as 250ms, 2s, 1m or 1h, got an empty value"}},
-    {"bad log level", std::string(minimal) + "log: {level: verbose}\n",
+    {"bad log level",
+     std::string(minimal) + "log: {level: verbose}\n",
      {"t.yaml:10:14: level: expected one of trace, debug, info, warn, error, got 'verbose'"}},
-    {"log is not a map", std::string(minimal) + "log: debug\n", {"t.yaml:10:6: log: expected a map, got 'debug'"}},
-    {"policy typo with a hint", R"(listeners:
+    {"log is not a map",
+     std::string(minimal) + "log: debug\n",
+     {"t.yaml:10:6: log: expected a map, got 'debug'"}},
+    {"policy typo with a hint",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -157,7 +176,8 @@ services:
 )",
      {"t.yaml:7:13: policy: expected one of round_robin, least_connections, got 'least_connection'; "
       "did you mean 'least_connections'?"}},
-    {"retries not a number", R"(listeners:
+    {"retries not a number",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -169,7 +189,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:7:14: retries: expected a non-negative integer, got 'abc'"}},
-    {"retries negative", R"(listeners:
+    {"retries negative",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -181,7 +202,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:7:14: retries: expected a non-negative integer, got '-1'"}},
-    {"retries out of range", R"(listeners:
+    {"retries out of range",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -193,13 +215,16 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:7:14: retries: 101 is out of range 0..100"}},
-    {"weight zero and too large", std::string(minimal) + R"(        weight: 0
+    {"weight zero and too large",
+     std::string(minimal) + R"(        weight: 0
       - name: b
         address: 127.0.0.1:9001
         weight: 1001
 )",
-     {"t.yaml:10:17: weight: 0 is out of range 1..1000", "t.yaml:13:17: weight: 1001 is out of range 1..1000"}},
-    {"backlog too large", R"(listeners:
+     {"t.yaml:10:17: weight: 0 is out of range 1..1000",
+      "t.yaml:13:17: weight: 1001 is out of range 1..1000"}},
+    {"backlog too large",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -211,7 +236,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:14: backlog: 70000 is out of range 1..65535"}},
-    {"max_connections zero", R"(listeners:
+    {"max_connections zero",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -223,7 +249,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:22: max_connections: 0 is out of range 1..4294967295"}},
-    {"max_connections beyond 64 bits", R"(listeners:
+    {"max_connections beyond 64 bits",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -235,7 +262,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:22: max_connections: 99999999999999999999 is out of range 1..4294967295"}},
-    {"map where an integer is expected", R"(listeners:
+    {"map where an integer is expected",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -247,7 +275,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:22: max_connections: expected a non-negative integer, got a map"}},
-    {"list where a string is expected", R"(listeners:
+    {"list where a string is expected",
+     R"(listeners:
   - name: [web]
     bind: 127.0.0.1:8080
     service: web
@@ -257,8 +286,9 @@ services:
       - name: a
         address: 127.0.0.1:9000
 )",
-     {"t.yaml:1:5: listener #1: missing required key 'name'", "t.yaml:2:11: name: expected a string, got a list"}},
-    {"listener name with a space", R"(listeners:
+     {"t.yaml:2:11: name: expected a string, got a list"}},
+    {"listener name with a space",
+     R"(listeners:
   - name: my web
     bind: 127.0.0.1:8080
     service: web
@@ -269,7 +299,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:2:11: name: 'my web' may only contain letters, digits, '_', '.' and '-'"}},
-    {"bind port out of range", R"(listeners:
+    {"bind port out of range",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:70000
     service: web
@@ -280,7 +311,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:3:11: bind: port 70000 is out of range 0..65535"}},
-    {"bind IPv6 without brackets", R"(listeners:
+    {"bind IPv6 without brackets",
+     R"(listeners:
   - name: web
     bind: "::1:8080"
     service: web
@@ -291,7 +323,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:3:11: bind: IPv6 address must be in brackets, e.g. [::1]:8080"}},
-    {"bind without port", R"(listeners:
+    {"bind without port",
+     R"(listeners:
   - name: web
     bind: 8080
     service: web
@@ -302,7 +335,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:3:11: bind: missing port (expected host:port)"}},
-    {"bind to an impossible IPv4 address", R"(listeners:
+    {"bind to an impossible IPv4 address",
+     R"(listeners:
   - name: web
     bind: 300.1.1.1:80
     service: web
@@ -313,7 +347,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:3:11: bind: '300.1.1.1' is not a valid IPv4 address"}},
-    {"backend address with port 0", R"(listeners:
+    {"backend address with port 0",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -324,7 +359,8 @@ services:
         address: 127.0.0.1:0
 )",
      {"t.yaml:9:18: address: port 0 is not allowed here; use 1..65535"}},
-    {"backend address with a bad host name", R"(listeners:
+    {"backend address with a bad host name",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -334,8 +370,10 @@ services:
       - name: a
         address: web/node:80
 )",
-     {"t.yaml:9:18: address: host name 'web/node' contains '/'; only letters, digits, '-', '_' and '.' are allowed"}},
-    {"backend address with a bad IPv6 literal", R"(listeners:
+     {"t.yaml:9:18: address: host name 'web/node' contains '/'; only letters, digits, '-', '_' and '.' are "
+      "allowed"}},
+    {"backend address with a bad IPv6 literal",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -346,7 +384,8 @@ services:
         address: "[::g]:80"
 )",
      {"t.yaml:9:18: address: '::g' is not a valid IPv6 address"}},
-    {"allow: host bits set, prefix too long, not an address", R"(listeners:
+    {"allow: host bits set, prefix too long, not an address",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -363,7 +402,8 @@ services:
      {"t.yaml:6:9: allow: '10.0.0.1/8' has host bits set; did you mean '10.0.0.0/8'?",
       "t.yaml:7:9: allow: prefix length 33 is out of range 0..32",
       "t.yaml:8:9: allow: 'banana' is not a valid IPv4 address"}},
-    {"allow is not a list", R"(listeners:
+    {"allow is not a list",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -375,7 +415,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:12: allow: expected a list, got '10.0.0.0/8'"}},
-    {"unknown service with a hint", R"(listeners:
+    {"unknown service with a hint",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: wbe
@@ -386,7 +427,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:4:14: listener 'web' refers to unknown service 'wbe'; did you mean 'web'?"}},
-    {"unknown service without a hint", R"(listeners:
+    {"unknown service without a hint",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: checkout
@@ -397,7 +439,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:4:14: listener 'web' refers to unknown service 'checkout'"}},
-    {"duplicate listener name", R"(listeners:
+    {"duplicate listener name",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -411,15 +454,18 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:11: duplicate listener name 'web' (first defined at line 2)"}},
-    {"duplicate service name", std::string(minimal) + R"(  - name: web
+    {"duplicate service name",
+     std::string(minimal) + R"(  - name: web
     backends:
       - name: b
         address: 127.0.0.1:9001
 )",
      {"t.yaml:10:11: duplicate service name 'web' (first defined at line 6)"}},
-    {"duplicate backend name", std::string(minimal) + "      - name: a\n        address: 127.0.0.1:9001\n",
+    {"duplicate backend name",
+     std::string(minimal) + "      - name: a\n        address: 127.0.0.1:9001\n",
      {"t.yaml:10:15: duplicate backend name 'a' (first defined at line 8)"}},
-    {"missing backends", R"(listeners:
+    {"missing backends",
+     R"(listeners:
   - name: web
     bind: 127.0.0.1:8080
     service: web
@@ -428,7 +474,8 @@ services:
     retries: 1
 )",
      {"t.yaml:6:5: service 'web': missing required key 'backends'"}},
-    {"missing names and addresses", R"(listeners:
+    {"missing names and addresses",
+     R"(listeners:
   - bind: 127.0.0.1:8080
     service: web
 services:
@@ -439,11 +486,14 @@ services:
      {"t.yaml:2:5: listener #1: missing required key 'name'",
       "t.yaml:7:9: backend #1 in service 'web': missing required key 'name'",
       "t.yaml:7:9: backend #1 in service 'web': missing required key 'address'"}},
-    {"empty and wrongly typed lists", R"(listeners: []
+    {"empty and wrongly typed lists",
+     R"(listeners: []
 services: {name: web}
 )",
-     {"t.yaml:1:12: listeners: must have at least one item", "t.yaml:2:11: services: expected a list, got a map"}},
-    {"list item that is not a map", R"(listeners:
+     {"t.yaml:1:12: listeners: must have at least one item",
+      "t.yaml:2:11: services: expected a list, got a map"}},
+    {"list item that is not a map",
+     R"(listeners:
   - web
 services:
   - name: web
@@ -452,7 +502,8 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:2:5: listener #1: expected a map, got 'web'"}},
-    {"many errors, reported together in file order", R"(services:
+    {"many errors, reported together in file order",
+     R"(services:
   - name: web
     retries: lots
     backends:
@@ -583,12 +634,14 @@ TEST_CASE("load_config names the file in every error") {
     CHECK_FALSE(result.config.has_value());
     REQUIRE(result.errors.size() == 1);
     CHECK(result.errors[0].line == 0);
-    CHECK(result.errors[0].to_string() == "/nonexistent/sluice.yaml: cannot read config: No such file or directory");
+    CHECK(result.errors[0].to_string() ==
+          "/nonexistent/sluice.yaml: cannot read config: No such file or directory");
   }
   SUBCASE("a directory cannot be read either") {
     ConfigResult result = sluice::load_config(SLUICE_SOURCE_DIR);
     REQUIRE(result.errors.size() == 1);
-    CHECK(result.errors[0].to_string() == std::string(SLUICE_SOURCE_DIR) + ": cannot read config: Is a directory");
+    CHECK(result.errors[0].to_string() ==
+          std::string(SLUICE_SOURCE_DIR) + ": cannot read config: Is a directory");
   }
 }
 

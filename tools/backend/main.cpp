@@ -1,1 +1,545 @@
-int main() { return 0; }
+// sluice-backend: a small HTTP/1.1 server that answers every request with its own name and node
+// ("backend=NAME node=NODE\n"), so that tests and the demo see exactly which backend served a request.
+// One libuv loop, no threads.
+//
+// Per connection: bytes are parsed in order, one request at a time (process_input), and each request is
+// answered by serve(). To answer after a delay (a service time), serve() would start a timer, mark the
+// connection busy so process_input stops, and send the response and resume process_input from the timer
+// callback; the timer is a second handle, so the connection would then be freed after both closes.
+
+#include <uv.h>
+
+#include <algorithm>
+#include <cctype>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+namespace {
+
+constexpr std::size_t kMaxHeadBytes = 16 * 1024;         // request line + headers + CRLFCRLF; more gets 431
+constexpr std::size_t kReadBufferBytes = 64 * 1024;      // one read; shared by all connections
+constexpr std::size_t kWriteHighWaterBytes = 64 * 1024;  // unsent response bytes above which parsing pauses
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP request heads: pure parsing, no libuv.
+
+struct Request {
+  bool is_head = false;             // HEAD: same headers, no body
+  bool close_after = false;         // HTTP/1.0 or "Connection: close"
+  std::uint64_t content_length = 0; // body bytes to skip
+};
+
+enum class ParseStatus { complete, incomplete, bad_request, head_too_large, not_implemented };
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::incomplete;
+  Request request;
+  std::size_t head_bytes = 0;  // bytes up to and including CRLFCRLF, when complete
+};
+
+bool is_token_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char); }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<std::uint64_t> parse_content_length(std::string_view s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;  // 18 digits cannot overflow 64 bits
+  std::uint64_t value = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return value;
+}
+
+bool parse_request_line(std::string_view line, Request& request) {
+  const std::size_t first_space = line.find(' ');
+  if (first_space == std::string_view::npos) return false;
+  const std::size_t second_space = line.find(' ', first_space + 1);
+  if (second_space == std::string_view::npos) return false;
+  const std::string_view method = line.substr(0, first_space);
+  const std::string_view target = line.substr(first_space + 1, second_space - first_space - 1);
+  const std::string_view version = line.substr(second_space + 1);
+
+  if (!is_token(method) || target.empty()) return false;
+  for (char c : target) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
+  }
+  if (version == "HTTP/1.1") {
+    request.close_after = false;
+  } else if (version == "HTTP/1.0") {
+    request.close_after = true;
+  } else {
+    return false;
+  }
+  request.is_head = method == "HEAD";
+  return true;
+}
+
+// One "Name: value" line.
+ParseStatus apply_header(std::string_view line, Request& request, bool& seen_content_length) {
+  const std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) return ParseStatus::bad_request;
+  const std::string_view name = line.substr(0, colon);
+  const std::string_view value = trim(line.substr(colon + 1));
+  for (char c : value) {
+    if ((static_cast<unsigned char>(c) < ' ' && c != '\t') || c == 0x7f) return ParseStatus::bad_request;
+  }
+
+  if (iequals(name, "Content-Length")) {
+    const auto length = parse_content_length(value);
+    if (!length || (seen_content_length && *length != request.content_length)) return ParseStatus::bad_request;
+    request.content_length = *length;
+    seen_content_length = true;
+  } else if (iequals(name, "Transfer-Encoding")) {
+    return ParseStatus::not_implemented;  // chunked bodies are not skipped; refuse rather than lose framing
+  } else if (iequals(name, "Connection")) {
+    std::string_view options = value;
+    while (!options.empty()) {
+      const std::size_t comma = options.find(',');
+      if (iequals(trim(options.substr(0, comma)), "close")) request.close_after = true;
+      options = comma == std::string_view::npos ? std::string_view{} : options.substr(comma + 1);
+    }
+  }
+  return ParseStatus::complete;
+}
+
+// Parses the head at the start of `input` (leading empty lines already skipped).
+ParseResult parse_head(std::string_view input) {
+  ParseResult result;
+  const std::size_t end = input.substr(0, kMaxHeadBytes).find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    result.status = input.size() >= kMaxHeadBytes ? ParseStatus::head_too_large : ParseStatus::incomplete;
+    return result;
+  }
+  result.head_bytes = end + 4;
+
+  std::string_view rest = input.substr(0, end + 2);  // every line, each with its CRLF
+  bool first_line = true;
+  bool seen_content_length = false;
+  while (!rest.empty()) {
+    const std::size_t eol = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 2);
+    if (line.find_first_of("\r\n") != std::string_view::npos) return {ParseStatus::bad_request, {}, 0};
+    if (first_line) {
+      if (!parse_request_line(line, result.request)) return {ParseStatus::bad_request, {}, 0};
+      first_line = false;
+      continue;
+    }
+    const ParseStatus status = apply_header(line, result.request, seen_content_length);
+    if (status != ParseStatus::complete) return {status, {}, 0};
+  }
+  result.status = ParseStatus::complete;
+  return result;
+}
+
+std::string make_response(std::string_view status_line, std::string_view body, bool send_body, bool close) {
+  std::string response;
+  response.reserve(128 + body.size());
+  response.append("HTTP/1.1 ").append(status_line).append("\r\n");
+  response.append("Content-Type: text/plain\r\n");
+  response.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  if (close) response.append("Connection: close\r\n");
+  response.append("\r\n");
+  if (send_body) response.append(body);
+  return response;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The server: one listener, the signals that stop it, and its connections.
+
+struct Connection;
+
+struct Server {
+  uv_loop_t loop{};
+  uv_tcp_t listener{};
+  uv_signal_t sigint{};
+  uv_signal_t sigterm{};
+  std::string name;
+  std::string node;
+  std::string body;                              // "backend=NAME node=NODE\n"
+  std::unordered_set<Connection*> connections;   // owned; each is deleted in its close callback
+  bool stopping = false;
+  char read_buffer[kReadBufferBytes];            // every read lands here and is consumed in the read callback
+};
+
+struct Connection {
+  enum class State {
+    open,      // reading and answering requests
+    draining,  // last response queued and shutdown requested; reading and discarding until the peer's EOF
+    closing,   // uv_close called; freed in on_close
+  };
+
+  uv_tcp_t tcp{};
+  uv_shutdown_t shutdown_request{};
+  Server* server = nullptr;
+  State state = State::open;
+  std::string input;                   // received bytes not parsed yet: at most one head + one read
+  std::uint64_t body_bytes_to_skip = 0;
+  bool reading = false;
+  bool peer_eof = false;
+  bool shutdown_done = false;
+};
+
+struct WriteRequest {
+  uv_write_t request{};
+  std::string data;  // kept alive until the write callback
+};
+
+uv_stream_t* stream_of(Connection& c) { return reinterpret_cast<uv_stream_t*>(&c.tcp); }
+Connection& connection_of(uv_handle_t* handle) { return *static_cast<Connection*>(handle->data); }
+Connection& connection_of(uv_stream_t* stream) { return *static_cast<Connection*>(stream->data); }
+
+bool output_backed_up(Connection& c) { return uv_stream_get_write_queue_size(stream_of(c)) > kWriteHighWaterBytes; }
+
+void on_close(uv_handle_t* handle) {
+  Connection* c = &connection_of(handle);
+  c->server->connections.erase(c);
+  delete c;
+}
+
+void close_connection(Connection& c) {
+  if (c.state == Connection::State::closing) return;
+  c.state = Connection::State::closing;
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp), on_close);  // cancels pending writes and the shutdown first
+}
+
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+
+void alloc_read_buffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+  Server& server = *connection_of(handle).server;
+  *buf = uv_buf_init(server.read_buffer, sizeof server.read_buffer);
+}
+
+// Reads while there is somewhere for the bytes to go: not after EOF, and not while responses back up.
+void update_reading(Connection& c) {
+  if (c.state == Connection::State::closing) return;
+  const bool want = !c.peer_eof && (c.state == Connection::State::draining || !output_backed_up(c));
+  if (want && !c.reading) {
+    if (uv_read_start(stream_of(c), alloc_read_buffer, on_read) < 0) return close_connection(c);
+  } else if (!want && c.reading) {
+    uv_read_stop(stream_of(c));
+  }
+  c.reading = want;
+}
+
+void on_write(uv_write_t* request, int status);
+
+void send(Connection& c, std::string data) {
+  auto write = std::make_unique<WriteRequest>();
+  write->data = std::move(data);
+  write->request.data = write.get();
+  uv_buf_t buf = uv_buf_init(write->data.data(), static_cast<unsigned>(write->data.size()));
+  if (uv_write(&write->request, stream_of(c), &buf, 1, on_write) < 0) return close_connection(c);
+  write.release();  // owned by libuv until on_write
+}
+
+void on_shutdown(uv_shutdown_t* request, int status) {
+  if (status == UV_ECANCELED) return;  // the connection is closing already
+  Connection& c = connection_of(request->handle);
+  c.shutdown_done = true;
+  if (status < 0 || c.peer_eof) close_connection(c);
+}
+
+// The last response is queued: send FIN after it, then wait for the peer's EOF so that bytes it still sends
+// do not turn our close into a reset that could destroy the response before the peer reads it.
+void finish(Connection& c) {
+  if (c.state != Connection::State::open) return;
+  c.state = Connection::State::draining;
+  c.input.clear();
+  if (uv_shutdown(&c.shutdown_request, stream_of(c), on_shutdown) < 0) return close_connection(c);
+  update_reading(c);
+}
+
+void send_error(Connection& c, std::string_view status_line, std::string_view body) {
+  send(c, make_response(status_line, body, true, true));
+  finish(c);
+}
+
+// Answers one request, in order. This is where a service-time delay would go (see the top of the file).
+void serve(Connection& c, const Request& request) {
+  send(c, make_response("200 OK", c.server->body, !request.is_head, request.close_after));
+  if (request.close_after) finish(c);
+}
+
+// Parses and answers the buffered requests in order, until one is incomplete, the connection ends, or the
+// responses back up (on_write calls this again once they drain).
+void process_input(Connection& c) {
+  std::string_view pending = c.input;
+  while (c.state == Connection::State::open && !output_backed_up(c)) {
+    if (c.body_bytes_to_skip > 0) {
+      const auto skipped =
+          static_cast<std::size_t>(std::min<std::uint64_t>(c.body_bytes_to_skip, pending.size()));
+      pending.remove_prefix(skipped);
+      c.body_bytes_to_skip -= skipped;
+      if (c.body_bytes_to_skip > 0) break;
+    }
+    while (pending.starts_with("\r\n")) pending.remove_prefix(2);  // empty lines before a request are ignored
+    if (pending.empty()) break;
+
+    const ParseResult parsed = parse_head(pending);
+    switch (parsed.status) {
+      case ParseStatus::incomplete:
+        break;  // wait for more bytes
+      case ParseStatus::bad_request:
+        return send_error(c, "400 Bad Request", "bad request\n");
+      case ParseStatus::head_too_large:
+        return send_error(c, "431 Request Header Fields Too Large", "request head too large\n");
+      case ParseStatus::not_implemented:
+        return send_error(c, "501 Not Implemented", "transfer-encoding not supported\n");
+      case ParseStatus::complete:
+        pending.remove_prefix(parsed.head_bytes);
+        c.body_bytes_to_skip = parsed.request.content_length;
+        serve(c, parsed.request);
+        continue;
+    }
+    break;  // incomplete
+  }
+  if (c.state != Connection::State::open) return;  // finish() dropped the input
+  c.input.erase(0, c.input.size() - pending.size());
+  if (c.peer_eof && !output_backed_up(c)) finish(c);  // every complete request is answered; no more will come
+}
+
+void on_write(uv_write_t* request, int status) {
+  std::unique_ptr<WriteRequest> write(static_cast<WriteRequest*>(request->data));
+  if (status == UV_ECANCELED) return;  // the connection is closing already
+  Connection& c = connection_of(request->handle);
+  try {
+    if (status < 0) return close_connection(c);
+    if (c.state == Connection::State::open) process_input(c);
+    update_reading(c);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice-backend: %s\n", e.what());
+    close_connection(c);
+  }
+}
+
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  Connection& c = connection_of(stream);
+  try {
+    if (nread > 0) {
+      if (c.state != Connection::State::open) return;  // draining: discard
+      c.input.append(buf->base, static_cast<std::size_t>(nread));
+      process_input(c);
+    } else if (nread == UV_EOF) {
+      c.peer_eof = true;
+      if (c.state == Connection::State::open) {
+        process_input(c);
+      } else if (c.state == Connection::State::draining && c.shutdown_done) {
+        return close_connection(c);
+      }
+    } else if (nread < 0) {
+      return close_connection(c);
+    }
+    update_reading(c);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice-backend: %s\n", e.what());
+    close_connection(c);
+  }
+}
+
+void on_connection(uv_stream_t* listener, int status) {
+  Server& server = *static_cast<Server*>(listener->data);
+  if (status < 0) {
+    std::fprintf(stderr, "sluice-backend: accept: %s\n", uv_strerror(status));
+    return;
+  }
+  auto c = std::make_unique<Connection>();
+  c->server = &server;
+  c->tcp.data = c.get();
+  if (uv_tcp_init(&server.loop, &c->tcp) < 0) return;
+  Connection& connection = *c.release();  // from here on freed in on_close
+  server.connections.insert(&connection);
+  if (uv_accept(listener, stream_of(connection)) < 0) return close_connection(connection);
+  uv_tcp_nodelay(&connection.tcp, 1);
+  update_reading(connection);
+}
+
+void stop(Server& server) {
+  if (server.stopping) return;
+  server.stopping = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&server.listener), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&server.sigint), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&server.sigterm), nullptr);
+  for (Connection* c : server.connections) close_connection(*c);  // the set shrinks only in on_close
+}
+
+void on_signal(uv_signal_t* handle, int) { stop(*static_cast<Server*>(handle->data)); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Command line.
+
+constexpr const char* kUsage =
+    "usage: sluice-backend [--listen HOST:PORT] [--name NAME]\n"
+    "\n"
+    "A small HTTP/1.1 server that answers every request with \"backend=NAME node=NODE\".\n"
+    "\n"
+    "  --listen HOST:PORT  IPv4 or [IPv6] address to listen on (default 0.0.0.0:8000); port 0 picks a free port\n"
+    "  --name NAME         name in the responses (default \"backend\")\n"
+    "  --help              this text\n"
+    "\n"
+    "NODE comes from the environment variable NODE_NAME (default \"unknown\").\n"
+    "On start it prints \"sluice-backend NAME listening on HOST:PORT\" with the bound port.\n"
+    "SIGINT or SIGTERM stop it.\n";
+
+struct Options {
+  std::string listen = "0.0.0.0:8000";
+  std::string name = "backend";
+};
+
+// "1.2.3.4:80" or "[::1]:80"; numeric addresses only.
+bool parse_address(const std::string& text, sockaddr_storage& address) {
+  std::string host;
+  std::string port_text;
+  const bool v6 = text.starts_with('[');
+  if (v6) {
+    const std::size_t close = text.find("]:");
+    if (close == std::string::npos) return false;
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    return false;
+  }
+  const int port = std::atoi(port_text.c_str());
+  if (port > 65535) return false;
+  std::memset(&address, 0, sizeof address);
+  if (v6) return uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&address)) == 0;
+  return uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&address)) == 0;
+}
+
+std::string format_address(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (address.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
+    uv_ip6_name(&in6, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
+  }
+  const auto& in4 = reinterpret_cast<const sockaddr_in&>(address);
+  uv_ip4_name(&in4, host, sizeof host);
+  return std::string(host) + ":" + std::to_string(ntohs(in4.sin_port));
+}
+
+// Accepts "--flag value" and "--flag=value". Returns an exit code when the program should exit now.
+std::optional<int> parse_options(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    std::string value;
+    const std::size_t equals = arg.find('=');
+    if (equals != std::string::npos) {
+      value = arg.substr(equals + 1);
+      arg.resize(equals);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      std::fprintf(stderr, "sluice-backend: %s needs a value\n%s", arg.c_str(), kUsage);
+      return 2;
+    }
+    if (arg == "--listen") {
+      options.listen = value;
+    } else if (arg == "--name") {
+      options.name = value;
+    } else {
+      std::fprintf(stderr, "sluice-backend: unknown option %s\n%s", arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+  return std::nullopt;
+}
+
+int run(const Options& options) {
+  sockaddr_storage address{};
+  if (!parse_address(options.listen, address)) {
+    std::fprintf(stderr, "sluice-backend: bad --listen address '%s' (want HOST:PORT or [V6]:PORT)\n",
+                 options.listen.c_str());
+    return 2;
+  }
+
+  auto server = std::make_unique<Server>();
+  server->name = options.name;
+  const char* node = std::getenv("NODE_NAME");
+  server->node = node != nullptr && *node != '\0' ? node : "unknown";
+  server->body = "backend=" + server->name + " node=" + server->node + "\n";
+
+  int rc = uv_loop_init(&server->loop);
+  if (rc < 0) {
+    std::fprintf(stderr, "sluice-backend: uv_loop_init: %s\n", uv_strerror(rc));
+    return 1;
+  }
+  uv_tcp_init(&server->loop, &server->listener);
+  uv_signal_init(&server->loop, &server->sigint);
+  uv_signal_init(&server->loop, &server->sigterm);
+  server->listener.data = server->sigint.data = server->sigterm.data = server.get();
+
+  rc = uv_tcp_bind(&server->listener, reinterpret_cast<const sockaddr*>(&address), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server->listener), 511, on_connection);
+  int exit_code = 0;
+  if (rc < 0) {
+    std::fprintf(stderr, "sluice-backend: cannot listen on %s: %s\n", options.listen.c_str(), uv_strerror(rc));
+    exit_code = 1;
+    stop(*server);
+  } else {
+    sockaddr_storage bound{};
+    int length = sizeof bound;
+    uv_tcp_getsockname(&server->listener, reinterpret_cast<sockaddr*>(&bound), &length);
+    std::printf("sluice-backend %s listening on %s\n", server->name.c_str(), format_address(bound).c_str());
+    std::fflush(stdout);
+    uv_signal_start(&server->sigint, on_signal, SIGINT);
+    uv_signal_start(&server->sigterm, on_signal, SIGTERM);
+  }
+
+  uv_run(&server->loop, UV_RUN_DEFAULT);
+  rc = uv_loop_close(&server->loop);
+  if (rc < 0) {
+    std::fprintf(stderr, "sluice-backend: uv_loop_close: %s\n", uv_strerror(rc));
+    return 1;
+  }
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a peer that went away is an error from write, not a signal
+  Options options;
+  if (const auto exit_code = parse_options(argc, argv, options)) return *exit_code;
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice-backend: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,277 @@
+#include "daemon_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#ifndef SLUICE_BINARY
+#error "SLUICE_BINARY must name the daemon executable"
+#endif
+
+namespace sluice::it {
+
+namespace {
+
+std::mutex g_transcripts_mutex;
+std::vector<std::string> g_transcripts;
+
+const std::regex& listening_pattern() {
+  static const std::regex pattern(R"(listening listener=(\S+) address=(\S+))");
+  return pattern;
+}
+
+}  // namespace
+
+std::vector<std::string> take_transcripts() {
+  std::lock_guard lock(g_transcripts_mutex);
+  return std::exchange(g_transcripts, {});
+}
+
+// ---- TempConfig ----
+
+TempConfig::TempConfig(const std::string& yaml) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "sluice-it-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw_errno("mkdtemp", errno);
+  directory_ = pattern;
+  path_ = directory_ + "/sluice.yaml";
+  std::ofstream file(path_);
+  file << yaml;
+  if (!file.flush()) throw std::runtime_error("cannot write " + path_);
+}
+
+TempConfig::~TempConfig() {
+  std::error_code ignored;
+  std::filesystem::remove_all(directory_, ignored);
+}
+
+// ---- DaemonProcess ----
+
+DaemonProcess::DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args)
+    : owned_config_(std::make_unique<TempConfig>(config_yaml)), config_path_(owned_config_->path()) {
+  start(std::move(extra_args));
+}
+
+DaemonProcess::DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args)
+    : config_path_(config.path()) {
+  start(std::move(extra_args));
+}
+
+void DaemonProcess::start(std::vector<std::string> args) {
+  args.insert(args.begin(), SLUICE_BINARY);
+  args.push_back("--config");
+  args.push_back(config_path_);
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  int out_pipe[2];
+  int err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw_errno("pipe2", errno);
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    throw_errno("pipe2", errno);
+  }
+
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    // Child: only async-signal-safe calls until exec (the parent has other threads).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::dup2(err_pipe[1], STDERR_FILENO);
+    const int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, STDIN_FILENO);
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    for (int signal_number = 1; signal_number < NSIG; ++signal_number)
+      ::sigaction(signal_number, &default_action, nullptr);  // e.g. SIGPIPE, ignored by the tests
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv(argv[0], argv.data());
+    static const char message[] = "exec of the sluice binary failed\n";
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, message, sizeof message - 1);
+    ::_exit(127);
+  }
+  const int fork_error = errno;
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (pid_ < 0) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    throw_errno("fork", fork_error);
+  }
+  reader_ = std::thread([this, out = out_pipe[0], err = err_pipe[0]] { read_output(out, err); });
+}
+
+DaemonProcess::~DaemonProcess() {
+  if (!exit_code_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    reap(true);
+  }
+  if (reader_.joinable()) reader_.join();
+  std::string text = "---- sluice (pid " + std::to_string(pid_) + ", config " + config_path_ + ")";
+  text += exit_code_ ? ", exit code " + std::to_string(*exit_code_) : "";
+  text += " ----\n" + transcript();
+  std::lock_guard lock(g_transcripts_mutex);
+  g_transcripts.push_back(std::move(text));
+}
+
+void DaemonProcess::read_output(int out_fd, int err_fd) {
+  Fd out(out_fd);
+  Fd err(err_fd);
+  std::string partial[2];
+  auto flush_lines = [&](int index, bool all) {
+    std::lock_guard lock(mutex_);
+    std::size_t start = 0;
+    for (std::size_t newline; (newline = partial[index].find('\n', start)) != std::string::npos;
+         start = newline + 1)
+      lines_.push_back({static_cast<Stream>(index), partial[index].substr(start, newline - start)});
+    partial[index].erase(0, start);
+    if (all && !partial[index].empty()) lines_.push_back({static_cast<Stream>(index), partial[index]});
+    changed_.notify_all();
+  };
+  bool open[2] = {true, true};
+  while (open[0] || open[1]) {
+    pollfd fds[2] = {{open[0] ? out.get() : -1, POLLIN, 0}, {open[1] ? err.get() : -1, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (!open[i] || fds[i].revents == 0) continue;
+      char buffer[8192];
+      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        partial[i].append(buffer, static_cast<std::size_t>(n));
+        flush_lines(i, false);
+      } else if (n == 0 || errno != EINTR) {
+        open[i] = false;
+        flush_lines(i, true);
+      }
+    }
+  }
+  std::lock_guard lock(mutex_);
+  output_closed_ = true;
+  changed_.notify_all();
+}
+
+std::optional<std::string> DaemonProcess::wait_for(const std::function<bool(const std::string&)>& match,
+                                                   Millis timeout) {
+  std::unique_lock lock(mutex_);
+  std::size_t checked = 0;
+  std::optional<std::string> found;
+  changed_.wait_for(lock, timeout, [&] {
+    for (; checked < lines_.size(); ++checked) {
+      if (match(lines_[checked].text)) {
+        found = lines_[checked].text;
+        return true;
+      }
+    }
+    return output_closed_;
+  });
+  return found;
+}
+
+std::optional<std::string> DaemonProcess::wait_for_line(std::string_view text, Millis timeout) {
+  return wait_for([&](const std::string& line) { return line.find(text) != std::string::npos; }, timeout);
+}
+
+std::optional<std::string> DaemonProcess::wait_for_line(const std::regex& pattern, Millis timeout) {
+  return wait_for([&](const std::string& line) { return std::regex_search(line, pattern); }, timeout);
+}
+
+std::map<std::string, Address> DaemonProcess::wait_listening(std::size_t listener_count, Millis timeout) {
+  std::map<std::string, Address> addresses;
+  std::unique_lock lock(mutex_);
+  std::size_t checked = 0;
+  const bool complete = changed_.wait_for(lock, timeout, [&] {
+    for (; checked < lines_.size(); ++checked) {
+      std::smatch match;
+      if (std::regex_search(lines_[checked].text, match, listening_pattern()))
+        addresses.insert_or_assign(match[1].str(), Address::parse(match[2].str()));
+    }
+    return addresses.size() >= listener_count || output_closed_;
+  });
+  if (!complete || addresses.size() < listener_count)
+    throw std::runtime_error("sluice reported " + std::to_string(addresses.size()) + " of " +
+                             std::to_string(listener_count) + " `listening` lines " +
+                             (output_closed_ ? "before its output ended" : "within the deadline"));
+  return addresses;
+}
+
+Address DaemonProcess::wait_listening_on(const std::string& name, Millis timeout) {
+  const auto addresses = wait_listening(1, timeout);
+  const auto it = addresses.find(name);
+  if (it == addresses.end()) throw std::runtime_error("no `listening` line for listener " + name);
+  return it->second;
+}
+
+std::size_t DaemonProcess::count_lines(std::string_view text) const {
+  std::lock_guard lock(mutex_);
+  std::size_t count = 0;
+  for (const auto& line : lines_) count += line.text.find(text) != std::string::npos;
+  return count;
+}
+
+std::vector<std::string> DaemonProcess::lines(Stream stream) const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> result;
+  for (const auto& line : lines_)
+    if (line.stream == stream) result.push_back(line.text);
+  return result;
+}
+
+std::string DaemonProcess::transcript() const {
+  std::lock_guard lock(mutex_);
+  std::string text;
+  for (const auto& line : lines_) text += (line.stream == Stream::out ? "[out] " : "[err] ") + line.text + "\n";
+  return text;
+}
+
+void DaemonProcess::send_signal(int signal_number) {
+  if (!exit_code_ && ::kill(pid_, signal_number) != 0) throw_errno("kill", errno);
+}
+
+bool DaemonProcess::reap(bool block) {
+  if (exit_code_) return true;
+  int status = 0;
+  pid_t result;
+  do {
+    result = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+  } while (result < 0 && errno == EINTR);
+  if (result != pid_) return false;
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return true;
+}
+
+bool DaemonProcess::running() { return !reap(false); }
+
+std::optional<int> DaemonProcess::wait_exit(Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  // waitpid has no timeout: poll it. The output pipes close at exit, so wait on them first.
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait_until(lock, deadline, [&] { return output_closed_; });
+  }
+  while (!reap(false)) {
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(2ms);
+  }
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, 2s, [&] { return output_closed_; });
+  return exit_code_;
+}
+
+}  // namespace sluice::it

@@ -1,0 +1,103 @@
+#pragma once
+// The real sluice binary as a child process: config in a temporary file, stdout and stderr piped
+// and collected line by line by a reader thread, every wait bounded by a deadline.
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "net.hpp"
+
+namespace sluice::it {
+
+/// A YAML config written to a fresh temporary directory; both are removed on destruction.
+class TempConfig {
+ public:
+  explicit TempConfig(const std::string& yaml);
+  ~TempConfig();
+  TempConfig(const TempConfig&) = delete;
+  TempConfig& operator=(const TempConfig&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string directory_;
+  std::string path_;
+};
+
+enum class Stream { out, err };
+
+class DaemonProcess {
+ public:
+  /// Writes `config_yaml` to a temporary file and runs `SLUICE_BINARY [extra_args...] --config FILE`.
+  explicit DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args = {});
+  /// Same with a config file the caller owns (to compare messages of several runs on one file).
+  explicit DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args = {});
+  /// SIGKILLs the daemon if it still runs, joins the reader, and keeps the transcript for the
+  /// failure report (see take_transcripts).
+  ~DaemonProcess();
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  const std::string& config_path() const { return config_path_; }
+  pid_t pid() const { return pid_; }
+
+  /// Waits for one `listening listener=NAME address=HOST:PORT` line per listener and returns the
+  /// addresses by listener name. Throws when the deadline passes or the daemon exits first.
+  std::map<std::string, Address> wait_listening(std::size_t listener_count, Millis timeout = 10s);
+  /// wait_listening(1) for a daemon with the single listener `name`.
+  Address wait_listening_on(const std::string& name, Millis timeout = 10s);
+
+  /// The first output line (either stream) containing `text`, waiting up to `timeout`.
+  std::optional<std::string> wait_for_line(std::string_view text, Millis timeout);
+  /// The first output line (either stream) matching `pattern` (std::regex_search).
+  std::optional<std::string> wait_for_line(const std::regex& pattern, Millis timeout);
+  std::size_t count_lines(std::string_view text) const;
+  std::vector<std::string> lines(Stream stream) const;
+  /// Everything the daemon printed so far, each line tagged with its stream.
+  std::string transcript() const;
+
+  void send_signal(int signal_number);
+  /// True while the process has not exited.
+  bool running();
+  /// Waits for the process to exit and for its output to be read completely. Returns the exit code,
+  /// 128 + N when killed by signal N, or nullopt when the deadline passed first.
+  std::optional<int> wait_exit(Millis timeout);
+
+ private:
+  struct Line {
+    Stream stream;
+    std::string text;
+  };
+  void start(std::vector<std::string> args);
+  void read_output(int out_fd, int err_fd);
+  bool reap(bool block);
+  std::optional<std::string> wait_for(const std::function<bool(const std::string&)>& match,
+                                      Millis timeout);
+
+  std::unique_ptr<TempConfig> owned_config_;
+  std::string config_path_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Line> lines_;
+  bool output_closed_ = false;  // both pipes reached EOF
+  std::thread reader_;
+};
+
+/// Transcripts of the daemons destroyed since the last call. The doctest listener in main.cpp
+/// prints them when a test case fails.
+std::vector<std::string> take_transcripts();
+
+}  // namespace sluice::it

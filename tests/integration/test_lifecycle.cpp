@@ -1,0 +1,96 @@
+// IPv6, idle timeout, and the signals that stop the daemon.
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace sluice::it;
+
+namespace {
+
+bool ipv6_loopback_available() {
+  try {
+    bind_tcp_socket(Address::loopback(AF_INET6));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+void check_clean_exit_on(int signal_number) {
+  NameServer good("good");
+  DaemonProcess daemon(ConfigSpec{.drain_timeout = "10s",
+                                  .listeners = {ListenerSpec{}},
+                                  .services = {{.backends = {{"good", good.address()}}}}}
+                           .yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  {
+    Client client = Client::connect(proxy);  // one session that has ended before the signal
+    CHECK(client.read_until_end(2s).data == "good\n");
+  }
+  const auto start = Clock::now();
+  daemon.send_signal(signal_number);
+  // No session is active, so the daemon must not wait for its 10 s drain_timeout.
+  const auto code = daemon.wait_exit(3s);
+  REQUIRE_MESSAGE(code.has_value(), "sluice still runs 3 s after signal " << signal_number);
+  CHECK(*code == 0);
+  MESSAGE("exited " << elapsed_ms(start) << " ms after signal " << signal_number);
+}
+
+}  // namespace
+
+TEST_CASE("IPv6 listener and IPv6 backend serve a client") {
+  if (!ipv6_loopback_available()) {
+    MESSAGE("skipped: ::1 is not available on this host");
+    return;
+  }
+  NameServer backend("six", AF_INET6);
+  DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"six", backend.address()}}},
+                                             ListenerSpec{.bind = "[::1]:0"}));
+  const Address proxy = daemon.wait_listening_on("web");
+  CHECK(proxy.host == "::1");
+  CHECK(proxy.port != 0);
+
+  Client client = Client::connect(proxy);
+  const ReadResult result = client.read_until_end(2s);
+  CHECK(result.end == End::eof);
+  CHECK(result.data == "six\n");
+  CHECK(backend.accepted() == 1);
+}
+
+TEST_CASE("idle timeout closes a silent session and spares an active one") {
+  EchoServer echo;
+  DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"echo", echo.address()}}},
+                                             ListenerSpec{.idle_timeout = "300ms"}));
+  const Address proxy = daemon.wait_listening_on("web");
+
+  // Active: one message every 100 ms for 1 s, each echoed back; never idle for 300 ms.
+  Client active = Client::connect(proxy);
+  const auto start = Clock::now();
+  for (int i = 1; i <= 10; ++i) {
+    const std::string message = "tick " + std::to_string(i) + "\n";
+    active.send_all(message);
+    CHECK(active.read_exact(message.size(), 1s) == message);
+    std::this_thread::sleep_until(start + i * 100ms);  // the pace of the client, not a wait for the daemon
+  }
+  active.send_all("still here\n");
+  CHECK(active.read_exact(11, 1s) == "still here\n");
+
+  // Silent: closed by the daemon after about 300 ms.
+  const auto idle_start = Clock::now();
+  Client idle = Client::connect(proxy);
+  const ReadResult result = idle.read_until_end(3s);
+  const auto closed_ms = elapsed_ms(idle_start);
+  INFO("silent session ended with " << result.end << " after " << closed_ms << " ms");
+  CHECK((result.end == End::eof || result.end == End::reset));
+  CHECK(result.data.empty());
+  CHECK(closed_ms >= 270);
+  CHECK(closed_ms < 2000);
+}
+
+TEST_CASE("SIGTERM with no active session exits 0 at once") { check_clean_exit_on(SIGTERM); }
+
+TEST_CASE("SIGINT with no active session exits 0 at once") { check_clean_exit_on(SIGINT); }

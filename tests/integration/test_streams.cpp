@@ -1,0 +1,173 @@
+// The data path: bulk streams with backpressure, half-close, and resets passed on as resets.
+
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace sluice::it;
+
+namespace {
+
+struct StreamOutcome {
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::string sent_sha;
+  std::string received_sha;
+  std::string failure;  // empty when the stream completed with a clean EOF
+};
+
+/// Sends `size` bytes of ByteStream(seed) and reads the echo at the same time (poll), then shuts
+/// down its write side and reads until EOF. Fails when nothing moves for `stall_timeout`.
+StreamOutcome stream_echo(const Address& proxy, std::uint64_t size, std::uint64_t seed, Millis stall_timeout) {
+  StreamOutcome outcome;
+  try {
+    Client client = Client::connect(proxy, 5s);
+    ByteStream source(seed);
+    Sha256 sent_hash;
+    Sha256 received_hash;
+    std::vector<char> out(128 * 1024);
+    std::vector<char> in(256 * 1024);
+    std::size_t out_begin = 0;
+    std::size_t out_end = 0;
+    std::uint64_t generated = 0;
+    bool write_shut = false;
+    for (;;) {
+      if (out_begin == out_end && generated < size) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), size - generated));
+        source.fill(out.data(), n);
+        sent_hash.update(out.data(), n);
+        generated += n;
+        out_begin = 0;
+        out_end = n;
+      }
+      if (out_begin == out_end && !write_shut) {
+        client.shutdown_write();
+        write_shut = true;
+      }
+      pollfd p{client.fd(), static_cast<short>(POLLIN | (out_begin < out_end ? POLLOUT : 0)), 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(stall_timeout.count()));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) {
+        outcome.failure = "no progress for " + std::to_string(stall_timeout.count()) + " ms";
+        break;
+      }
+      if ((p.revents & (POLLOUT | POLLERR)) && out_begin < out_end) {
+        const ssize_t n = ::send(client.fd(), out.data() + out_begin, out_end - out_begin, MSG_NOSIGNAL);
+        if (n > 0) {
+          out_begin += static_cast<std::size_t>(n);
+          outcome.sent += static_cast<std::uint64_t>(n);
+        } else if (errno != EAGAIN && errno != EINTR) {
+          outcome.failure = "send: " + errno_text(errno);
+          break;
+        }
+      }
+      if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        const ssize_t n = ::recv(client.fd(), in.data(), in.size(), 0);
+        if (n > 0) {
+          received_hash.update(in.data(), static_cast<std::size_t>(n));
+          outcome.received += static_cast<std::uint64_t>(n);
+        } else if (n == 0) {
+          if (!write_shut) outcome.failure = "EOF before everything was sent";
+          break;
+        } else if (errno != EAGAIN && errno != EINTR) {
+          outcome.failure = "recv: " + errno_text(errno);
+          break;
+        }
+      }
+    }
+    outcome.sent_sha = sent_hash.hex();
+    outcome.received_sha = received_hash.hex();
+  } catch (const std::exception& e) {
+    outcome.failure = e.what();
+  }
+  return outcome;
+}
+
+}  // namespace
+
+TEST_CASE("50 concurrent echo streams pass through the daemon byte for byte") {
+  const std::uint64_t size = env_or("SLUICE_TEST_STREAM_MIB", 64) << 20;
+  constexpr int connections = 50;
+  EchoServer echo1;
+  EchoServer echo2;
+  ServiceSpec service{.backends = {{"echo1", echo1.address()}, {"echo2", echo2.address()}}};
+  DaemonProcess daemon(single_service_config(service));
+  const Address proxy = daemon.wait_listening_on("web");
+
+  const auto start = Clock::now();
+  std::vector<StreamOutcome> outcomes(connections);
+  {
+    std::vector<std::jthread> clients;
+    for (int i = 0; i < connections; ++i)
+      clients.emplace_back([&, i] { outcomes[i] = stream_echo(proxy, size, 1000 + i, 30s); });
+  }
+  MESSAGE(connections << " x " << (size >> 20) << " MiB each way in " << elapsed_ms(start) << " ms");
+
+  for (int i = 0; i < connections; ++i) {
+    INFO("connection " << i << ": " << outcomes[i].failure);
+    CHECK(outcomes[i].failure.empty());
+    CHECK(outcomes[i].sent == size);
+    CHECK(outcomes[i].received == size);
+    CHECK(outcomes[i].received_sha == outcomes[i].sent_sha);
+  }
+  CHECK(echo1.accepted() == connections / 2);  // round robin, equal weights
+  CHECK(echo2.accepted() == connections / 2);
+}
+
+TEST_CASE("half-close: the backend answers 3 MiB after the client's EOF and the client gets all of it") {
+  const std::string request = pattern(1 << 20, 1);
+  const std::string reply = pattern(3 << 20, 2);
+  ReplyAfterEofServer backend(reply);
+  DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"replier", backend.address()}}}));
+  const Address proxy = daemon.wait_listening_on("web");
+
+  Client client = Client::connect(proxy);
+  client.send_all(request, 10s);
+  client.shutdown_write();
+  const ReadResult result = client.read_until_end(10s);
+
+  CHECK(result.end == End::eof);
+  CHECK(result.data.size() == reply.size());
+  CHECK(sha256_hex(result.data) == sha256_hex(reply));
+  std::string received;
+  REQUIRE(backend.wait_request(received, 2s));
+  CHECK(received.size() == request.size());
+  CHECK(sha256_hex(received) == sha256_hex(request));
+}
+
+TEST_CASE("a backend reset reaches the client as a reset") {
+  ResetServer backend(4);  // reads "ping", then resets
+  DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"resetter", backend.address()}}}));
+  const Address proxy = daemon.wait_listening_on("web");
+
+  Client client = Client::connect(proxy);
+  client.send_all("ping");
+  const ReadResult result = client.read_until_end(2s);
+  INFO("error: " << (result.error ? errno_text(result.error) : "none"));
+  CHECK(result.end == End::reset);
+  CHECK(result.data.empty());
+  CHECK(backend.accepted() == 1);
+}
+
+TEST_CASE("a client reset reaches the backend as a reset") {
+  EndRecorderServer backend;
+  DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"recorder", backend.address()}}}));
+  const Address proxy = daemon.wait_listening_on("web");
+
+  Client client = Client::connect(proxy);
+  client.send_all("hello");
+  REQUIRE_MESSAGE(backend.wait_received(5, 2s), "the backend never received the client's bytes");
+  client.close_with_reset();
+
+  std::vector<EndRecorderServer::Record> records;
+  REQUIRE_MESSAGE(backend.wait_ended(1, 2s, records), "the backend connection did not end");
+  INFO("error: " << (records[0].error ? errno_text(records[0].error) : "none"));
+  CHECK(records[0].end == End::reset);
+  CHECK(records[0].bytes == 5);
+}
