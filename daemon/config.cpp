@@ -179,6 +179,14 @@ auto endpoint_value(Zero port_zero) {
   };
 }
 
+std::optional<bool> bool_value(const YAML::Node& value, std::string& why) {
+  if (value.IsScalar() && (value.Scalar() == "true" || value.Scalar() == "false")) {
+    return value.Scalar() == "true";
+  }
+  why = "expected true or false, got " + describe(value);
+  return std::nullopt;
+}
+
 std::optional<Cidr> cidr_value(const YAML::Node& value, std::string& why) {
   if (!value.IsScalar()) {
     why = "expected an address range such as 10.0.0.0/8, got " + describe(value);
@@ -345,6 +353,9 @@ class ConfigParser {
     if (const auto* log = keys.find("log"); log != nullptr && expect_map(log->value, "log", diag_)) {
       config.log = parse_log(log->value);
     }
+    if (const auto* admin = keys.find("admin"); admin != nullptr && expect_map(admin->value, "admin", diag_)) {
+      config.admin = parse_admin(admin->value);
+    }
     const auto listeners = keys.read_list("listeners", Need::required);
     for (std::size_t i = 0; i < listeners.size(); ++i) {
       std::string context = "listener #" + std::to_string(i + 1);
@@ -381,8 +392,30 @@ class ConfigParser {
                                    {"info", "info"},
                                    {"warn", "warn"},
                                    {"error", "error"}}));
+    keys.read("format", log.format, one_of<LogFormat>({{"text", LogFormat::text}, {"json", LogFormat::json}}));
+    keys.read("access_log", log.access_log, bool_value);
     keys.finish();
     return log;
+  }
+
+  AdminConfig parse_admin(const YAML::Node& map) {
+    AdminConfig admin;
+    KeyReader keys(map, "admin", diag_);
+    Endpoint bind;
+    if (keys.read("bind", bind, endpoint_value(Zero::allowed), Need::required)) admin.bind = bind;
+    keys.finish();
+    return admin;
+  }
+
+  QueueConfig parse_queue(const YAML::Node& map, const std::string& service_context) {
+    QueueConfig queue;
+    KeyReader keys(map, "queue of " + service_context, diag_);
+    keys.read("mode", queue.mode,
+              one_of<QueueMode>({{"shared", QueueMode::shared}, {"per_backend", QueueMode::per_backend}}));
+    keys.read("max_length", queue.max_length, uint_value(0, 1000000));
+    keys.read("timeout", queue.timeout, duration_value(Zero::refused));
+    keys.finish();
+    return queue;
   }
 
   ListenerConfig parse_listener(const YAML::Node& map, std::string context) {
@@ -424,6 +457,10 @@ class ConfigParser {
                                   {"least_connections", PolicyKind::least_connections}}));
     keys.read("connect_timeout", service.connect_timeout, duration_value(Zero::refused));
     keys.read("retries", service.retries, uint_value(0, 100));
+    if (const auto* queue = keys.find("queue");
+        queue != nullptr && expect_map(queue->value, "queue of " + keys.context(), diag_)) {
+      service.queue = parse_queue(queue->value, keys.context());
+    }
     UniqueNames backend_names("backend");
     const auto backends = keys.read_list("backends", Need::required);
     for (std::size_t i = 0; i < backends.size(); ++i) {
@@ -448,6 +485,8 @@ class ConfigParser {
     keys.read("address", backend.address, endpoint_value(Zero::refused), Need::required);
     keys.read("node", backend.node, string_value);
     keys.read("weight", backend.weight, uint_value(1, 1000));
+    keys.read("max_connections", backend.max_connections,
+              uint_value(0, std::numeric_limits<std::uint32_t>::max()));
     keys.finish();
     return backend;
   }

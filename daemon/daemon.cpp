@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/process_metrics.hpp"
 #include "sluice/sockaddr_text.hpp"
 
 namespace sluice {
@@ -24,7 +25,7 @@ int Daemon::run() {
   // A peer that closes while we write must not kill the process; the write reports EPIPE instead.
   std::signal(SIGPIPE, SIG_IGN);
 
-  bool ok = build_services() && start_listeners();
+  bool ok = build_services() && start_listeners() && start_admin();
   if (ok) {
     log_summary();
     uv_signal_init(&loop_, &sigterm_);
@@ -38,6 +39,7 @@ int Daemon::run() {
     uv_signal_start(&sigint_, on_signal, SIGINT);
   } else {
     for (auto& listener : listeners_) listener->stop_accepting();
+    if (admin_) admin_->stop();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   if (ok) spdlog::info("stopped");
@@ -85,15 +87,42 @@ bool Daemon::start_listeners() {
   return true;
 }
 
+bool Daemon::start_admin() {
+  if (!config_.admin.bind) return true;
+  admin_ = std::make_unique<AdminServer>(&loop_, [this](std::string_view path) { return render_admin(path); });
+  std::string why;
+  if (!admin_->start(*config_.admin.bind, why)) {
+    spdlog::error("admin: {}", why);
+    return false;
+  }
+  spdlog::info("admin listening address={} paths=/metrics,/healthz", admin_->bound_address());
+  return true;
+}
+
+std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
+  if (path != "/metrics") return std::nullopt;
+  std::vector<const Listener*> listeners;
+  for (const auto& listener : listeners_) listeners.push_back(listener.get());
+  std::vector<const Service*> services;
+  for (const auto& [name, service] : services_) services.push_back(service.get());
+  auto families = collect_metrics(listeners, services, stats_, uv_hrtime());
+  for (auto& family : collect_process_metrics()) families.push_back(std::move(family));
+  return AdminResponse{200, std::string(kMetricsContentType), serialize_metrics(families)};
+}
+
 void Daemon::log_summary() const {
   for (const ServiceConfig& service : config_.services) {
-    spdlog::info("service {} policy={} backends={} connect_timeout_ms={} retries={}", service.name,
-                 to_string(service.policy), service.backends.size(),
-                 service.connect_timeout.count(), service.retries);
+    spdlog::info(
+        "service {} policy={} backends={} connect_timeout_ms={} retries={} queue_mode={} "
+        "queue_max_length={} queue_timeout_ms={}",
+        service.name, to_string(service.policy), service.backends.size(), service.connect_timeout.count(),
+        service.retries, service.queue.mode == QueueMode::shared ? "shared" : "per_backend",
+        service.queue.max_length, service.queue.timeout.count());
     for (const Backend& backend : services_.at(service.name)->backends()) {
-      spdlog::info("  backend {} address={} resolved={} node={} weight={}", backend.config.name,
-                   backend.config.address.to_string(), backend.address_text,
-                   backend.config.node.empty() ? "-" : backend.config.node, backend.config.weight);
+      spdlog::info("  backend {} address={} resolved={} node={} weight={} max_connections={}",
+                   backend.config.name, backend.config.address.to_string(), backend.address_text,
+                   backend.config.node.empty() ? "-" : backend.config.node, backend.config.weight,
+                   backend.config.max_connections);
     }
   }
 }
@@ -111,6 +140,7 @@ void Daemon::on_signal(int signum) {
 
 void Daemon::begin_drain() {
   draining_ = true;
+  if (admin_) admin_->set_draining(true);
   for (auto& listener : listeners_) listener->stop_accepting();
   if (worker_->session_count == 0) {
     close_control_handles();
@@ -134,6 +164,7 @@ void Daemon::close_control_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  if (admin_) admin_->stop();
 }
 
 }  // namespace sluice

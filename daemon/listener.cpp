@@ -63,20 +63,20 @@ void Listener::on_connection(int status) {
     }
     return;
   }
-  const bool full = active_connections_ >= config_.max_connections;
+  const bool full = stats_.active >= config_.max_connections;
   Session* session = Session::accept(*this, server);
   if (session == nullptr) return;
   if (full) {
-    ++rejected_total_;
+    reject(RejectReason::max_connections);
     session->refuse("max_connections");
     return;
   }
   if (!is_allowed(session->client_address())) {
-    ++rejected_total_;
+    reject(RejectReason::not_allowed);
     session->refuse("not_allowed");
     return;
   }
-  ++accepted_total_;
+  ++stats_.accepted_total;
   session->start();
 }
 

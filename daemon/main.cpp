@@ -7,9 +7,9 @@
 #include <optional>
 #include <string>
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "sluice/access_log.hpp"
 #include "sluice/config.hpp"
 #include "sluice/daemon.hpp"
 
@@ -33,15 +33,6 @@ void print_usage(std::FILE* out) {
                "Signals: SIGTERM/SIGINT stop accepting and drain sessions for drain_timeout;\n"
                "a second one closes the remaining sessions at once.\n",
                SLUICE_VERSION, kDefaultConfigPath);
-}
-
-std::optional<spdlog::level::level_enum> parse_level(const std::string& name) {
-  if (name == "trace") return spdlog::level::trace;
-  if (name == "debug") return spdlog::level::debug;
-  if (name == "info") return spdlog::level::info;
-  if (name == "warn") return spdlog::level::warn;
-  if (name == "error") return spdlog::level::err;
-  return std::nullopt;
 }
 
 }  // namespace
@@ -78,7 +69,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluice: unexpected argument '%s' (see --help)\n", argv[optind]);
     return 2;
   }
-  if (level_flag && !parse_level(*level_flag)) {
+  if (level_flag && !sluice::parse_log_level(*level_flag)) {
     std::fprintf(stderr, "sluice: --log-level '%s' is not one of trace, debug, info, warn, error\n",
                  level_flag->c_str());
     return 2;
@@ -94,11 +85,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto logger = spdlog::stdout_logger_mt("sluice");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
-  logger->flush_on(spdlog::level::trace);
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(*parse_level(level_flag.value_or(loaded.config->log.level)));
+  sluice::setup_logging(loaded.config->log,
+                        level_flag ? sluice::parse_log_level(*level_flag) : std::nullopt);
 
   spdlog::info("sluice {} starting with {}", SLUICE_VERSION, config_path);
   sluice::Daemon daemon(std::move(*loaded.config));

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/access_log.hpp"
 #include "sluice/backend.hpp"
 #include "sluice/listener.hpp"
 #include "sluice/service.hpp"
@@ -35,17 +36,38 @@ Session::~Session() {
       pipe->waiting_head = next;
     }
   }
-  if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("session_end listener={} client={} backend={} reason={} bytes_up={} bytes_down={}",
-               listener_.config().name, sockaddr_to_string(client_address()),
-               served_by_ ? served_by_->config.name : "-", end_reason_ ? end_reason_ : "?", upstream_.bytes_total,
-               downstream_.bytes_total);
+  if (access_log_enabled()) write_access_log();
   listener_.session_closed();
   worker_.unlink(this);
+}
+
+void Session::write_access_log() const {
+  const std::uint64_t now = uv_hrtime();
+  auto seconds_between = [](std::uint64_t from, std::uint64_t to) {
+    return from == 0 || to < from ? -1.0 : static_cast<double>(to - from) * 1e-9;
+  };
+  const std::string client = sockaddr_to_string(client_address());
+  AccessRecord record;
+  record.client = client;
+  record.listener = listener_.config().name;
+  record.service = service_.name();
+  if (served_by_ != nullptr) {
+    record.backend = served_by_->config.name;
+    record.node = served_by_->config.node;
+  }
+  record.queue_wait_seconds = seconds_between(arrived_ns, dispatched_ns_);
+  record.connect_seconds = connected_ns_ != 0 ? seconds_between(connect_started_ns_, connected_ns_) : -1;
+  record.duration_seconds = seconds_between(arrived_ns, now);
+  record.bytes_from_client = upstream_.bytes_total;
+  record.bytes_from_backend = downstream_.bytes_total;
+  record.end_reason = end_reason_ != nullptr ? end_reason_ : "?";
+  log_access(record);
 }
 
 Session* Session::accept(Listener& listener, uv_stream_t* server) {
   auto* session = new Session(listener);
   uv_loop_t* loop = session->worker_.loop;
+  session->arrived_ns = uv_hrtime();
   uv_tcp_init(loop, &session->client_);
   session->client_.data = session;
   session->open_handles_ = 1;
@@ -68,25 +90,57 @@ Session* Session::accept(Listener& listener, uv_stream_t* server) {
 void Session::start() {
   last_activity_ms_ = uv_now(worker_.loop);
   // Client bytes are read at once but wait in chunks (bounded by the watermark) until the backend
-  // is connected; reading also tells us at once when the client resets.
+  // is connected; reading also tells us at once when a waiting client resets.
   start_reading(upstream_);
-  connect_next();
+  ask_for_backend();
 }
 
 void Session::refuse(const char* reason) { finish(reason); }
 
 void Session::abort() { finish("shutdown"); }
 
-// --- connecting -------------------------------------------------------------------------------
+void Session::turn_away(RejectReason reason, const char* end_reason) {
+  listener_.reject(reason);
+  finish(end_reason);
+}
 
-void Session::connect_next() {
-  backend_ = service_.dispatch(tried_);
-  if (backend_ == nullptr) {
-    finish(attempts_ == 0 ? "no_backend" : "connect_failed");
-    return;
+void Session::arm_timer(std::uint64_t timeout_ms) {
+  uv_timer_start(&timer_, [](uv_timer_t* timer) { owner_of(timer->data)->on_timer(); }, timeout_ms, 0);
+}
+
+// --- waiting and connecting -------------------------------------------------------------------
+
+void Session::ask_for_backend() {
+  phase_ = Phase::waiting;
+  const Service::Arrival arrival = service_.arrive(*this, uv_hrtime(), tried_);
+  switch (arrival.outcome) {
+    case Service::Outcome::dispatched:
+      connect_to(*arrival.backend);
+      return;
+    case Service::Outcome::queued:
+      arm_timer(static_cast<std::uint64_t>(service_.config().queue.timeout.count()));
+      return;
+    case Service::Outcome::queue_full:
+      turn_away(RejectReason::queue_full, "queue_full");
+      return;
+    case Service::Outcome::no_backend:
+      turn_away(RejectReason::no_backend, attempts_ == 0 ? "no_backend" : "connect_failed");
+      return;
   }
-  served_by_ = backend_;
+}
+
+void Session::on_dispatched(Backend& backend) {
+  uv_timer_stop(&timer_);
+  connect_to(backend);
+}
+
+void Session::connect_to(Backend& backend) {
+  phase_ = Phase::connecting;
+  backend_ = &backend;
+  served_by_ = &backend;
   ++attempts_;
+  connect_started_ns_ = uv_hrtime();
+  if (dispatched_ns_ == 0) dispatched_ns_ = connect_started_ns_;
   uv_tcp_init(worker_.loop, &backend_socket_);
   backend_socket_.data = this;
   backend_open_ = true;
@@ -94,27 +148,26 @@ void Session::connect_next() {
 
   connect_req_.data = this;
   int rc = uv_tcp_connect(&connect_req_, &backend_socket_,
-                          reinterpret_cast<const sockaddr*>(&backend_->address),
+                          reinterpret_cast<const sockaddr*>(&backend.address),
                           [](uv_connect_t* req, int status) {
                             if (status == UV_ECANCELED) return;  // we closed it: timeout or end
                             Session* self = owner_of(req->data);
                             if (status < 0) {
                               self->on_connect_failed(uv_err_name(status));
                             } else {
-                              self->on_connected(status);
+                              self->on_connected();
                             }
                           });
   if (rc != 0) {
     on_connect_failed(uv_err_name(rc));
     return;
   }
-  uv_timer_start(&timer_, [](uv_timer_t* timer) { owner_of(timer->data)->on_timer(); },
-                 static_cast<std::uint64_t>(service_.config().connect_timeout.count()), 0);
+  arm_timer(static_cast<std::uint64_t>(service_.config().connect_timeout.count()));
 }
 
 void Session::on_connect_failed(const char* error) {
   uv_timer_stop(&timer_);
-  ++backend_->connect_failures_total;
+  ++backend_->stats.connect_failures_total;
   spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service_.name(),
                backend_->config.name, backend_->address_text, error, attempts_);
   if (tried_.empty()) tried_.assign(service_.backends().size(), false);
@@ -122,12 +175,14 @@ void Session::on_connect_failed(const char* error) {
   // The next try needs the socket handle back, which libuv returns only in the close callback.
   retry_after_close_ = attempts_ <= service_.config().retries;
   close_handle(reinterpret_cast<uv_handle_t*>(&backend_socket_), false);
-  if (!retry_after_close_) finish("connect_failed");
+  if (!retry_after_close_) turn_away(RejectReason::no_backend, "connect_failed");
 }
 
-void Session::on_connected(int) {
+void Session::on_connected() {
   uv_timer_stop(&timer_);
   phase_ = Phase::splicing;
+  connected_ns_ = uv_hrtime();
+  backend_->stats.connect_time.observe(static_cast<double>(connected_ns_ - connect_started_ns_) * 1e-9);
   uv_tcp_nodelay(&backend_socket_, 1);
 
   Chunk* chunk = upstream_.waiting_head;
@@ -152,8 +207,7 @@ void Session::on_connected(int) {
   }
   start_reading(downstream_);
   last_activity_ms_ = uv_now(worker_.loop);
-  uv_timer_start(&timer_, [](uv_timer_t* timer) { owner_of(timer->data)->on_timer(); },
-                 static_cast<std::uint64_t>(listener_.config().idle_timeout.count()), 0);
+  arm_timer(static_cast<std::uint64_t>(listener_.config().idle_timeout.count()));
 }
 
 // --- splicing ---------------------------------------------------------------------------------
@@ -187,6 +241,7 @@ void Session::on_read(Pipe& pipe, ssize_t nread) {
   if (nread > 0) {
     chunk->length = static_cast<std::size_t>(nread);
     pipe.bytes_total += chunk->length;
+    if (&pipe == &downstream_) backend_->stats.received_bytes_total += chunk->length;
     pipe.unsent_bytes += chunk->length;
     last_activity_ms_ = uv_now(worker_.loop);
     if (phase_ == Phase::splicing) {
@@ -207,11 +262,17 @@ void Session::on_read(Pipe& pipe, ssize_t nread) {
     if (phase_ == Phase::splicing) pass_on_eof(pipe);
     return;
   }
+  if (phase_ == Phase::waiting) {
+    // A client that gives up while queued leaves the queue at once.
+    turn_away(RejectReason::abandoned, "abandoned");
+    return;
+  }
   // The source failed (ECONNRESET and the like): pass it on to the other side as a reset.
   finish("reset", &pipe == &upstream_ ? &backend_socket_ : &client_);
 }
 
 void Session::write(Pipe& pipe, Chunk* chunk) {
+  if (&pipe == &upstream_) backend_->stats.sent_bytes_total += chunk->length;
   uv_buf_t buf = uv_buf_init(chunk->data, static_cast<unsigned>(chunk->length));
   if (uv_stream_get_write_queue_size(pipe.sink) == 0) {
     // Nothing queued: most writes complete here, without a request or a callback.
@@ -278,6 +339,10 @@ void Session::on_shutdown(Pipe& pipe, int status) {
 }
 
 void Session::on_timer() {
+  if (phase_ == Phase::waiting) {
+    turn_away(RejectReason::queue_timeout, "queue_timeout");
+    return;
+  }
   if (phase_ == Phase::connecting) {
     on_connect_failed("timeout");
     return;
@@ -290,8 +355,7 @@ void Session::on_timer() {
     finish("idle_timeout");
     return;
   }
-  uv_timer_start(&timer_, [](uv_timer_t* timer) { owner_of(timer->data)->on_timer(); },
-                 idle_ms - quiet_ms, 0);
+  arm_timer(idle_ms - quiet_ms);
 }
 
 // --- teardown ---------------------------------------------------------------------------------
@@ -300,6 +364,7 @@ void Session::finish(const char* reason, uv_tcp_t* reset_socket) {
   if (phase_ == Phase::closing) return;
   phase_ = Phase::closing;
   end_reason_ = reason;
+  service_.leave_queue(*this, uv_hrtime());
   close_handle(reinterpret_cast<uv_handle_t*>(&timer_), false);
   close_handle(reinterpret_cast<uv_handle_t*>(&client_), reset_socket == &client_);
   if (backend_open_) {
@@ -320,11 +385,14 @@ void Session::on_handle_closed(uv_handle_t* handle) {
   if (handle == reinterpret_cast<uv_handle_t*>(&backend_socket_)) {
     backend_open_ = false;
     // The slot is held until the backend socket is closed: that is the backend's real occupancy.
-    service_.release(*backend_);
+    const std::uint64_t now = uv_hrtime();
+    if (connected_ns_ != 0) backend_->stats.session_time.observe(static_cast<double>(now - connected_ns_) * 1e-9);
+    Backend& released = *backend_;
     backend_ = nullptr;
+    service_.release(released, now);
     if (retry_after_close_ && phase_ != Phase::closing) {
       retry_after_close_ = false;
-      connect_next();
+      ask_for_backend();
       return;
     }
   }

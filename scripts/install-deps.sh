@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config ninja-build
   libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev
   libssl-dev python3 curl netcat-openbsd socat iproute2 procps
+  prometheus  # promtool: the metrics test checks the /metrics text with `promtool check metrics`
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "sluice/config.hpp"
+#include "sluice/stats.hpp"
 
 namespace sluice {
 
@@ -16,9 +17,13 @@ struct Backend {
   sockaddr_storage address{};        // resolved address that new connections go to
   std::string address_text;          // the same, as "ip:port" for logs
 
-  std::uint32_t active_connections = 0;    // dispatched and not yet closed (includes connecting)
-  std::uint64_t connections_total = 0;     // dispatched since start
-  std::uint64_t connect_failures_total = 0;
+  bool up = true;                    // healthy: may be given new connections
+  BackendStats stats;                // stats.active.value(): connections holding a slot now
+
+  std::uint32_t active_connections() const { return static_cast<std::uint32_t>(stats.active.value()); }
+  bool has_free_slot() const {
+    return config.max_connections == 0 || active_connections() < config.max_connections;
+  }
 };
 
 }  // namespace sluice

@@ -20,6 +20,18 @@ struct BackendConfig {
   Endpoint address;
   std::string node;              // the Kubernetes node this backend is pinned to ("" if unset)
   std::uint32_t weight = 1;      // 1..1000
+  std::uint32_t max_connections = 0;  // slots: connections served at once; 0 = unlimited
+};
+
+enum class QueueMode {
+  shared,       // one FIFO for the service; the head takes the first free slot (M/M/c)
+  per_backend,  // the policy chooses at arrival; the connection waits in that backend's FIFO
+};
+
+struct QueueConfig {
+  QueueMode mode = QueueMode::shared;
+  std::uint32_t max_length = 1000;  // waiting connections per FIFO; more are refused
+  Millis timeout{5000};             // waited longer: closed and counted
 };
 
 struct ServiceConfig {
@@ -27,6 +39,7 @@ struct ServiceConfig {
   PolicyKind policy = PolicyKind::round_robin;
   Millis connect_timeout{2000};
   std::uint32_t retries = 2;     // further backends tried after a failed connect
+  QueueConfig queue;
   std::vector<BackendConfig> backends;
 };
 
@@ -40,13 +53,22 @@ struct ListenerConfig {
   std::uint32_t backlog = 511;
 };
 
+enum class LogFormat { text, json };
+
 struct LogConfig {
   std::string level = "info";    // trace | debug | info | warn | error
+  LogFormat format = LogFormat::text;
+  bool access_log = false;       // one line per finished connection
+};
+
+struct AdminConfig {
+  std::optional<Endpoint> bind;  // GET /metrics, /healthz; absent = no admin listener
 };
 
 struct Config {
   Millis drain_timeout{25000};   // on SIGTERM: sessions get this long to finish
   LogConfig log;
+  AdminConfig admin;
   std::vector<ListenerConfig> listeners;
   std::vector<ServiceConfig> services;
 

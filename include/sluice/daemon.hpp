@@ -9,8 +9,10 @@
 
 #include <uv.h>
 
+#include "sluice/admin_server.hpp"
 #include "sluice/config.hpp"
 #include "sluice/listener.hpp"
+#include "sluice/metrics.hpp"
 #include "sluice/service.hpp"
 #include "sluice/worker.hpp"
 
@@ -29,6 +31,8 @@ class Daemon {
  private:
   bool build_services();
   bool start_listeners();
+  bool start_admin();
+  std::optional<AdminResponse> render_admin(std::string_view path);
   void log_summary() const;
   void on_signal(int signum);
   void begin_drain();
@@ -39,6 +43,8 @@ class Daemon {
   std::unique_ptr<Worker> worker_;
   std::map<std::string, std::unique_ptr<Service>> services_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unique_ptr<AdminServer> admin_;
+  DaemonStats stats_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uv_timer_t drain_timer_;

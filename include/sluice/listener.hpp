@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "sluice/config.hpp"
+#include "sluice/stats.hpp"
 
 namespace sluice {
 
@@ -33,12 +34,10 @@ class Listener {
   Service& service() { return service_; }
   Worker& worker() { return worker_; }
 
-  void session_opened() { ++active_connections_; }
-  void session_closed() { --active_connections_; }
-  std::uint32_t active_connections() const { return active_connections_; }
-
-  std::uint64_t accepted_total() const { return accepted_total_; }
-  std::uint64_t rejected_total() const { return rejected_total_; }
+  void session_opened() { ++stats_.active; }
+  void session_closed() { --stats_.active; }
+  void reject(RejectReason reason) { stats_.reject(reason); }
+  const ListenerStats& stats() const { return stats_; }
 
  private:
   void on_connection(int status);
@@ -49,9 +48,7 @@ class Listener {
   Service& service_;
   uv_tcp_t server_;
   bool listening_ = false;
-  std::uint32_t active_connections_ = 0;
-  std::uint64_t accepted_total_ = 0;
-  std::uint64_t rejected_total_ = 0;
+  ListenerStats stats_;
   std::uint64_t accept_errors_ = 0;
   std::uint64_t last_accept_error_log_ms_ = 0;
 };

@@ -12,6 +12,8 @@
 #include <uv.h>
 
 #include "sluice/buffer_pool.hpp"
+#include "sluice/stats.hpp"
+#include "sluice/wait_queue.hpp"
 
 namespace sluice {
 
@@ -20,7 +22,7 @@ class Service;
 struct Backend;
 struct Worker;
 
-class Session {
+class Session final : public Waiter {
  public:
   static constexpr std::size_t kHighWatermarkBytes = 256 * 1024;  // stop reading the source above
   static constexpr std::size_t kLowWatermarkBytes = 64 * 1024;    // resume reading at or below
@@ -32,8 +34,11 @@ class Session {
   /// The client's address (AF_INET or AF_INET6).
   const sockaddr* client_address() const { return reinterpret_cast<const sockaddr*>(&client_address_); }
 
-  /// Dispatches to a backend and starts proxying.
+  /// Asks the service for a backend (waiting in its queue if need be) and starts proxying.
   void start();
+
+  /// From the service's queue: a slot on `backend` is ours (already counted).
+  void on_dispatched(Backend& backend) override;
 
   /// Closes an accepted client that the listener does not admit.
   void refuse(const char* reason);
@@ -45,7 +50,12 @@ class Session {
   Session* next_in_worker = nullptr;
 
  private:
-  enum class Phase { connecting, splicing, closing };
+  enum class Phase {
+    waiting,     // no slot yet: asking the service, or in its queue (timer: queue timeout)
+    connecting,  // slot taken, TCP connect to the backend under way (timer: connect timeout)
+    splicing,    // both sockets open, bytes flowing (timer: idle timeout)
+    closing,     // handles closing; the session frees itself in the last close callback
+  };
 
   // One direction of the session: bytes read from `source` are written to `sink`.
   struct Pipe {
@@ -66,8 +76,9 @@ class Session {
   Session(Listener& listener);
   ~Session();
 
-  void connect_next();
-  void on_connected(int status);
+  void ask_for_backend();
+  void connect_to(Backend& backend);
+  void on_connected();
   void on_connect_failed(const char* error);
   void begin_splicing();
 
@@ -79,6 +90,10 @@ class Session {
   void pass_on_eof(Pipe& pipe);
   void on_shutdown(Pipe& pipe, int status);
   void on_timer();
+  void arm_timer(std::uint64_t timeout_ms);
+  /// Ends a session that never reached a backend, counted against the listener.
+  void turn_away(RejectReason reason, const char* end_reason);
+  void write_access_log() const;
 
   /// Closes both sockets; with `reset_peer_of` set, that socket is closed with a RST.
   void finish(const char* reason, uv_tcp_t* reset_socket = nullptr);
@@ -91,7 +106,7 @@ class Session {
   Listener& listener_;
   Service& service_;
   Worker& worker_;
-  Phase phase_ = Phase::connecting;
+  Phase phase_ = Phase::waiting;
   Backend* backend_ = nullptr;
   std::vector<bool> tried_;       // backends that failed to connect for this session (lazy)
   std::uint32_t attempts_ = 0;    // connects started
@@ -99,6 +114,9 @@ class Session {
   bool retry_after_close_ = false;
   int open_handles_ = 0;
   std::uint64_t last_activity_ms_ = 0;  // loop time of the last byte in either direction
+  std::uint64_t connect_started_ns_ = 0;
+  std::uint64_t connected_ns_ = 0;      // 0 until the backend connect succeeded
+  std::uint64_t dispatched_ns_ = 0;     // 0 until a slot was given
   const char* end_reason_ = nullptr;   // first EOF, or what ended the session
   const Backend* served_by_ = nullptr; // the last backend tried, for the session's log line
 

@@ -2,7 +2,6 @@
 // A TCP client for the tests. Every operation is bounded by a timeout (poll-based, non-blocking socket).
 
 #include <cstddef>
-#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -13,7 +12,6 @@ namespace sluice::it {
 /// How a read sequence ended.
 enum class End { eof, reset, timeout, error };
 const char* to_string(End end);
-inline std::ostream& operator<<(std::ostream& out, End end) { return out << to_string(end); }
 
 struct ReadResult {
   std::string data;      // everything read before the end

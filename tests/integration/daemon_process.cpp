@@ -1,5 +1,7 @@
 #include "daemon_process.hpp"
 
+#include <doctest/doctest.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -25,9 +28,20 @@ namespace {
 std::mutex g_transcripts_mutex;
 std::vector<std::string> g_transcripts;
 
-const std::regex& listening_pattern() {
-  static const std::regex pattern(R"(listening listener=(\S+) address=(\S+))");
-  return pattern;
+/// Parses `listening listener=NAME address=HOST:PORT` (anywhere in the line) into NAME and address.
+std::optional<std::pair<std::string, Address>> parse_listening(const std::string& line) {
+  static constexpr std::string_view listener_key = "listening listener=";
+  static constexpr std::string_view address_key = " address=";
+  const auto at = line.find(listener_key);
+  if (at == std::string::npos) return std::nullopt;
+  const auto name_begin = at + listener_key.size();
+  const auto name_end = line.find(' ', name_begin);
+  if (name_end == std::string::npos || line.compare(name_end, address_key.size(), address_key) != 0)
+    return std::nullopt;
+  const auto address_begin = name_end + address_key.size();
+  const auto address_end = std::min(line.find(' ', address_begin), line.size());
+  return std::pair{line.substr(name_begin, name_end - name_begin),
+                   Address::parse(std::string_view(line).substr(address_begin, address_end - address_begin))};
 }
 
 }  // namespace
@@ -116,6 +130,11 @@ void DaemonProcess::start(std::vector<std::string> args) {
 }
 
 DaemonProcess::~DaemonProcess() {
+  if (!exit_expected_ && pid_ > 0 && reap(false)) {
+    const std::string how = *exit_code_ > 128 ? "killed by signal " + std::to_string(*exit_code_ - 128)
+                                              : "exit code " + std::to_string(*exit_code_);
+    FAIL_CHECK("sluice exited on its own during the test: " << how);
+  }
   if (!exit_code_ && pid_ > 0) {
     ::kill(pid_, SIGKILL);
     reap(true);
@@ -167,8 +186,7 @@ void DaemonProcess::read_output(int out_fd, int err_fd) {
   changed_.notify_all();
 }
 
-std::optional<std::string> DaemonProcess::wait_for(const std::function<bool(const std::string&)>& match,
-                                                   Millis timeout) {
+std::optional<std::string> DaemonProcess::wait_for_line(const LineMatch& match, Millis timeout) {
   std::unique_lock lock(mutex_);
   std::size_t checked = 0;
   std::optional<std::string> found;
@@ -185,11 +203,7 @@ std::optional<std::string> DaemonProcess::wait_for(const std::function<bool(cons
 }
 
 std::optional<std::string> DaemonProcess::wait_for_line(std::string_view text, Millis timeout) {
-  return wait_for([&](const std::string& line) { return line.find(text) != std::string::npos; }, timeout);
-}
-
-std::optional<std::string> DaemonProcess::wait_for_line(const std::regex& pattern, Millis timeout) {
-  return wait_for([&](const std::string& line) { return std::regex_search(line, pattern); }, timeout);
+  return wait_for_line([&](const std::string& line) { return line.find(text) != std::string::npos; }, timeout);
 }
 
 std::map<std::string, Address> DaemonProcess::wait_listening(std::size_t listener_count, Millis timeout) {
@@ -198,9 +212,8 @@ std::map<std::string, Address> DaemonProcess::wait_listening(std::size_t listene
   std::size_t checked = 0;
   const bool complete = changed_.wait_for(lock, timeout, [&] {
     for (; checked < lines_.size(); ++checked) {
-      std::smatch match;
-      if (std::regex_search(lines_[checked].text, match, listening_pattern()))
-        addresses.insert_or_assign(match[1].str(), Address::parse(match[2].str()));
+      if (auto listening = parse_listening(lines_[checked].text))
+        addresses.insert_or_assign(std::move(listening->first), std::move(listening->second));
     }
     return addresses.size() >= listener_count || output_closed_;
   });
@@ -241,7 +254,15 @@ std::string DaemonProcess::transcript() const {
 }
 
 void DaemonProcess::send_signal(int signal_number) {
+  exit_expected_ = true;
   if (!exit_code_ && ::kill(pid_, signal_number) != 0) throw_errno("kill", errno);
+}
+
+std::optional<long> DaemonProcess::status_kib(const std::string& key) const {
+  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with(key + ":")) return std::stol(line.substr(key.size() + 1));
+  return std::nullopt;
 }
 
 bool DaemonProcess::reap(bool block) {
@@ -259,6 +280,7 @@ bool DaemonProcess::reap(bool block) {
 bool DaemonProcess::running() { return !reap(false); }
 
 std::optional<int> DaemonProcess::wait_exit(Millis timeout) {
+  exit_expected_ = true;
   const auto deadline = Clock::now() + timeout;
   // waitpid has no timeout: poll it. The output pipes close at exit, so wait on them first.
   {

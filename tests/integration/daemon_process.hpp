@@ -11,7 +11,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -43,8 +42,9 @@ class DaemonProcess {
   explicit DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args = {});
   /// Same with a config file the caller owns (to compare messages of several runs on one file).
   explicit DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args = {});
-  /// SIGKILLs the daemon if it still runs, joins the reader, and keeps the transcript for the
-  /// failure report (see take_transcripts).
+  /// Fails the test when the daemon exited although the test neither signalled it nor waited for
+  /// its exit (a crash); SIGKILLs it if it still runs; keeps the transcript for the failure report
+  /// (see take_transcripts).
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -60,14 +60,18 @@ class DaemonProcess {
 
   /// The first output line (either stream) containing `text`, waiting up to `timeout`.
   std::optional<std::string> wait_for_line(std::string_view text, Millis timeout);
-  /// The first output line (either stream) matching `pattern` (std::regex_search).
-  std::optional<std::string> wait_for_line(const std::regex& pattern, Millis timeout);
+  /// The first output line (either stream) for which `match` is true.
+  using LineMatch = std::function<bool(const std::string&)>;
+  std::optional<std::string> wait_for_line(const LineMatch& match, Millis timeout);
   std::size_t count_lines(std::string_view text) const;
   std::vector<std::string> lines(Stream stream) const;
   /// Everything the daemon printed so far, each line tagged with its stream.
   std::string transcript() const;
 
+  /// Sends a signal; from then on an exit is expected.
   void send_signal(int signal_number);
+  /// A memory figure of the running daemon from /proc/PID/status, in KiB ("VmRSS", "VmHWM").
+  std::optional<long> status_kib(const std::string& key) const;
   /// True while the process has not exited.
   bool running();
   /// Waits for the process to exit and for its output to be read completely. Returns the exit code,
@@ -82,13 +86,12 @@ class DaemonProcess {
   void start(std::vector<std::string> args);
   void read_output(int out_fd, int err_fd);
   bool reap(bool block);
-  std::optional<std::string> wait_for(const std::function<bool(const std::string&)>& match,
-                                      Millis timeout);
 
   std::unique_ptr<TempConfig> owned_config_;
   std::string config_path_;
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
+  bool exit_expected_ = false;  // the test signalled the daemon or waits for its exit
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Line> lines_;

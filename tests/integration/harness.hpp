@@ -2,6 +2,8 @@
 // Everything an integration test needs: the daemon process, test backends, clients, payloads, and
 // a small builder for the daemon's YAML config.
 
+#include <doctest/doctest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,6 +15,9 @@
 #include "net.hpp"
 
 namespace sluice::it {
+
+/// doctest prints enums as numbers; found by ADL, this prints End by name in failed checks.
+inline doctest::String toString(End end) { return to_string(end); }
 
 struct BackendSpec {
   std::string name{};

@@ -43,6 +43,8 @@ TEST_CASE("a refused backend between two good ones: retries serve every client")
   CHECK(served_by_b > 0);
   const std::string expected = connect_failed("web", "refused", refused.address(), "ECONNREFUSED");
   CHECK_MESSAGE(daemon.wait_for_line(expected, 2s).has_value(), "no line containing: " << expected);
+  CHECK(daemon.count_lines("connect_failed service=web backend=a ") == 0);
+  CHECK(daemon.count_lines("connect_failed service=web backend=b ") == 0);
 }
 
 TEST_CASE("a backend that never answers the SYN times out after connect_timeout and the next one serves") {
@@ -68,6 +70,7 @@ TEST_CASE("a backend that never answers the SYN times out after connect_timeout 
   CHECK(good.accepted() == 1);
   const std::string expected = connect_failed("web", "blackhole", blackhole.address(), "timeout");
   CHECK_MESSAGE(daemon.wait_for_line(expected, 2s).has_value(), "no line containing: " << expected);
+  CHECK(daemon.count_lines("connect_failed service=web backend=good ") == 0);
 }
 
 TEST_CASE("retries 0 and only a refused backend: the client is closed and the daemon keeps serving") {

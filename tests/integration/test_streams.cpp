@@ -120,6 +120,53 @@ TEST_CASE("50 concurrent echo streams pass through the daemon byte for byte") {
   CHECK(echo2.accepted() == connections / 2);
 }
 
+TEST_CASE("a client that stops reading is held back by backpressure and loses nothing") {
+  EchoServer echo;
+  DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"echo", echo.address()}}}));
+  const Address proxy = daemon.wait_listening_on("web");
+  const auto resident_before = daemon.status_kib("VmRSS");
+  REQUIRE(resident_before.has_value());
+
+  // Send without reading until nothing moves for 1 s: then every buffer on the way is full, and the
+  // daemon must have stopped reading rather than buffering. The kernel's socket buffers on the
+  // path hold some tens of MiB at most; 512 MiB means the daemon kept reading.
+  constexpr std::uint64_t limit = 512ull << 20;
+  Client client = Client::connect(proxy);
+  ByteStream source(42);
+  Sha256 sent_hash;
+  std::vector<char> chunk(1 << 20);
+  std::size_t chunk_begin = chunk.size();
+  std::uint64_t sent = 0;
+  while (sent < limit) {
+    if (chunk_begin == chunk.size()) {
+      source.fill(chunk.data(), chunk.size());
+      chunk_begin = 0;
+    }
+    const ssize_t n = ::send(client.fd(), chunk.data() + chunk_begin, chunk.size() - chunk_begin, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent_hash.update(chunk.data() + chunk_begin, static_cast<std::size_t>(n));
+      chunk_begin += static_cast<std::size_t>(n);
+      sent += static_cast<std::uint64_t>(n);
+    } else if (errno == EAGAIN) {
+      if (poll_until(client.fd(), POLLOUT, Clock::now() + 1s) == 0) break;
+    } else {
+      FAIL("send: " << errno_text(errno));
+    }
+  }
+  const auto peak = daemon.status_kib("VmHWM");
+  REQUIRE(peak.has_value());
+  MESSAGE((sent >> 20) << " MiB in flight when the stream stalled; daemon peak RSS " << *peak / 1024
+                       << " MiB, " << *resident_before / 1024 << " MiB before");
+  CHECK(sent < limit);
+  CHECK(*peak - *resident_before < 32 * 1024);
+
+  client.shutdown_write();
+  const ReadResult result = client.read_until_end(20s);
+  CHECK(result.end == End::eof);
+  CHECK(result.data.size() == sent);
+  CHECK(sha256_hex(result.data) == sent_hash.hex());
+}
+
 TEST_CASE("half-close: the backend answers 3 MiB after the client's EOF and the client gets all of it") {
   const std::string request = pattern(1 << 20, 1);
   const std::string reply = pattern(3 << 20, 2);

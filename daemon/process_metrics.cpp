@@ -1,0 +1,123 @@
+#include "sluice/process_metrics.hpp"
+
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+namespace sluice {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// The fields of /proc/self/stat that we need (proc(5) numbering).
+struct ProcStat {
+  unsigned long utime_ticks = 0;           // (14) user CPU
+  unsigned long stime_ticks = 0;           // (15) system CPU
+  unsigned long long starttime_ticks = 0;  // (22) since boot
+  unsigned long vsize_bytes = 0;           // (23)
+  long rss_pages = 0;                      // (24)
+};
+
+std::optional<ProcStat> read_proc_stat() {
+  std::ifstream file("/proc/self/stat");
+  std::string line;
+  if (!std::getline(file, line)) return std::nullopt;
+  // Field 2, the command name, is in parentheses and may hold spaces and ')': skip past the last
+  // ')'. What follows starts with field 3 (state).
+  const auto end_of_comm = line.rfind(')');
+  if (end_of_comm == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(end_of_comm + 1));
+  std::string skip;
+  for (int field = 3; field <= 13; ++field) fields >> skip;
+  ProcStat stat;
+  fields >> stat.utime_ticks >> stat.stime_ticks;
+  for (int field = 16; field <= 21; ++field) fields >> skip;
+  fields >> stat.starttime_ticks >> stat.vsize_bytes >> stat.rss_pages;
+  if (!fields) return std::nullopt;
+  return stat;
+}
+
+// Boot time in seconds since the epoch ("btime" in /proc/stat).
+std::optional<double> read_boot_time_seconds() {
+  std::ifstream file("/proc/stat");
+  std::string key;
+  while (file >> key) {
+    if (key == "btime") {
+      double seconds = 0;
+      if (file >> seconds) return seconds;
+      return std::nullopt;
+    }
+    file.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return std::nullopt;
+}
+
+// Descriptors open now, not counting the one this listing itself holds.
+std::optional<double> count_open_fds() {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return std::nullopt;
+  const std::string own = std::to_string(dirfd(dir));
+  double count = 0;
+  while (const dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != ".." && name != own) ++count;
+  }
+  closedir(dir);
+  return count;
+}
+
+MetricFamily single(const char* name, const char* help, MetricType type, double value) {
+  ClientMetric sample;
+  if (type == MetricType::Counter) {
+    sample.counter.value = value;
+  } else {
+    sample.gauge.value = value;
+  }
+  return {name, help, type, {std::move(sample)}};
+}
+
+}  // namespace
+
+std::vector<MetricFamily> collect_process_metrics() {
+  std::vector<MetricFamily> families;
+  const double ticks_per_second = static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (const auto stat = read_proc_stat()) {
+    families.push_back(
+        single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+               MetricType::Counter,
+               static_cast<double>(stat->utime_ticks + stat->stime_ticks) / ticks_per_second));
+    families.push_back(
+        single("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
+               static_cast<double>(stat->rss_pages) * static_cast<double>(sysconf(_SC_PAGESIZE))));
+    families.push_back(single("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                              MetricType::Gauge, static_cast<double>(stat->vsize_bytes)));
+    if (const auto boot = read_boot_time_seconds()) {
+      families.push_back(
+          single("process_start_time_seconds",
+                 "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
+                 *boot + static_cast<double>(stat->starttime_ticks) / ticks_per_second));
+    }
+  }
+  if (const auto open_fds = count_open_fds()) {
+    families.push_back(single("process_open_fds", "Number of open file descriptors.",
+                              MetricType::Gauge, *open_fds));
+  }
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    // RLIM_INFINITY is reported as the huge number it is, like the Go client does.
+    families.push_back(single("process_max_fds", "Maximum number of open file descriptors.",
+                              MetricType::Gauge, static_cast<double>(limit.rlim_cur)));
+  }
+  return families;
+}
+
+}  // namespace sluice

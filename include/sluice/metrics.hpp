@@ -1,0 +1,39 @@
+#pragma once
+// The Prometheus view of the loop's stats (DESIGN.md §4). Collection is a pure function that
+// runs on the loop thread and copies the plain counters out into prometheus-cpp's data model; the
+// data path never sees prometheus-cpp.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+namespace sluice {
+
+class Listener;
+class Service;
+
+/// Counters owned by the daemon itself (not by a listener or a service).
+struct DaemonStats {
+  std::uint64_t reloads_success = 0;  // config reloads applied
+  std::uint64_t reloads_failure = 0;  // config reloads rejected (the old config stays)
+};
+
+/// Content type of the Prometheus text exposition format that serialize_metrics() writes.
+inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every `sluice_*` family of DESIGN.md §4, with the time integrals brought up to `now_ns`
+/// (uv_hrtime() clock). Call on the loop thread that owns `listeners` and `services`.
+std::vector<prometheus::MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
+                                                      std::span<const Service* const> services,
+                                                      const DaemonStats& daemon,
+                                                      std::uint64_t now_ns);
+
+/// The text exposition format of `families` (prometheus::TextSerializer; counter names are written
+/// as given, so the families carry their `_total` suffix themselves).
+std::string serialize_metrics(const std::vector<prometheus::MetricFamily>& families);
+
+}  // namespace sluice

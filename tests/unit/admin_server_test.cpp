@@ -1,0 +1,282 @@
+// The admin HTTP server against a real event loop on its own thread, spoken to over plain sockets.
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sluice/admin_server.hpp"
+#include "sluice/metrics.hpp"
+#include "sluice/process_metrics.hpp"
+#include "sluice/service.hpp"
+
+using namespace sluice;
+
+namespace {
+
+struct HttpReply {
+  int status = 0;
+  std::string headers;  // the raw header block
+  std::string body;
+
+  std::optional<std::string> header(const std::string& name) const {
+    const auto at = headers.find("\r\n" + name + ": ");
+    if (at == std::string::npos) return std::nullopt;
+    const auto start = at + name.size() + 4;
+    return headers.substr(start, headers.find("\r\n", start) - start);
+  }
+};
+
+// Sends `request` as it is to "ip:port" / "[ip]:port", optionally half-closes, and reads the
+// reply until the server closes. Blocking, with a receive timeout so a bug cannot hang the test.
+HttpReply exchange(const std::string& address, const std::string& request,
+                   bool half_close = false) {
+  const bool v6 = address.front() == '[';
+  const auto colon = address.rfind(':');
+  const std::string host = v6 ? address.substr(1, colon - 2) : address.substr(0, colon);
+  const auto port = static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)));
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  if (v6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    REQUIRE(inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1);
+    length = sizeof *in6;
+  } else {
+    auto* in = reinterpret_cast<sockaddr_in*>(&storage);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    REQUIRE(inet_pton(AF_INET, host.c_str(), &in->sin_addr) == 1);
+    length = sizeof *in;
+  }
+  const int fd = socket(storage.ss_family, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  const timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&storage), length) == 0);
+  REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  if (half_close) shutdown(fd, SHUT_WR);
+  std::string raw;
+  std::array<char, 16384> chunk{};
+  ssize_t n = 0;
+  while ((n = recv(fd, chunk.data(), chunk.size(), 0)) > 0) raw.append(chunk.data(), n);
+  const int recv_errno = n < 0 ? errno : 0;
+  close(fd);
+  REQUIRE_MESSAGE(n == 0, "recv failed: " << std::strerror(recv_errno));
+
+  HttpReply reply;
+  const auto end_of_head = raw.find("\r\n\r\n");
+  REQUIRE(end_of_head != std::string::npos);
+  REQUIRE(raw.starts_with("HTTP/1.1 "));
+  reply.status = std::stoi(raw.substr(9, 3));
+  reply.headers = raw.substr(0, end_of_head + 2);
+  reply.body = raw.substr(end_of_head + 4);
+  return reply;
+}
+
+HttpReply get(const std::string& address, const std::string& path) {
+  return exchange(address, "GET " + path + " HTTP/1.1\r\nHost: test\r\nUser-Agent: x\r\n\r\n");
+}
+
+// The value of the first sample line starting with `prefix` (name and labels) in `text`.
+double sample_value(const std::string& text, const std::string& prefix) {
+  const auto at = text.find("\n" + prefix + " ");
+  REQUIRE_MESSAGE(at != std::string::npos, "no sample " << prefix);
+  return std::stod(text.substr(at + prefix.size() + 2));
+}
+
+// A service whose backend counter a 1 ms timer bumps on the loop thread while the test thread
+// scrapes: what the admin server must never read from its own threads.
+class LoopWithAdmin {
+ public:
+  explicit LoopWithAdmin(const std::string& bind) {
+    uv_loop_init(&loop_);
+    ServiceConfig config;
+    config.name = "web";
+    config.backends = {BackendConfig{"node-a", Endpoint{"10.0.0.1", 8000}, "n1", 1, 1}};
+    service_ = std::make_unique<Service>(config, std::vector<sockaddr_storage>(1));
+
+    admin_ = std::make_unique<AdminServer>(&loop_,
+                                           [this](std::string_view path) { return render(path); });
+    std::string why;
+    REQUIRE_MESSAGE(admin_->start(*parse_endpoint(bind), why), why);
+
+    uv_timer_init(&loop_, &ticker_);
+    ticker_.data = this;
+    uv_timer_start(
+        &ticker_,
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<LoopWithAdmin*>(timer->data);
+          Backend& backend = self->service_->backends()[0];
+          ++backend.stats.connections_total;
+          backend.stats.active.set(uv_hrtime(), backend.stats.connections_total % 2);
+        },
+        1, 1);
+    uv_async_init(&loop_, &quit_, [](uv_async_t* async) {
+      auto* self = static_cast<LoopWithAdmin*>(async->data);
+      self->admin_->stop();  // on the loop thread, as the contract says
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->ticker_), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->quit_), nullptr);
+    });
+    quit_.data = this;
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  }
+
+  ~LoopWithAdmin() {
+    uv_async_send(&quit_);
+    thread_.join();  // the loop ends once the admin server and our handles are closed
+    admin_.reset();
+    CHECK(uv_loop_close(&loop_) == 0);
+  }
+
+  AdminServer& admin() { return *admin_; }
+  std::string address() const { return admin_->bound_address(); }
+
+ private:
+  std::optional<AdminResponse> render(std::string_view path) {
+    if (path == "/metrics") {
+      const std::array<const Service*, 1> services = {service_.get()};
+      auto families = collect_metrics({}, services, DaemonStats{}, uv_hrtime());
+      for (auto& f : collect_process_metrics()) families.push_back(std::move(f));
+      return AdminResponse{200, std::string(kMetricsContentType), serialize_metrics(families)};
+    }
+    if (path == "/throws") throw std::runtime_error("boom");
+    return std::nullopt;
+  }
+
+  uv_loop_t loop_{};
+  uv_timer_t ticker_{};
+  uv_async_t quit_{};
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<AdminServer> admin_;
+  std::thread thread_;
+};
+
+const std::string kConnections =
+    "sluice_backend_connections_total{service=\"web\",backend=\"node-a\",node=\"n1\"}";
+
+bool ipv6_loopback_available() {
+  const int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("admin server: 200 scrapes of /metrics see the loop's counter only grow") {
+  LoopWithAdmin loop("127.0.0.1:0");
+  REQUIRE(loop.address().starts_with("127.0.0.1:"));
+  CHECK(loop.address() != "127.0.0.1:0");
+  double previous = -1;
+  double first = -1;
+  for (int i = 0; i < 200; ++i) {
+    const HttpReply reply = get(loop.address(), "/metrics");
+    REQUIRE(reply.status == 200);
+    CHECK(reply.header("Content-Type") == std::string(kMetricsContentType));
+    CHECK(reply.header("Content-Length") == std::to_string(reply.body.size()));
+    const double value = sample_value(reply.body, kConnections);
+    CHECK(value >= previous);
+    if (first < 0) first = value;
+    previous = value;
+  }
+  CHECK(previous > first);  // 200 round trips take more than a millisecond
+}
+
+TEST_CASE("admin server: /healthz answers without the loop, 503 while draining") {
+  LoopWithAdmin loop("127.0.0.1:0");
+  HttpReply reply = get(loop.address(), "/healthz");
+  CHECK(reply.status == 200);
+  CHECK(reply.body == "ok\n");
+  loop.admin().set_draining(true);
+  reply = get(loop.address(), "/healthz");
+  CHECK(reply.status == 503);
+  CHECK(reply.body == "draining\n");
+}
+
+TEST_CASE("admin server: 404, 405, 400, 500, HEAD and query strings") {
+  LoopWithAdmin loop("127.0.0.1:0");
+  CHECK(get(loop.address(), "/nope").status == 404);
+  CHECK(get(loop.address(), "/metrics?debug=1").status == 200);
+  CHECK(get(loop.address(), "/throws").status == 500);
+
+  const HttpReply post =
+      exchange(loop.address(), "POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+  CHECK(post.status == 405);
+  CHECK(post.header("Allow") == "GET, HEAD");
+
+  const HttpReply head = exchange(loop.address(), "HEAD /metrics HTTP/1.1\r\n\r\n");
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(std::stoul(head.header("Content-Length").value_or("0")) > 0);
+
+  CHECK(exchange(loop.address(), "nonsense\r\n\r\n").status == 400);
+  CHECK(exchange(loop.address(), "GET /metrics HTTP/1.0\n\n").status == 200);  // bare LF
+  CHECK(exchange(loop.address(), std::string(10000, 'x')).status == 431);
+}
+
+TEST_CASE("admin server: a client that half-closes after its request still gets the answer") {
+  LoopWithAdmin loop("127.0.0.1:0");
+  const HttpReply reply = exchange(loop.address(), "GET /metrics HTTP/1.0\r\n\r\n", true);
+  CHECK(reply.status == 200);
+  CHECK(reply.body.find(kConnections) != std::string::npos);
+}
+
+TEST_CASE("admin server: binds IPv6 loopback with port 0") {
+  if (!ipv6_loopback_available()) {
+    MESSAGE("no IPv6 loopback here: skipped");
+    return;
+  }
+  LoopWithAdmin loop("[::1]:0");
+  REQUIRE(loop.address().starts_with("[::1]:"));
+  CHECK(get(loop.address(), "/metrics").status == 200);
+}
+
+TEST_CASE("admin server: a request the loop does not answer in time gets a 503") {
+  uv_loop_t loop{};
+  uv_loop_init(&loop);  // never run while the request waits: the loop is "stuck"
+  AdminServer admin(
+      &loop, [](std::string_view) { return AdminResponse{}; }, std::chrono::milliseconds(200));
+  std::string why;
+  REQUIRE_MESSAGE(admin.start(*parse_endpoint("127.0.0.1:0"), why), why);
+  const auto started = std::chrono::steady_clock::now();
+  const HttpReply reply = get(admin.bound_address(), "/metrics");
+  CHECK(reply.status == 503);
+  // libuv timers count whole milliseconds of a cached clock: up to 1 ms early by a fine clock.
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(195));
+  // Still answered while the loop is stuck: health does not need it.
+  CHECK(get(admin.bound_address(), "/healthz").status == 200);
+  admin.stop();  // this thread is the loop's thread: it is not running anywhere else
+  uv_run(&loop, UV_RUN_DEFAULT);  // runs the close callback; the queued render never happens
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("admin server: a bind that fails says why, and stop() after it is harmless") {
+  uv_loop_t loop{};
+  uv_loop_init(&loop);
+  {
+    LoopWithAdmin running("127.0.0.1:0");
+    AdminServer second(&loop, [](std::string_view) { return std::nullopt; });
+    std::string why;
+    CHECK_FALSE(second.start(*parse_endpoint(running.address()), why));
+    CHECK(why.find("address already in use") != std::string::npos);
+    second.stop();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
