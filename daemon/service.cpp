@@ -35,7 +35,7 @@ Service::Arrival Service::arrive(Waiter& waiter, std::uint64_t now_ns, const std
         return {Outcome::dispatched, backend};
       }
     }
-    if (choose(tried, /*need_free_slot=*/false) == nullptr) return {Outcome::no_backend};
+    if (!any_candidate(tried)) return {Outcome::no_backend};
     if (shared_queue_.length() >= max_length) return {Outcome::queue_full};
     retry ? shared_queue_.push_front(waiter, now_ns) : shared_queue_.push_back(waiter, now_ns);
     return {Outcome::queued};
@@ -66,6 +66,13 @@ std::size_t Service::waiting() const {
   std::size_t total = shared_queue_.length();
   for (const auto& queue : backend_queues_) total += queue->length();
   return total;
+}
+
+bool Service::any_candidate(const std::vector<bool>& tried) const {
+  for (const Backend& backend : backends_) {
+    if (backend.up && (tried.empty() || !tried[backend.index])) return true;
+  }
+  return false;
 }
 
 Backend* Service::choose(const std::vector<bool>& tried, bool need_free_slot) {

@@ -57,6 +57,8 @@ class Service {
  private:
   /// Policy choice among up backends not in `tried`; with `need_free_slot` only those with one.
   Backend* choose(const std::vector<bool>& tried, bool need_free_slot);
+  /// Whether some up backend is not in `tried`; unlike choose(), moves no policy state.
+  bool any_candidate(const std::vector<bool>& tried) const;
   void take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns);
   /// Hands freed slots to queue heads while both exist.
   void dispatch_waiting(std::uint64_t now_ns, Backend* freed);

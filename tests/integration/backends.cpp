@@ -214,6 +214,13 @@ bool ReplyAfterEofServer::wait_request(std::string& request, Millis timeout) {
   return true;
 }
 
+bool ReplyAfterEofServer::wait_requests(std::size_t count, Millis timeout, std::vector<std::string>& requests) {
+  std::unique_lock lock(mutex_);
+  if (!changed_.wait_for(lock, timeout, [&] { return requests_.size() >= count; })) return false;
+  requests = requests_;
+  return true;
+}
+
 // ---- ResetServer ----
 
 ResetServer::ResetServer(std::size_t read_first, int family)

@@ -135,6 +135,9 @@ class ReplyAfterEofServer {
 
   /// Waits until a connection has read its EOF; returns everything it received before it.
   bool wait_request(std::string& request, Millis timeout);
+  /// Waits until `count` connections have read their EOF; returns what each received, in the order
+  /// their EOFs arrived.
+  bool wait_requests(std::size_t count, Millis timeout, std::vector<std::string>& requests);
 
  private:
   std::string reply_;

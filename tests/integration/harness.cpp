@@ -1,15 +1,23 @@
 #include "harness.hpp"
 
+#include <cctype>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
 
 namespace sluice::it {
 
 std::string ConfigSpec::yaml() const {
   std::ostringstream out;
   out << "drain_timeout: " << drain_timeout << "\n"
-      << "log: { level: info }\n"
-      << "listeners:\n";
+      << "log: { level: info";
+  if (log_format != "text") out << ", format: " << log_format;
+  if (access_log) out << ", access_log: true";
+  out << " }\n";
+  if (admin) out << "admin: { bind: \"127.0.0.1:0\" }\n";
+  out << "listeners:\n";
   for (const auto& listener : listeners) {
     out << "  - name: " << listener.name << "\n"
         << "    bind: \"" << listener.bind << "\"\n"
@@ -21,11 +29,18 @@ std::string ConfigSpec::yaml() const {
     out << "  - name: " << service.name << "\n"
         << "    policy: " << service.policy << "\n"
         << "    connect_timeout: " << service.connect_timeout << "\n"
-        << "    retries: " << service.retries << "\n"
-        << "    backends:\n";
-    for (const auto& backend : service.backends)
+        << "    retries: " << service.retries << "\n";
+    if (service.queue)
+      out << "    queue: { mode: " << service.queue->mode << ", max_length: " << service.queue->max_length
+          << ", timeout: " << service.queue->timeout << " }\n";
+    out << "    backends:\n";
+    for (const auto& backend : service.backends) {
       out << "      - { name: " << backend.name << ", address: \"" << backend.address.to_string()
-          << "\", weight: " << backend.weight << " }\n";
+          << "\", weight: " << backend.weight;
+      if (!backend.node.empty()) out << ", node: " << backend.node;
+      if (backend.max_connections != 0) out << ", max_connections: " << backend.max_connections;
+      out << " }\n";
+    }
   }
   return out.str();
 }
@@ -34,6 +49,137 @@ std::string single_service_config(const ServiceSpec& service, const ListenerSpec
   ListenerSpec front = listener;
   front.service = service.name;
   return ConfigSpec{.listeners = {front}, .services = {service}}.yaml();
+}
+
+Address wait_admin_address(DaemonProcess& daemon, Millis timeout) {
+  static constexpr std::string_view key = "admin listening address=";
+  const auto line = daemon.wait_for_line(key, timeout);
+  if (!line) throw std::runtime_error("no `admin listening address=` line from sluice");
+  const auto begin = line->find(key) + key.size();
+  const auto end = line->find_first_of(" \"", begin);
+  return Address::parse(std::string_view(*line).substr(begin, end == std::string::npos ? end : end - begin));
+}
+
+// ---- HTTP and Prometheus text ----
+
+namespace {
+
+std::string lowercase(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+/// The body of a `Transfer-Encoding: chunked` message.
+std::string dechunk(std::string_view data) {
+  std::string body;
+  for (;;) {
+    const auto line_end = data.find("\r\n");
+    if (line_end == std::string_view::npos) throw std::runtime_error("http: truncated chunk size");
+    const std::size_t size = std::stoul(std::string(data.substr(0, line_end)), nullptr, 16);
+    data.remove_prefix(line_end + 2);
+    if (size == 0) return body;
+    if (data.size() < size + 2) throw std::runtime_error("http: truncated chunk");
+    body.append(data.substr(0, size));
+    data.remove_prefix(size + 2);
+  }
+}
+
+}  // namespace
+
+HttpResponse http_get(const Address& server, const std::string& path, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  Client client = Client::connect(server, timeout);
+  client.send_all("GET " + path + " HTTP/1.1\r\nHost: " + server.to_string() +
+                  "\r\nUser-Agent: sluice-integration-tests\r\nConnection: close\r\n\r\n");
+  const ReadResult result =
+      client.read_until_end(std::chrono::duration_cast<Millis>(deadline - Clock::now()));
+  if (result.end != End::eof)
+    throw std::runtime_error("http GET " + path + " from " + server.to_string() + ": ended with " +
+                             to_string(result.end) + " after " + std::to_string(result.data.size()) + " bytes");
+  const auto head_end = result.data.find("\r\n\r\n");
+  if (head_end == std::string::npos || !result.data.starts_with("HTTP/1."))
+    throw std::runtime_error("http GET " + path + ": malformed response: " + result.data.substr(0, 200));
+  HttpResponse response;
+  response.headers = result.data.substr(0, head_end);
+  response.status = std::stoi(response.headers.substr(response.headers.find(' ') + 1, 3));
+  const std::string body = result.data.substr(head_end + 4);
+  const std::string headers = lowercase(response.headers);
+  if (headers.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
+    response.body = dechunk(body);
+  } else {
+    response.body = body;
+    if (const auto at = headers.find("\r\ncontent-length:"); at != std::string::npos) {
+      const std::size_t length = std::stoul(headers.substr(at + 17));
+      if (length != body.size())
+        throw std::runtime_error("http GET " + path + ": Content-Length " + std::to_string(length) + " but " +
+                                 std::to_string(body.size()) + " body bytes");
+    }
+  }
+  return response;
+}
+
+std::string scrape(const Address& admin) {
+  HttpResponse response = http_get(admin, "/metrics");
+  if (response.status != 200)
+    throw std::runtime_error("GET /metrics: status " + std::to_string(response.status) + ": " + response.body);
+  return std::move(response.body);
+}
+
+std::optional<double> find_metric(std::string_view text, std::string_view series) {
+  while (!text.empty()) {
+    const auto newline = text.find('\n');
+    std::string_view line = text.substr(0, newline);
+    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
+    if (line.empty() || line.front() == '#') continue;
+    // The series ends at the closing brace of its labels, or at the first space without labels.
+    const auto brace = line.find('{');
+    const auto space = line.find(' ');
+    std::size_t series_end = space;
+    if (brace != std::string_view::npos && brace < space) {
+      const auto close = line.rfind('}');
+      if (close == std::string_view::npos) continue;
+      series_end = close + 1;
+    }
+    if (series_end == std::string_view::npos || line.substr(0, series_end) != series) continue;
+    const std::string value(line.substr(series_end));
+    char* end = nullptr;
+    const double parsed = std::strtod(value.c_str(), &end);
+    if (end == value.c_str()) return std::nullopt;
+    return parsed;
+  }
+  return std::nullopt;
+}
+
+double metric(std::string_view text, std::string_view series) {
+  if (auto value = find_metric(text, series)) return *value;
+  throw std::runtime_error("no sample " + std::string(series) + " in the scrape");
+}
+
+std::optional<std::string> wait_scrape(const Address& admin, const std::function<bool(const std::string&)>& done,
+                                       Millis timeout, std::string* last) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    std::string text = scrape(admin);
+    const bool satisfied = done(text);
+    if (last) *last = text;
+    if (satisfied) return text;
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(5ms);  // the polling period, not a wait for the daemon
+  }
+}
+
+bool wait_metric(const Address& admin, std::string_view series, double value, Millis timeout, double* seen) {
+  double last = std::numeric_limits<double>::quiet_NaN();
+  const bool reached = wait_scrape(
+                           admin,
+                           [&](const std::string& text) {
+                             last = find_metric(text, series).value_or(std::numeric_limits<double>::quiet_NaN());
+                             return last == value;
+                           },
+                           timeout)
+                           .has_value();
+  if (seen) *seen = last;
+  return reached;
 }
 
 std::uint64_t env_or(const char* name, std::uint64_t fallback) {

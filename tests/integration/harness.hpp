@@ -5,7 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends.hpp"
@@ -23,6 +26,15 @@ struct BackendSpec {
   std::string name{};
   Address address{};
   std::uint32_t weight = 1;
+  std::string node{};                 // empty: not written
+  std::uint32_t max_connections = 0;  // slots; 0: not written (the daemon's default, unlimited)
+};
+
+/// A service's `queue:` map.
+struct QueueSpec {
+  std::string mode = "shared";  // shared | per_backend
+  std::uint32_t max_length = 1000;
+  std::string timeout = "5s";
 };
 
 struct ServiceSpec {
@@ -31,6 +43,7 @@ struct ServiceSpec {
   std::string connect_timeout = "2s";
   std::uint32_t retries = 2;
   std::vector<BackendSpec> backends{};
+  std::optional<QueueSpec> queue{};  // nullopt: not written (the daemon's defaults)
 };
 
 struct ListenerSpec {
@@ -44,12 +57,50 @@ struct ConfigSpec {
   std::string drain_timeout = "5s";
   std::vector<ListenerSpec> listeners{};
   std::vector<ServiceSpec> services{};
+  bool admin = false;               // `admin: { bind: 127.0.0.1:0 }`; see wait_admin_address
+  bool access_log = false;          // `log: { access_log: true }`
+  std::string log_format = "text";  // `log: { format: ... }`, written when not text
 
   std::string yaml() const;
 };
 
 /// One listener "web" on 127.0.0.1:0 in front of `service`.
 std::string single_service_config(const ServiceSpec& service, const ListenerSpec& listener = {});
+
+/// Waits for `admin listening address=HOST:PORT` and returns the address. Throws when the deadline
+/// passes or the daemon's output ends first.
+Address wait_admin_address(DaemonProcess& daemon, Millis timeout = 10s);
+
+// ---- HTTP and Prometheus text ----
+
+struct HttpResponse {
+  int status = 0;
+  std::string headers{};  // the status line and the header lines, as received
+  std::string body{};     // de-chunked when the response was chunked
+};
+
+/// `GET path HTTP/1.1` with `Connection: close`; reads the response until the server closes.
+/// Throws on a connect failure, a timeout or a malformed response.
+HttpResponse http_get(const Address& server, const std::string& path, Millis timeout = 2s);
+
+/// GET /metrics from the admin server; throws unless the status is 200.
+std::string scrape(const Address& admin);
+
+/// The value of one sample in Prometheus text: `series` is the metric name with its labels exactly
+/// as the daemon writes them (`sluice_service_queue_length{service="web"}`), or a bare name for a
+/// sample without labels. nullopt when absent.
+std::optional<double> find_metric(std::string_view text, std::string_view series);
+/// find_metric, throwing std::runtime_error naming the series when it is absent.
+double metric(std::string_view text, std::string_view series);
+
+/// Scrapes every few milliseconds until `done(text)` holds; returns that scrape, or nullopt when
+/// the deadline passes (`last`, when given, receives the last scrape).
+std::optional<std::string> wait_scrape(const Address& admin, const std::function<bool(const std::string&)>& done,
+                                       Millis timeout, std::string* last = nullptr);
+/// Scrapes until `series` has exactly `value`. False when the deadline passes; `seen` receives the
+/// last value read (NaN when the series was absent).
+bool wait_metric(const Address& admin, std::string_view series, double value, Millis timeout,
+                 double* seen = nullptr);
 
 /// An unsigned integer from the environment, or `fallback` when unset or not a number.
 std::uint64_t env_or(const char* name, std::uint64_t fallback);
