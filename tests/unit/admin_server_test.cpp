@@ -38,7 +38,7 @@ struct HttpReply {
 
 // Sends `request` as it is to "ip:port" / "[ip]:port", optionally half-closes, and reads the
 // reply until the server closes. Blocking, with a receive timeout so a bug cannot hang the test.
-HttpReply exchange(const std::string& address, const std::string& request,
+HttpReply http_exchange(const std::string& address, const std::string& request,
                    bool half_close = false) {
   const bool v6 = address.front() == '[';
   const auto colon = address.rfind(':');
@@ -86,7 +86,7 @@ HttpReply exchange(const std::string& address, const std::string& request,
 }
 
 HttpReply get(const std::string& address, const std::string& path) {
-  return exchange(address, "GET " + path + " HTTP/1.1\r\nHost: test\r\nUser-Agent: x\r\n\r\n");
+  return http_exchange(address, "GET " + path + " HTTP/1.1\r\nHost: test\r\nUser-Agent: x\r\n\r\n");
 }
 
 // The value of the first sample line starting with `prefix` (name and labels) in `text`.
@@ -216,23 +216,23 @@ TEST_CASE("admin server: 404, 405, 400, 500, HEAD and query strings") {
   CHECK(get(loop.address(), "/throws").status == 500);
 
   const HttpReply post =
-      exchange(loop.address(), "POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+      http_exchange(loop.address(), "POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
   CHECK(post.status == 405);
   CHECK(post.header("Allow") == "GET, HEAD");
 
-  const HttpReply head = exchange(loop.address(), "HEAD /metrics HTTP/1.1\r\n\r\n");
+  const HttpReply head = http_exchange(loop.address(), "HEAD /metrics HTTP/1.1\r\n\r\n");
   CHECK(head.status == 200);
   CHECK(head.body.empty());
   CHECK(std::stoul(head.header("Content-Length").value_or("0")) > 0);
 
-  CHECK(exchange(loop.address(), "nonsense\r\n\r\n").status == 400);
-  CHECK(exchange(loop.address(), "GET /metrics HTTP/1.0\n\n").status == 200);  // bare LF
-  CHECK(exchange(loop.address(), std::string(10000, 'x')).status == 431);
+  CHECK(http_exchange(loop.address(), "nonsense\r\n\r\n").status == 400);
+  CHECK(http_exchange(loop.address(), "GET /metrics HTTP/1.0\n\n").status == 200);  // bare LF
+  CHECK(http_exchange(loop.address(), std::string(10000, 'x')).status == 431);
 }
 
 TEST_CASE("admin server: a client that half-closes after its request still gets the answer") {
   LoopWithAdmin loop("127.0.0.1:0");
-  const HttpReply reply = exchange(loop.address(), "GET /metrics HTTP/1.0\r\n\r\n", true);
+  const HttpReply reply = http_exchange(loop.address(), "GET /metrics HTTP/1.0\r\n\r\n", true);
   CHECK(reply.status == 200);
   CHECK(reply.body.find(kConnections) != std::string::npos);
 }
