@@ -1,5 +1,8 @@
 #include "sluice/session.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "sluice/access_log.hpp"
@@ -131,7 +134,47 @@ void Session::ask_for_backend() {
 
 void Session::on_dispatched(Backend& backend) {
   uv_timer_stop(&timer_);
+  stop_watching_client();
   connect_to(backend);
+}
+
+void Session::watch_waiting_client() {
+  if (client_watch_ != nullptr) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&client_), &fd) != 0) return;
+  // libuv allows one handle per descriptor, hence the duplicate. Only errors are of interest:
+  // epoll reports EPOLLERR/EPOLLHUP whatever was asked, and a reset raises them.
+  auto* watch = new ClientWatch{{}, dup(fd)};
+  if (watch->fd < 0 || uv_poll_init(worker_.loop, &watch->poll, watch->fd) != 0) {
+    if (watch->fd >= 0) ::close(watch->fd);
+    delete watch;
+    return;
+  }
+  client_watch_ = watch;
+  watch->poll.data = this;
+  ++open_handles_;
+  uv_poll_start(&watch->poll, UV_PRIORITIZED, [](uv_poll_t* poll, int, int) {
+    Session* self = owner_of(poll->data);
+    int error = 0;
+    socklen_t length = sizeof error;
+    getsockopt(self->client_watch_->fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error == 0 && self->phase_ == Phase::waiting) return;
+    self->stop_watching_client();
+    if (self->phase_ == Phase::waiting) self->turn_away(RejectReason::abandoned, "abandoned");
+  });
+}
+
+void Session::stop_watching_client() {
+  if (client_watch_ == nullptr) return;
+  ClientWatch* watch = client_watch_;
+  client_watch_ = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll), [](uv_handle_t* closed) {
+    auto* done = reinterpret_cast<ClientWatch*>(closed);  // poll is the first member
+    Session* self = owner_of(closed->data);
+    ::close(done->fd);
+    delete done;
+    self->on_handle_closed(nullptr);
+  });
 }
 
 void Session::connect_to(Backend& backend) {
@@ -250,7 +293,10 @@ void Session::on_read(Pipe& pipe, ssize_t nread) {
       (pipe.waiting_tail != nullptr ? pipe.waiting_tail->next : pipe.waiting_head) = chunk;
       pipe.waiting_tail = chunk;
     }
-    if (pipe.unsent_bytes > kHighWatermarkBytes) stop_reading(pipe);
+    if (pipe.unsent_bytes > kHighWatermarkBytes) {
+      stop_reading(pipe);
+      if (phase_ == Phase::waiting) watch_waiting_client();
+    }
     return;
   }
   if (chunk != nullptr) worker_.buffers.give_back(chunk);
@@ -260,6 +306,7 @@ void Session::on_read(Pipe& pipe, ssize_t nread) {
     pipe.reading = false;  // libuv stops reading at EOF by itself
     if (end_reason_ == nullptr) end_reason_ = &pipe == &upstream_ ? "client_close" : "backend_close";
     if (phase_ == Phase::splicing) pass_on_eof(pipe);
+    if (phase_ == Phase::waiting && &pipe == &upstream_) watch_waiting_client();
     return;
   }
   if (phase_ == Phase::waiting) {
@@ -365,6 +412,7 @@ void Session::finish(const char* reason, uv_tcp_t* reset_socket) {
   phase_ = Phase::closing;
   end_reason_ = reason;
   service_.leave_queue(*this, uv_hrtime());
+  stop_watching_client();
   close_handle(reinterpret_cast<uv_handle_t*>(&timer_), false);
   close_handle(reinterpret_cast<uv_handle_t*>(&client_), reset_socket == &client_);
   if (backend_open_) {

@@ -94,6 +94,10 @@ class Session final : public Waiter {
   /// Ends a session that never reached a backend, counted against the listener.
   void turn_away(RejectReason reason, const char* end_reason);
   void write_access_log() const;
+  /// While queued and no longer read (after its EOF, or paused at the watermark), the client is
+  /// watched for a reset through a poll handle on a duplicate of its descriptor.
+  void watch_waiting_client();
+  void stop_watching_client();
 
   /// Closes both sockets; with `reset_peer_of` set, that socket is closed with a RST.
   void finish(const char* reason, uv_tcp_t* reset_socket = nullptr);
@@ -125,6 +129,11 @@ class Session final : public Waiter {
   uv_tcp_t backend_socket_;
   uv_timer_t timer_;              // connect timeout, then idle timeout
   uv_connect_t connect_req_;
+  struct ClientWatch {
+    uv_poll_t poll;
+    int fd;  // a dup() of the client's descriptor, closed with the watch
+  };
+  ClientWatch* client_watch_ = nullptr;  // only while queued and not reading
   Pipe upstream_;                 // client -> backend
   Pipe downstream_;               // backend -> client
 };

@@ -495,11 +495,9 @@ TEST_CASE("per_backend queues with least_connections count the queued: after two
   CHECK(metric(text, queue_of("a")) == 2);
 }
 
-// Known daemon bug, reported: once a queued client's EOF has been read, libuv no longer reads its
-// socket, so a reset that follows is not seen. The client stays queued, is dispatched later, and its
-// bytes reach the backend. Remove may_fail() with the fix.
-TEST_CASE("shared queue: a queued client that half-closes and then resets leaves the queue at once" *
-          doctest::may_fail()) {
+// Once a queued client's EOF has been read, libuv no longer reads its socket: the daemon must still
+// see a reset that follows (it watches the socket for errors), or the dead client would be served.
+TEST_CASE("shared queue: a queued client that half-closes and then resets leaves the queue at once") {
   GateServer gate;
   DaemonProcess daemon(
       config_with({.retries = 0, .backends = {one_slot("solo", gate.address())}, .queue = QueueSpec{}}));
