@@ -1,5 +1,6 @@
 #include "sluice/access_log.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 
@@ -46,6 +47,17 @@ std::string seconds_text(double seconds) {
   return buffer;
 }
 
+// Wall-clock time as Unix seconds with microseconds, e.g. "1795502459.660123".
+std::string unix_time_text() {
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%lld.%06lld", static_cast<long long>(micros / 1000000),
+                static_cast<long long>(micros % 1000000));
+  return buffer;
+}
+
 }  // namespace
 
 std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name) {
@@ -83,10 +95,7 @@ void log_access(const AccessRecord& r) {
     auto number = [](double seconds) { return seconds < 0 ? std::string("null") : seconds_text(seconds); };
     g_access->info(
         R"({{"time":{},"client":{},"listener":{},"service":{},"backend":{},"node":{},"queue_wait_seconds":{},"connect_seconds":{},"duration_seconds":{},"bytes_from_client":{},"bytes_from_backend":{},"end":{}}})",
-        std::to_string(static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count()) *
-                       1e-6),
+        unix_time_text(),
         quoted(r.client), quoted(r.listener), quoted(r.service), quoted(r.backend), quoted(r.node),
         number(r.queue_wait_seconds), number(r.connect_seconds), seconds_text(r.duration_seconds),
         r.bytes_from_client, r.bytes_from_backend, quoted(r.end_reason));
