@@ -93,8 +93,8 @@ Backend* Service::choose(const std::vector<bool>& tried, bool need_free_slot) {
 void Service::take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns) {
   backend.stats.active.add(now_ns, 1);
   ++backend.stats.connections_total;
-  if (!waiter.wait_observed) {
-    waiter.wait_observed = true;
+  if (waiter.dispatched_ns == 0) {
+    waiter.dispatched_ns = now_ns;
     const double wait_seconds =
         now_ns > waiter.arrived_ns ? static_cast<double>(now_ns - waiter.arrived_ns) * 1e-9 : 0.0;
     stats_.queue_wait.observe(wait_seconds);

@@ -58,8 +58,8 @@ void Session::write_access_log() const {
     record.backend = served_by_->config.name;
     record.node = served_by_->config.node;
   }
-  record.queue_wait_seconds = seconds_between(arrived_ns, dispatched_ns_);
-  record.connect_seconds = connected_ns_ != 0 ? seconds_between(connect_started_ns_, connected_ns_) : -1;
+  record.queue_wait_seconds = seconds_between(arrived_ns, dispatched_ns);
+  record.connect_seconds = seconds_between(connect_started_ns_, connected_ns_);
   record.duration_seconds = seconds_between(arrived_ns, now);
   record.bytes_from_client = upstream_.bytes_total;
   record.bytes_from_backend = downstream_.bytes_total;
@@ -183,7 +183,6 @@ void Session::connect_to(Backend& backend) {
   served_by_ = &backend;
   ++attempts_;
   connect_started_ns_ = uv_hrtime();
-  if (dispatched_ns_ == 0) dispatched_ns_ = connect_started_ns_;
   uv_tcp_init(worker_.loop, &backend_socket_);
   backend_socket_.data = this;
   backend_open_ = true;

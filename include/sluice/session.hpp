@@ -120,7 +120,6 @@ class Session final : public Waiter {
   std::uint64_t last_activity_ms_ = 0;  // loop time of the last byte in either direction
   std::uint64_t connect_started_ns_ = 0;
   std::uint64_t connected_ns_ = 0;      // 0 until the backend connect succeeded
-  std::uint64_t dispatched_ns_ = 0;     // 0 until a slot was given
   const char* end_reason_ = nullptr;   // first EOF, or what ended the session
   const Backend* served_by_ = nullptr; // the last backend tried, for the session's log line
 

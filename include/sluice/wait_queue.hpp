@@ -20,7 +20,7 @@ class Waiter {
   virtual void on_dispatched(Backend& backend) = 0;
 
   std::uint64_t arrived_ns = 0;    // accepted by the listener: queue waits are measured from here
-  bool wait_observed = false;      // its queue wait has gone into the histograms (first dispatch)
+  std::uint64_t dispatched_ns = 0; // first given a slot (0 = not yet); its wait is measured then
 
   // Links, owned by the WaitQueue it is in.
   WaitQueue* queue = nullptr;
