@@ -68,9 +68,13 @@ std::size_t Service::waiting() const {
   return total;
 }
 
+bool Service::is_candidate(const Backend& backend, const std::vector<bool>& tried) {
+  return backend.up && (tried.empty() || !tried[backend.index]);
+}
+
 bool Service::any_candidate(const std::vector<bool>& tried) const {
   for (const Backend& backend : backends_) {
-    if (backend.up && (tried.empty() || !tried[backend.index])) return true;
+    if (is_candidate(backend, tried)) return true;
   }
   return false;
 }
@@ -83,8 +87,7 @@ Backend* Service::choose(const std::vector<bool>& tried, bool need_free_slot) {
     if (count_queued) load += static_cast<std::uint32_t>(backend_queues_[i]->length());
     loads_[i].weight = backend.config.weight;
     loads_[i].active_connections = load;
-    loads_[i].eligible = backend.up && (tried.empty() || !tried[i]) &&
-                         (!need_free_slot || backend.has_free_slot());
+    loads_[i].eligible = is_candidate(backend, tried) && (!need_free_slot || backend.has_free_slot());
   }
   auto chosen = policy_->pick(loads_);
   return chosen ? &backends_[*chosen] : nullptr;

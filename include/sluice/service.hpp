@@ -57,7 +57,9 @@ class Service {
  private:
   /// Policy choice among up backends not in `tried`; with `need_free_slot` only those with one.
   Backend* choose(const std::vector<bool>& tried, bool need_free_slot);
-  /// Whether some up backend is not in `tried`; unlike choose(), moves no policy state.
+  /// Up and not in `tried` (indexed like backends(); empty = none tried).
+  static bool is_candidate(const Backend& backend, const std::vector<bool>& tried);
+  /// Whether some backend is a candidate; unlike choose(), moves no policy state.
   bool any_candidate(const std::vector<bool>& tried) const;
   void take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns);
   /// Hands freed slots to queue heads while both exist.
