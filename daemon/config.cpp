@@ -418,6 +418,24 @@ class ConfigParser {
     return queue;
   }
 
+  HealthCheckConfig parse_health_check(const YAML::Node& map, const std::string& service_context) {
+    HealthCheckConfig check;
+    KeyReader keys(map, "health_check of " + service_context, diag_);
+    keys.read("enabled", check.enabled, bool_value);
+    keys.read("interval", check.interval, duration_value(Zero::refused));
+    const auto* timeout = keys.read("timeout", check.timeout, duration_value(Zero::refused));
+    keys.read("rise", check.rise, uint_value(1, 100));
+    keys.read("fall", check.fall, uint_value(1, 100));
+    keys.finish();
+    // One check at a time per backend: a check still running when the next is due would overlap.
+    if (check.timeout > check.interval) {
+      diag_.error(timeout != nullptr ? timeout->where() : map.Mark(),
+                  "timeout: " + std::to_string(check.timeout.count()) + "ms is longer than interval " +
+                      std::to_string(check.interval.count()) + "ms");
+    }
+    return check;
+  }
+
   ListenerConfig parse_listener(const YAML::Node& map, std::string context) {
     ListenerConfig listener;
     KeyReader keys(map, std::move(context), diag_);
@@ -457,9 +475,14 @@ class ConfigParser {
                                   {"least_connections", PolicyKind::least_connections}}));
     keys.read("connect_timeout", service.connect_timeout, duration_value(Zero::refused));
     keys.read("retries", service.retries, uint_value(0, 100));
+    keys.read("resolve_interval", service.resolve_interval, duration_value(Zero::refused));
     if (const auto* queue = keys.find("queue");
         queue != nullptr && expect_map(queue->value, "queue of " + keys.context(), diag_)) {
       service.queue = parse_queue(queue->value, keys.context());
+    }
+    if (const auto* check = keys.find("health_check");
+        check != nullptr && expect_map(check->value, "health_check of " + keys.context(), diag_)) {
+      service.health_check = parse_health_check(check->value, keys.context());
     }
     UniqueNames backend_names("backend");
     const auto backends = keys.read_list("backends", Need::required);

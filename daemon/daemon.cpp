@@ -1,13 +1,26 @@
 #include "sluice/daemon.hpp"
 
+#include <chrono>
 #include <csignal>
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/backends_json.hpp"
 #include "sluice/process_metrics.hpp"
 #include "sluice/sockaddr_text.hpp"
 
 namespace sluice {
+
+namespace {
+
+std::string health_check_summary(const HealthCheckConfig& check) {
+  if (!check.enabled) return "off";
+  return "interval_ms=" + std::to_string(check.interval.count()) + ",timeout_ms=" +
+         std::to_string(check.timeout.count()) + ",rise=" + std::to_string(check.rise) +
+         ",fall=" + std::to_string(check.fall);
+}
+
+}  // namespace
 
 Daemon::Daemon(Config config) : config_(std::move(config)) {
   uv_loop_init(&loop_);
@@ -16,6 +29,7 @@ Daemon::Daemon(Config config) : config_(std::move(config)) {
 
 Daemon::~Daemon() {
   listeners_.clear();
+  monitors_.clear();
   services_.clear();
   worker_.reset();
   uv_loop_close(&loop_);
@@ -25,9 +39,11 @@ int Daemon::run() {
   // A peer that closes while we write must not kill the process; the write reports EPIPE instead.
   std::signal(SIGPIPE, SIG_IGN);
 
-  bool ok = build_services() && start_listeners() && start_admin();
+  build_services();
+  bool ok = start_listeners() && start_admin();
   if (ok) {
     log_summary();
+    for (auto& monitor : monitors_) monitor->start();
     uv_signal_init(&loop_, &sigterm_);
     uv_signal_init(&loop_, &sigint_);
     uv_timer_init(&loop_, &drain_timer_);
@@ -39,6 +55,7 @@ int Daemon::run() {
     uv_signal_start(&sigint_, on_signal, SIGINT);
   } else {
     for (auto& listener : listeners_) listener->stop_accepting();
+    for (auto& monitor : monitors_) monitor->stop();
     if (admin_) admin_->stop();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -46,22 +63,13 @@ int Daemon::run() {
   return ok ? 0 : 1;
 }
 
-bool Daemon::build_services() {
-  bool ok = true;
-  for (const ServiceConfig& service : config_.services) {
-    std::vector<sockaddr_storage> addresses(service.backends.size());
-    for (std::size_t i = 0; i < service.backends.size(); ++i) {
-      const BackendConfig& backend = service.backends[i];
-      std::string why;
-      if (!resolve_blocking(backend.address, addresses[i], why)) {
-        spdlog::error("service {} backend {}: cannot resolve {}: {}", service.name, backend.name,
-                      backend.address.to_string(), why);
-        ok = false;
-      }
-    }
-    if (ok) services_.emplace(service.name, std::make_unique<Service>(service, addresses));
+void Daemon::build_services() {
+  // Nothing here blocks on DNS: named backends start down and come up with their first answer.
+  for (const ServiceConfig& config : config_.services) {
+    auto& service = services_[config.name];
+    service = std::make_unique<Service>(config, uv_hrtime());
+    monitors_.push_back(std::make_unique<ServiceMonitor>(&loop_, *service));
   }
-  return ok;
 }
 
 bool Daemon::start_listeners() {
@@ -95,16 +103,20 @@ bool Daemon::start_admin() {
     spdlog::error("admin: {}", why);
     return false;
   }
-  spdlog::info("admin listening address={} paths=/metrics,/healthz", admin_->bound_address());
+  spdlog::info("admin listening address={} paths=/metrics,/healthz,/backends", admin_->bound_address());
   return true;
 }
 
 std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
+  std::vector<const Service*> services;
+  for (const auto& [name, service] : services_) services.push_back(service.get());
+  if (path == "/backends") {
+    const double unix_now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return AdminResponse{200, "application/json", render_backends_json(services, uv_hrtime(), unix_now)};
+  }
   if (path != "/metrics") return std::nullopt;
   std::vector<const Listener*> listeners;
   for (const auto& listener : listeners_) listeners.push_back(listener.get());
-  std::vector<const Service*> services;
-  for (const auto& [name, service] : services_) services.push_back(service.get());
   auto families = collect_metrics(listeners, services, stats_, uv_hrtime());
   for (auto& family : collect_process_metrics()) families.push_back(std::move(family));
   return AdminResponse{200, std::string(kMetricsContentType), serialize_metrics(families)};
@@ -114,13 +126,14 @@ void Daemon::log_summary() const {
   for (const ServiceConfig& service : config_.services) {
     spdlog::info(
         "service {} policy={} backends={} connect_timeout_ms={} retries={} queue_mode={} "
-        "queue_max_length={} queue_timeout_ms={}",
+        "queue_max_length={} queue_timeout_ms={} resolve_interval_ms={} health_check={}",
         service.name, to_string(service.policy), service.backends.size(), service.connect_timeout.count(),
         service.retries, service.queue.mode == QueueMode::shared ? "shared" : "per_backend",
-        service.queue.max_length, service.queue.timeout.count());
+        service.queue.max_length, service.queue.timeout.count(), service.resolve_interval.count(),
+        health_check_summary(service.health_check));
     for (const Backend& backend : services_.at(service.name)->backends()) {
-      spdlog::info("  backend {} address={} resolved={} node={} weight={} max_connections={}",
-                   backend.config.name, backend.config.address.to_string(), backend.address_text,
+      spdlog::info("  backend {} address={} node={} weight={} max_connections={}",
+                   backend.config.name, backend.config.address.to_string(),
                    backend.config.node.empty() ? "-" : backend.config.node, backend.config.weight,
                    backend.config.max_connections);
     }
@@ -164,6 +177,7 @@ void Daemon::close_control_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  for (auto& monitor : monitors_) monitor->stop();
   if (admin_) admin_->stop();
 }
 

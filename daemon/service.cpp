@@ -1,21 +1,39 @@
 #include "sluice/service.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "sluice/sockaddr_text.hpp"
 
 namespace sluice {
 
-Service::Service(ServiceConfig config, const std::vector<sockaddr_storage>& addresses)
+namespace {
+
+const std::vector<bool> kNoneTried;
+
+std::string text_of(const sockaddr_storage& address) {
+  return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+}
+
+}  // namespace
+
+Service::Service(ServiceConfig config, std::uint64_t now_ns)
     : config_(std::move(config)),
       policy_(make_policy(config_.policy, config_.backends.size())),
       loads_(config_.backends.size()) {
   backends_.reserve(config_.backends.size());
   for (std::size_t i = 0; i < config_.backends.size(); ++i) {
-    Backend backend;
-    backend.config = config_.backends[i];
-    backend.index = i;
-    backend.address = addresses.at(i);
-    backend.address_text = sockaddr_to_string(reinterpret_cast<const sockaddr*>(&backend.address));
-    backends_.push_back(std::move(backend));
+    Backend& backend = backends_.emplace_back(config_.backends[i], i, config_.health_check);
+    backend.state_since_ns = now_ns;
+    if (auto address = numeric_address(backend.config.address)) {
+      backend.has_address = true;
+      backend.address = *address;
+      backend.address_text = text_of(*address);
+      backend.up = true;
+      backend.state_reason = "started";
+    } else {
+      backend.health.reset(false);
+      backend.state_reason = "name not resolved yet";
+    }
   }
   // backends_ never grows again, so these references into it stay valid.
   for (Backend& backend : backends_) {
@@ -35,14 +53,21 @@ Service::Arrival Service::arrive(Waiter& waiter, std::uint64_t now_ns, const std
         return {Outcome::dispatched, backend};
       }
     }
-    if (!any_candidate(tried)) return {Outcome::no_backend};
+    // A newcomer waits even when no backend is up: one may come back within the queue timeout.
+    if (retry && !any_candidate(tried)) return {Outcome::no_backend};
     if (shared_queue_.length() >= max_length) return {Outcome::queue_full};
     retry ? shared_queue_.push_front(waiter, now_ns) : shared_queue_.push_back(waiter, now_ns);
     return {Outcome::queued};
   }
 
   Backend* backend = choose(tried, /*need_free_slot=*/false);
-  if (backend == nullptr) return {Outcome::no_backend};
+  if (backend == nullptr) {
+    if (retry) return {Outcome::no_backend};
+    // None up: held in the service FIFO until place_held() finds one.
+    if (shared_queue_.length() >= max_length) return {Outcome::queue_full};
+    shared_queue_.push_back(waiter, now_ns);
+    return {Outcome::queued};
+  }
   WaitQueue& queue = *backend_queues_[backend->index];
   if (queue.empty() && backend->has_free_slot()) {
     take_slot(*backend, waiter, now_ns);
@@ -66,6 +91,82 @@ std::size_t Service::waiting() const {
   std::size_t total = shared_queue_.length();
   for (const auto& queue : backend_queues_) total += queue->length();
   return total;
+}
+
+bool Service::any_up() const { return any_candidate(kNoneTried); }
+
+bool Service::address_resolved(Backend& backend, const sockaddr_storage& address, bool at_start,
+                               std::uint64_t now_ns) {
+  if (backend.resolve_failing) {
+    backend.resolve_failing = false;
+    spdlog::info("backend_resolve_recovered service={} backend={} name={}", name(), backend.config.name,
+                 backend.config.address.to_string());
+  }
+  const bool first = !backend.has_address;
+  if (!first && same_address(backend.address, address)) return false;
+  const std::string previous = first ? "none" : backend.address_text;
+  backend.has_address = true;
+  backend.address = address;
+  backend.address_text = text_of(address);
+  spdlog::info("backend_address service={} backend={} name={} from={} to={}", name(), backend.config.name,
+               backend.config.address.to_string(), previous, backend.address_text);
+  if (first) {
+    const bool up_now = at_start || !config_.health_check.enabled;
+    backend.health.reset(up_now);
+    if (up_now) {
+      set_state(backend, true, at_start ? "resolved at start" : "resolved", now_ns, /*counted=*/!at_start);
+    } else {
+      backend.state_reason = "resolved; waiting for " + std::to_string(config_.health_check.rise) +
+                             " passed health checks";
+    }
+  }
+  return true;
+}
+
+void Service::resolve_failed(Backend& backend, std::string_view error, std::uint64_t /*now_ns*/) {
+  ++backend.stats.resolve_failures_total;
+  if (!backend.has_address) backend.state_reason = "name not resolved: " + std::string(error);
+  if (backend.resolve_failing) return;
+  backend.resolve_failing = true;
+  spdlog::warn("backend_resolve_failed service={} backend={} name={} error=\"{}\" keeping={}", name(),
+               backend.config.name, backend.config.address.to_string(), error,
+               backend.has_address ? backend.address_text : "none");
+}
+
+void Service::record_health(Backend& backend, HealthEvidence evidence, std::string_view detail,
+                            std::uint64_t now_ns) {
+  if (!config_.health_check.enabled || !backend.has_address) return;
+  if (!backend.health.record(evidence)) return;
+  const HealthCheckConfig& check = config_.health_check;
+  if (backend.health.up()) {
+    set_state(backend, true, std::to_string(check.rise) + " health checks passed", now_ns);
+    return;
+  }
+  const char* what = evidence == HealthEvidence::connect_failed ? "client connect" : "health check";
+  set_state(backend, false,
+            std::to_string(check.fall) + " failures in a row, the last a " + what + ": " + std::string(detail),
+            now_ns);
+}
+
+void Service::set_state(Backend& backend, bool up, std::string reason, std::uint64_t now_ns, bool counted) {
+  backend.state_reason = std::move(reason);
+  if (backend.up == up) return;
+  backend.up = up;
+  backend.state_since_ns = now_ns;
+  if (counted) ++backend.stats.state_changes_total;
+  spdlog::log(up ? spdlog::level::info : spdlog::level::warn,
+              "backend_state service={} backend={} node={} state={} reason=\"{}\"", name(), backend.config.name,
+              backend.config.node.empty() ? "-" : backend.config.node, up ? "up" : "down", backend.state_reason);
+  if (config_.queue.mode == QueueMode::shared) {
+    if (up) dispatch_waiting(now_ns, &backend);
+    return;
+  }
+  if (!up) {
+    // Its waiters go to the backends that are left (or wait for one in the service FIFO).
+    WaitQueue& queue = *backend_queues_[backend.index];
+    while (Waiter* waiter = queue.pop_front(now_ns)) shared_queue_.insert_by_arrival(*waiter, now_ns);
+  }
+  place_held(now_ns);
 }
 
 bool Service::is_candidate(const Backend& backend, const std::vector<bool>& tried) {
@@ -115,13 +216,27 @@ void Service::dispatch_waiting(std::uint64_t now_ns, Backend* freed) {
     }
     return;
   }
-  static const std::vector<bool> kNoneTried;
   while (!shared_queue_.empty()) {
     Backend* backend = choose(kNoneTried, /*need_free_slot=*/true);
     if (backend == nullptr) return;
     Waiter* waiter = shared_queue_.pop_front(now_ns);
     take_slot(*backend, *waiter, now_ns);
     waiter->on_dispatched(*backend);
+  }
+}
+
+void Service::place_held(std::uint64_t now_ns) {
+  while (!shared_queue_.empty()) {
+    Backend* backend = choose(kNoneTried, /*need_free_slot=*/false);
+    if (backend == nullptr) return;
+    Waiter* waiter = shared_queue_.pop_front(now_ns);
+    WaitQueue& queue = *backend_queues_[backend->index];
+    if (queue.empty() && backend->has_free_slot()) {
+      take_slot(*backend, *waiter, now_ns);
+      waiter->on_dispatched(*backend);
+    } else {
+      queue.insert_by_arrival(*waiter, now_ns);
+    }
   }
 }
 

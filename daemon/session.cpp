@@ -214,6 +214,7 @@ void Session::on_connect_failed(const char* error) {
                backend_->config.name, backend_->address_text, error, attempts_);
   if (tried_.empty()) tried_.assign(service_.backends().size(), false);
   tried_[backend_->index] = true;
+  service_.record_health(*backend_, HealthEvidence::connect_failed, error, uv_hrtime());
   // The next try needs the socket handle back, which libuv returns only in the close callback.
   retry_after_close_ = attempts_ <= service_.config().retries;
   close_handle(reinterpret_cast<uv_handle_t*>(&backend_socket_), false);
@@ -225,6 +226,7 @@ void Session::on_connected() {
   phase_ = Phase::splicing;
   connected_ns_ = uv_hrtime();
   backend_->stats.connect_time.observe(static_cast<double>(connected_ns_ - connect_started_ns_) * 1e-9);
+  service_.record_health(*backend_, HealthEvidence::connect_passed, "", connected_ns_);
   uv_tcp_nodelay(&backend_socket_, 1);
 
   Chunk* chunk = upstream_.waiting_head;
@@ -386,7 +388,12 @@ void Session::on_shutdown(Pipe& pipe, int status) {
 
 void Session::on_timer() {
   if (phase_ == Phase::waiting) {
-    turn_away(RejectReason::queue_timeout, "queue_timeout");
+    // Waiting out the timeout with no backend up is a client no backend could take.
+    if (service_.any_up()) {
+      turn_away(RejectReason::queue_timeout, "queue_timeout");
+    } else {
+      turn_away(RejectReason::no_backend, "no_backend");
+    }
     return;
   }
   if (phase_ == Phase::connecting) {

@@ -22,6 +22,22 @@ void WaitQueue::push_front(Waiter& waiter, std::uint64_t now_ns) {
   length_.add(now_ns, 1);
 }
 
+void WaitQueue::insert_by_arrival(Waiter& waiter, std::uint64_t now_ns) {
+  Waiter* before = tail_;  // the waiter goes after this one
+  while (before != nullptr && before->arrived_ns > waiter.arrived_ns) before = before->prev_waiting;
+  if (before == nullptr) {
+    push_front(waiter, now_ns);
+    return;
+  }
+  waiter.queue = this;
+  waiter.prev_waiting = before;
+  waiter.next_waiting = before->next_waiting;
+  (before->next_waiting != nullptr ? before->next_waiting->prev_waiting : tail_) = &waiter;
+  before->next_waiting = &waiter;
+  ++length_count_;
+  length_.add(now_ns, 1);
+}
+
 Waiter* WaitQueue::pop_front(std::uint64_t now_ns) {
   Waiter* waiter = head_;
   if (waiter != nullptr) remove(*waiter, now_ns);

@@ -34,12 +34,23 @@ struct QueueConfig {
   Millis timeout{5000};             // waited longer: closed and counted
 };
 
+/// Active TCP checks and passive checks (failed client connects), per service.
+struct HealthCheckConfig {
+  bool enabled = true;      // false: a backend is up whenever its address is known
+  Millis interval{2000};    // between active checks
+  Millis timeout{1000};     // an active check's connect must finish within this
+  std::uint32_t rise = 2;   // consecutive good checks that bring a down backend up
+  std::uint32_t fall = 3;   // consecutive failures (checks or client connects) that take it down
+};
+
 struct ServiceConfig {
   std::string name;
   PolicyKind policy = PolicyKind::round_robin;
   Millis connect_timeout{2000};
   std::uint32_t retries = 2;     // further backends tried after a failed connect
+  Millis resolve_interval{10000};  // backend host names are resolved again this often
   QueueConfig queue;
+  HealthCheckConfig health_check;
   std::vector<BackendConfig> backends;
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// Wiring: resolves backends, builds services and listeners, runs the event loop, handles signals
+// Wiring: builds services (and their resolvers and health checks) and listeners, runs the event loop, handles signals
 // and the graceful drain. Knows nothing of protocol details.
 
 #include <map>
@@ -14,6 +14,7 @@
 #include "sluice/listener.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/service.hpp"
+#include "sluice/service_monitor.hpp"
 #include "sluice/worker.hpp"
 
 namespace sluice {
@@ -29,7 +30,7 @@ class Daemon {
   int run();
 
  private:
-  bool build_services();
+  void build_services();
   bool start_listeners();
   bool start_admin();
   std::optional<AdminResponse> render_admin(std::string_view path);
@@ -42,6 +43,7 @@ class Daemon {
   uv_loop_t loop_;
   std::unique_ptr<Worker> worker_;
   std::map<std::string, std::unique_ptr<Service>> services_;
+  std::vector<std::unique_ptr<ServiceMonitor>> monitors_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unique_ptr<AdminServer> admin_;
   DaemonStats stats_;

@@ -6,14 +6,20 @@
 // slot. In `shared` mode a connection that finds none waits in the service FIFO and takes the
 // first slot that frees. In `per_backend` mode the policy chooses among all healthy backends at
 // arrival (least_connections then counts queued connections too) and the connection waits in
-// that backend's FIFO.
+// that backend's FIFO. A newcomer that finds no backend up waits in the service FIFO (both modes)
+// until one comes back or its queue timeout ends it.
+//
+// Every change of a backend's address or health goes through this class, so the up/down state,
+// its counters and its log line cannot disagree.
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "sluice/backend.hpp"
 #include "sluice/config.hpp"
+#include "sluice/health_state.hpp"
 #include "sluice/policy.hpp"
 #include "sluice/stats.hpp"
 #include "sluice/wait_queue.hpp"
@@ -28,8 +34,9 @@ class Service {
     Backend* backend = nullptr;  // set when dispatched
   };
 
-  /// `addresses` holds one resolved address per backend, in config order.
-  Service(ServiceConfig config, const std::vector<sockaddr_storage>& addresses);
+  /// Backends whose address is an IP literal start up; those with a DNS name start down, without
+  /// an address, until address_resolved().
+  Service(ServiceConfig config, std::uint64_t now_ns);
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
@@ -54,6 +61,21 @@ class Service {
   /// Connections waiting now, over all of this service's queues.
   std::size_t waiting() const;
 
+  /// Whether some backend is up.
+  bool any_up() const;
+
+  /// The backend's name resolved to `address`. Returns true when that is a new address (new
+  /// connections go there; established ones are untouched). A backend's first address makes it
+  /// up at once when it came `at_start` (like an IP literal) or checks are disabled; otherwise
+  /// it stays down until `rise` checks pass.
+  bool address_resolved(Backend& backend, const sockaddr_storage& address, bool at_start,
+                        std::uint64_t now_ns);
+  /// A resolution failed: counted; logged when it starts failing; the last address is kept.
+  void resolve_failed(Backend& backend, std::string_view error, std::uint64_t now_ns);
+  /// An active check's or a client connect's outcome; `detail` says what failed, for the log.
+  void record_health(Backend& backend, HealthEvidence evidence, std::string_view detail,
+                     std::uint64_t now_ns);
+
  private:
   /// Policy choice among up backends not in `tried`; with `need_free_slot` only those with one.
   Backend* choose(const std::vector<bool>& tried, bool need_free_slot);
@@ -64,6 +86,12 @@ class Service {
   void take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns);
   /// Hands freed slots to queue heads while both exist.
   void dispatch_waiting(std::uint64_t now_ns, Backend* freed);
+  /// per_backend mode: gives the connections in the service FIFO (held while no backend was up)
+  /// to the backends the policy chooses.
+  void place_held(std::uint64_t now_ns);
+  /// Flips `up`, counts and logs the change (`counted` false: the start-up resolution, which
+  /// completes the initial state rather than changing it), and moves waiting connections.
+  void set_state(Backend& backend, bool up, std::string reason, std::uint64_t now_ns, bool counted = true);
 
   ServiceConfig config_;
   std::vector<Backend> backends_;

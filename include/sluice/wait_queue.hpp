@@ -41,6 +41,9 @@ class WaitQueue {
   void push_back(Waiter& waiter, std::uint64_t now_ns);
   /// For a connection that already waited its turn and lost its slot (a failed connect).
   void push_front(Waiter& waiter, std::uint64_t now_ns);
+  /// For a waiter moved from another queue: placed after every waiter that arrived no later, so
+  /// the queue stays in arrival order. O(number of later arrivals).
+  void insert_by_arrival(Waiter& waiter, std::uint64_t now_ns);
   /// The oldest waiter, removed; nullptr when empty.
   Waiter* pop_front(std::uint64_t now_ns);
   /// Removes `waiter` from anywhere in the queue (timeout, client gone).

@@ -105,7 +105,7 @@ class LoopWithAdmin {
     ServiceConfig config;
     config.name = "web";
     config.backends = {BackendConfig{"node-a", Endpoint{"10.0.0.1", 8000}, "n1", 1, 1}};
-    service_ = std::make_unique<Service>(config, std::vector<sockaddr_storage>(1));
+    service_ = std::make_unique<Service>(config, 0);
 
     admin_ = std::make_unique<AdminServer>(&loop_,
                                            [this](std::string_view path) { return render(path); });

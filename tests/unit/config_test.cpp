@@ -85,6 +85,19 @@ const std::vector<BrokenConfig> broken_configs = {
       "t.yaml:12:19: max_length: expected a non-negative integer, got '-1'",
       "t.yaml:13:16: timeout: must be greater than 0, got '0s'",
       "t.yaml:14:7: unknown key 'size' in queue of service 'web'"}},
+    {"bad health_check values",
+     std::string(minimal) +
+         "    health_check:\n      enabled: maybe\n      interval: 1s\n      timeout: 2s\n      rise: 0\n"
+         "      fall: 101\n      intervall: 3s\n",
+     {"t.yaml:11:16: enabled: expected true or false, got 'maybe'",
+      "t.yaml:13:16: timeout: 2000ms is longer than interval 1000ms",
+      "t.yaml:14:13: rise: 0 is out of range 1..100",
+      "t.yaml:15:13: fall: 101 is out of range 1..100",
+      "t.yaml:16:7: unknown key 'intervall' in health_check of service 'web'; did you mean 'interval'?"}},
+    {"health_check not a map, resolve_interval of zero",
+     std::string(minimal) + "    health_check: on\n    resolve_interval: 0s\n",
+     {"t.yaml:10:19: health_check of service 'web': expected a map, got 'on'",
+      "t.yaml:11:23: resolve_interval: must be greater than 0, got '0s'"}},
     {"unknown key in listener with a hint",
      R"(listeners:
   - name: web
@@ -575,6 +588,12 @@ TEST_CASE("defaults are applied to everything left out") {
   CHECK(service.policy == PolicyKind::round_robin);
   CHECK(service.connect_timeout == Millis(2000));
   CHECK(service.retries == 2);
+  CHECK(service.resolve_interval == Millis(10000));
+  CHECK(service.health_check.enabled);
+  CHECK(service.health_check.interval == Millis(2000));
+  CHECK(service.health_check.timeout == Millis(1000));
+  CHECK(service.health_check.rise == 2);
+  CHECK(service.health_check.fall == 3);
 
   REQUIRE(service.backends.size() == 1);
   CHECK(service.backends[0].node == "");
@@ -617,6 +636,12 @@ TEST_CASE("a full config file is read into the struct, every key") {
   CHECK(service.policy == PolicyKind::least_connections);
   CHECK(service.connect_timeout == Millis(250));
   CHECK(service.retries == 0);
+  CHECK(service.resolve_interval == Millis(30000));
+  CHECK(!service.health_check.enabled);
+  CHECK(service.health_check.interval == Millis(500));
+  CHECK(service.health_check.timeout == Millis(200));
+  CHECK(service.health_check.rise == 1);
+  CHECK(service.health_check.fall == 5);
   REQUIRE(service.backends.size() == 2);
   CHECK(service.backends[0].name == "node-a");
   CHECK(service.backends[0].address.host == "web-node-a.default.svc.cluster.local");

@@ -146,7 +146,7 @@ struct Fixture {
     config.name = "web";
     config.backends = {BackendConfig{"node-a", Endpoint{"10.0.0.1", 8000}, "n1", 1, 8},
                        BackendConfig{"node-b", Endpoint{"10.0.0.2", 8000}, "n2", 1, 0}};
-    service = std::make_unique<Service>(config, std::vector<sockaddr_storage>(2));
+    service = std::make_unique<Service>(config, 0);
     ListenerConfig listener_config{};
     listener_config.name = "web-in";
     listener_config.service = "web";

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sluice/service.hpp"
+#include "sluice/sockaddr_text.hpp"
 
 namespace {
 
@@ -20,9 +21,9 @@ struct FakeWaiter final : sluice::Waiter {
   std::string dispatched_to;
 };
 
-sluice::Service make_service(sluice::QueueMode mode, std::vector<std::uint32_t> slots,
-                             std::uint32_t max_length = 1000,
-                             sluice::PolicyKind policy = sluice::PolicyKind::round_robin) {
+sluice::ServiceConfig make_config(sluice::QueueMode mode, std::vector<std::uint32_t> slots,
+                                  std::uint32_t max_length = 1000,
+                                  sluice::PolicyKind policy = sluice::PolicyKind::round_robin) {
   sluice::ServiceConfig config;
   config.name = "web";
   config.policy = policy;
@@ -35,9 +36,15 @@ sluice::Service make_service(sluice::QueueMode mode, std::vector<std::uint32_t> 
     backend.max_connections = slots[i];
     config.backends.push_back(backend);
   }
-  std::vector<sockaddr_storage> addresses(slots.size());
-  for (auto& address : addresses) address.ss_family = AF_INET;
-  return sluice::Service(config, addresses);
+  config.health_check.rise = 2;
+  config.health_check.fall = 3;
+  return config;
+}
+
+sluice::Service make_service(sluice::QueueMode mode, std::vector<std::uint32_t> slots,
+                             std::uint32_t max_length = 1000,
+                             sluice::PolicyKind policy = sluice::PolicyKind::round_robin) {
+  return sluice::Service(make_config(mode, std::move(slots), max_length, policy), 0);
 }
 
 const std::vector<bool> kNoneTried;
@@ -176,11 +183,182 @@ TEST_CASE("per_backend queues: least_connections counts waiting connections too"
   CHECK(service.backends()[1].stats.queue_length.value() == 1);
 }
 
-TEST_CASE("a backend that is down is never chosen, and none up means no_backend") {
+TEST_CASE("a backend that is down is never chosen; with none up a newcomer waits, a retry is refused") {
   auto service = make_service(sluice::QueueMode::shared, {0, 0});
   service.backends()[0].up = false;
-  FakeWaiter a(0), b(1);
+  FakeWaiter a(0), b(1), c(2);
   CHECK(service.arrive(a, 0, kNoneTried).backend == &service.backends()[1]);
   service.backends()[1].up = false;
-  CHECK(service.arrive(b, 0, kNoneTried).outcome == sluice::Service::Outcome::no_backend);
+  CHECK_FALSE(service.any_up());
+  CHECK(service.arrive(b, 0, kNoneTried).outcome == sluice::Service::Outcome::queued);
+  CHECK(service.arrive(c, 0, {true, false}).outcome == sluice::Service::Outcome::no_backend);
+}
+
+// ---- health and addresses ----
+
+namespace {
+
+void fail(sluice::Service& service, sluice::Backend& backend, int times, std::uint64_t now_ns,
+          sluice::HealthEvidence evidence = sluice::HealthEvidence::check_failed) {
+  for (int i = 0; i < times; ++i) service.record_health(backend, evidence, "ECONNREFUSED", now_ns);
+}
+
+void pass(sluice::Service& service, sluice::Backend& backend, int times, std::uint64_t now_ns) {
+  for (int i = 0; i < times; ++i) service.record_health(backend, sluice::HealthEvidence::check_passed, "", now_ns);
+}
+
+sockaddr_storage address_of(const char* ip, std::uint16_t port) {
+  return *sluice::numeric_address({ip, port});
+}
+
+}  // namespace
+
+TEST_CASE("health: fall failures take a backend down, rise checks bring it back; each change counted") {
+  auto service = make_service(sluice::QueueMode::shared, {1, 1});
+  sluice::Backend& a = service.backends()[0];
+  fail(service, a, 2, 10 * kMs);
+  CHECK(a.up);
+  fail(service, a, 1, 20 * kMs, sluice::HealthEvidence::connect_failed);
+  CHECK_FALSE(a.up);
+  CHECK(a.state_since_ns == 20 * kMs);
+  CHECK(a.state_reason == "3 failures in a row, the last a client connect: ECONNREFUSED");
+  CHECK(a.stats.state_changes_total == 1);
+
+  FakeWaiter w(0);
+  CHECK(service.arrive(w, 30 * kMs, kNoneTried).backend == &service.backends()[1]);
+  pass(service, a, 1, 40 * kMs);
+  CHECK_FALSE(a.up);
+  pass(service, a, 1, 50 * kMs);
+  CHECK(a.up);
+  CHECK(a.state_reason == "2 health checks passed");
+  CHECK(a.stats.state_changes_total == 2);
+}
+
+TEST_CASE("health: shared queue, clients waiting while no backend is up are served when one comes back") {
+  auto service = make_service(sluice::QueueMode::shared, {1});
+  sluice::Backend& a = service.backends()[0];
+  fail(service, a, 3, 0);
+  REQUIRE_FALSE(a.up);
+  FakeWaiter w1(1), w2(2);
+  CHECK(service.arrive(w1, kMs, kNoneTried).outcome == sluice::Service::Outcome::queued);
+  CHECK(service.arrive(w2, 2 * kMs, kNoneTried).outcome == sluice::Service::Outcome::queued);
+  pass(service, a, 2, 100 * kMs);
+  CHECK(w1.dispatched_to == "a");
+  CHECK(w2.dispatched_to.empty());  // one slot
+  CHECK(service.waiting() == 1);
+}
+
+TEST_CASE("health: per_backend, a down backend's waiters move to the others; none up holds them") {
+  auto service = make_service(sluice::QueueMode::per_backend, {1, 1});
+  sluice::Backend& a = service.backends()[0];
+  sluice::Backend& b = service.backends()[1];
+  std::vector<FakeWaiter> waiters;
+  for (int i = 0; i < 4; ++i) waiters.emplace_back(i);
+  for (std::size_t i = 0; i < waiters.size(); ++i) {  // a, b, a (queued), b (queued)
+    waiters[i].arrived_ns = i * kMs / 10;
+    service.arrive(waiters[i], waiters[i].arrived_ns, kNoneTried);
+  }
+  CHECK(a.stats.queue_length.value() == 1);
+  CHECK(b.stats.queue_length.value() == 1);
+
+  fail(service, a, 3, kMs);
+  CHECK(a.stats.queue_length.value() == 0);
+  CHECK(b.stats.queue_length.value() == 2);
+  CHECK(waiters[2].queue != nullptr);
+
+  fail(service, b, 3, 2 * kMs);
+  CHECK(service.stats().queue_length.value() == 2);  // held in the service FIFO
+  FakeWaiter late(9);
+  late.arrived_ns = 3 * kMs;
+  CHECK(service.arrive(late, 3 * kMs, kNoneTried).outcome == sluice::Service::Outcome::queued);
+  CHECK(service.stats().queue_length.value() == 3);
+
+  // a comes back with its one slot still held by waiters[0]: the held ones queue at a.
+  pass(service, a, 2, 4 * kMs);
+  CHECK(service.stats().queue_length.value() == 0);
+  CHECK(a.stats.queue_length.value() == 3);
+  service.release(a, 5 * kMs);
+  CHECK(waiters[2].dispatched_to == "a");  // still in arrival order after two moves
+  CHECK(waiters[3].dispatched_to.empty());
+  service.release(a, 6 * kMs);
+  CHECK(waiters[3].dispatched_to == "a");
+  CHECK(late.dispatched_to.empty());
+}
+
+TEST_CASE("addresses: a literal starts up, a name starts down until it resolves") {
+  auto config = make_config(sluice::QueueMode::shared, {1, 1});
+  config.backends[1].address = {"web-b.default.svc.cluster.local", 8000};
+  sluice::Service service(config, 0);
+  sluice::Backend& named = service.backends()[1];
+  CHECK(service.backends()[0].up);
+  CHECK_FALSE(named.up);
+  CHECK_FALSE(named.has_address);
+  CHECK(named.state_reason == "name not resolved yet");
+
+  // The answer at start makes it up at once, as a literal would be; not counted as a change.
+  CHECK(service.address_resolved(named, address_of("10.1.2.3", 8000), /*at_start=*/true, kMs));
+  CHECK(named.up);
+  CHECK(named.address_text == "10.1.2.3:8000");
+  CHECK(named.stats.state_changes_total == 0);
+
+  // Same answer: nothing changes. New answer: new address, state kept.
+  CHECK_FALSE(service.address_resolved(named, address_of("10.1.2.3", 8000), false, 2 * kMs));
+  CHECK(service.address_resolved(named, address_of("10.9.9.9", 8000), false, 3 * kMs));
+  CHECK(named.address_text == "10.9.9.9:8000");
+  CHECK(named.up);
+
+  // Failures keep the last good address and are counted.
+  service.resolve_failed(named, "unknown node or service", 4 * kMs);
+  service.resolve_failed(named, "unknown node or service", 5 * kMs);
+  CHECK(named.resolve_failing);
+  CHECK(named.stats.resolve_failures_total == 2);
+  CHECK(named.address_text == "10.9.9.9:8000");
+  CHECK(named.up);
+  service.address_resolved(named, address_of("10.9.9.9", 8000), false, 6 * kMs);
+  CHECK_FALSE(named.resolve_failing);
+}
+
+TEST_CASE("addresses: a name that resolves only later waits for rise checks (or none when checks are off)") {
+  auto config = make_config(sluice::QueueMode::shared, {1});
+  config.backends[0].address = {"late.example", 8000};
+  sluice::Service service(config, 0);
+  sluice::Backend& late = service.backends()[0];
+  service.resolve_failed(late, "unknown node or service", kMs);
+  CHECK(late.state_reason == "name not resolved: unknown node or service");
+  FakeWaiter w(0);
+  CHECK(service.arrive(w, kMs, kNoneTried).outcome == sluice::Service::Outcome::queued);
+
+  service.address_resolved(late, address_of("10.0.0.7", 8000), /*at_start=*/false, 2 * kMs);
+  CHECK_FALSE(late.up);
+  pass(service, late, 2, 3 * kMs);
+  CHECK(late.up);
+  CHECK(late.stats.state_changes_total == 1);
+  CHECK(w.dispatched_to == "a");
+
+  config.health_check.enabled = false;
+  sluice::Service unchecked(config, 0);
+  sluice::Backend& b = unchecked.backends()[0];
+  unchecked.address_resolved(b, address_of("10.0.0.7", 8000), false, kMs);
+  CHECK(b.up);
+  fail(unchecked, b, 10, 2 * kMs);  // checks off: failures change nothing
+  CHECK(b.up);
+}
+
+TEST_CASE("wait queue: a moved waiter is placed by its arrival time") {
+  sluice::TimeIntegral length;
+  sluice::WaitQueue queue(length);
+  std::vector<FakeWaiter> waiters;
+  for (int i = 0; i < 4; ++i) waiters.emplace_back(i);
+  waiters[0].arrived_ns = 10;
+  waiters[1].arrived_ns = 30;
+  waiters[2].arrived_ns = 20;
+  waiters[3].arrived_ns = 5;
+  queue.push_back(waiters[0], 0);
+  queue.push_back(waiters[1], 0);
+  queue.insert_by_arrival(waiters[2], 0);  // between
+  queue.insert_by_arrival(waiters[3], 0);  // first
+  CHECK(queue.length() == 4);
+  CHECK(length.value() == 4);
+  for (int expected : {3, 0, 2, 1}) CHECK(static_cast<FakeWaiter*>(queue.pop_front(0))->id == expected);
+  CHECK(queue.empty());
 }

@@ -1,0 +1,52 @@
+#pragma once
+// Active TCP health checks of one backend: every interval, connect to its current address and
+// close at once; a connect that is refused or does not finish within the timeout fails. Reports
+// each outcome; the Service's rise/fall state decides what it means.
+
+#include <functional>
+#include <string_view>
+
+#include <uv.h>
+
+#include "sluice/duration.hpp"
+
+struct sockaddr_storage;
+
+namespace sluice {
+
+class HealthChecker {
+ public:
+  /// The address to check now; nullptr while there is none (the check is skipped).
+  using AddressSource = std::function<const sockaddr_storage*()>;
+  /// `error` is empty when the check passed.
+  using Report = std::function<void(bool passed, std::string_view error)>;
+
+  HealthChecker(uv_loop_t* loop, Millis interval, Millis timeout, AddressSource address, Report report);
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+
+  /// Checks now, then every interval.
+  void start();
+  /// Checks again now (the address changed) and every interval from here.
+  void check_now() { start(); }
+  /// Stops for good; a check in flight is abandoned unreported. The object must outlive the
+  /// loop's run (the owner destroys it after uv_run returns).
+  void stop();
+
+ private:
+  struct Probe;
+  void begin_check();
+  void finish_check(bool passed, std::string_view error);
+
+  uv_loop_t* loop_;
+  Millis interval_;
+  Millis timeout_;
+  AddressSource address_;
+  Report report_;
+  uv_timer_t interval_timer_{};
+  uv_timer_t timeout_timer_{};
+  Probe* probe_ = nullptr;  // the check in flight
+  bool stopped_ = false;
+};
+
+}  // namespace sluice
