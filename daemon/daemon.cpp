@@ -1,10 +1,12 @@
 #include "sluice/daemon.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/access_log.hpp"
 #include "sluice/backends_json.hpp"
 #include "sluice/process_metrics.hpp"
 #include "sluice/sockaddr_text.hpp"
@@ -12,6 +14,9 @@
 namespace sluice {
 
 namespace {
+
+// How often replaced services and listeners are checked for their last session.
+constexpr std::uint64_t kReapIntervalMs = 1000;
 
 std::string health_check_summary(const HealthCheckConfig& check) {
   if (!check.enabled) return "off";
@@ -22,15 +27,17 @@ std::string health_check_summary(const HealthCheckConfig& check) {
 
 }  // namespace
 
-Daemon::Daemon(Config config) : config_(std::move(config)) {
+Daemon::Daemon(Config config, Options options) : config_(std::move(config)), options_(std::move(options)) {
   uv_loop_init(&loop_);
   worker_ = std::make_unique<Worker>(&loop_);
 }
 
 Daemon::~Daemon() {
   listeners_.clear();
-  monitors_.clear();
+  retired_listeners_.clear();
   services_.clear();
+  retired_services_.clear();
+  watcher_.reset();
   worker_.reset();
   uv_loop_close(&loop_);
 }
@@ -39,58 +46,70 @@ int Daemon::run() {
   // A peer that closes while we write must not kill the process; the write reports EPIPE instead.
   std::signal(SIGPIPE, SIG_IGN);
 
-  build_services();
-  bool ok = start_listeners() && start_admin();
+  // Nothing here blocks on DNS: named backends start down and come up with their first answer.
+  for (const ServiceConfig& config : config_.services) services_[config.name] = make_service(config, nullptr);
+  uv_signal_init(&loop_, &sigterm_);
+  uv_signal_init(&loop_, &sigint_);
+  uv_timer_init(&loop_, &drain_timer_);
+  uv_timer_init(&loop_, &reap_timer_);
+  sigterm_.data = sigint_.data = drain_timer_.data = reap_timer_.data = this;
+  watcher_ = std::make_unique<ConfigWatcher>(&loop_, options_.config_path,
+                                             [this](std::string_view trigger) { reload(trigger); });
+
+  // Signals first: a SIGHUP or SIGTERM sent as soon as the daemon announces itself is handled,
+  // not fatal.
+  auto on_signal = [](uv_signal_t* handle, int signum) { static_cast<Daemon*>(handle->data)->on_signal(signum); };
+  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  uv_signal_start(&sigint_, on_signal, SIGINT);
+  watcher_->start();
+
+  const bool ok = start_listeners() && start_admin();
   if (ok) {
     log_summary();
-    for (auto& monitor : monitors_) monitor->start();
-    uv_signal_init(&loop_, &sigterm_);
-    uv_signal_init(&loop_, &sigint_);
-    uv_timer_init(&loop_, &drain_timer_);
-    sigterm_.data = sigint_.data = drain_timer_.data = this;
-    auto on_signal = [](uv_signal_t* handle, int signum) {
-      static_cast<Daemon*>(handle->data)->on_signal(signum);
-    };
-    uv_signal_start(&sigterm_, on_signal, SIGTERM);
-    uv_signal_start(&sigint_, on_signal, SIGINT);
+    for (auto& [name, entry] : services_) entry.monitor->start();
   } else {
     for (auto& listener : listeners_) listener->stop_accepting();
-    for (auto& monitor : monitors_) monitor->stop();
-    if (admin_) admin_->stop();
+    close_control_handles();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   if (ok) spdlog::info("stopped");
   return ok ? 0 : 1;
 }
 
-void Daemon::build_services() {
-  // Nothing here blocks on DNS: named backends start down and come up with their first answer.
-  for (const ServiceConfig& config : config_.services) {
-    auto& service = services_[config.name];
-    service = std::make_unique<Service>(config, uv_hrtime());
-    monitors_.push_back(std::make_unique<ServiceMonitor>(&loop_, *service));
+Daemon::ServiceEntry Daemon::make_service(const ServiceConfig& config, const Service* previous) {
+  ServiceEntry entry;
+  entry.service = std::make_unique<Service>(config, uv_hrtime());
+  if (previous != nullptr) entry.service->inherit_state(*previous);
+  entry.monitor = std::make_unique<ServiceMonitor>(&loop_, *entry.service);
+  return entry;
+}
+
+std::unique_ptr<Listener> Daemon::open_listener(const ListenerConfig& config, Service& service, std::string& why) {
+  sockaddr_storage bind{};
+  if (!resolve_blocking(config.bind, bind, why)) {
+    why = "listener " + config.name + ": cannot resolve bind address " + config.bind.to_string() + ": " + why;
+    return nullptr;
   }
+  auto listener = std::make_unique<Listener>(*worker_, config, service);
+  if (!listener->start(reinterpret_cast<const sockaddr*>(&bind), why)) {
+    why = "listener " + config.name + ": " + why;
+    retire(std::move(listener));  // its socket handle closes on the next loop turn
+    return nullptr;
+  }
+  spdlog::info("listening listener={} address={} service={}", config.name, listener->bound_address(),
+               config.service);
+  return listener;
 }
 
 bool Daemon::start_listeners() {
   for (const ListenerConfig& config : config_.listeners) {
-    sockaddr_storage bind{};
     std::string why;
-    if (!resolve_blocking(config.bind, bind, why)) {
-      spdlog::error("listener {}: cannot resolve bind address {}: {}", config.name,
-                    config.bind.to_string(), why);
+    auto listener = open_listener(config, *services_.at(config.service).service, why);
+    if (!listener) {
+      spdlog::error("{}", why);
       return false;
     }
-    Service& service = *services_.at(config.service);
-    auto listener = std::make_unique<Listener>(*worker_, config, service);
-    bool started = listener->start(reinterpret_cast<const sockaddr*>(&bind), why);
     listeners_.push_back(std::move(listener));
-    if (!started) {
-      spdlog::error("listener {}: {}", config.name, why);
-      return false;
-    }
-    spdlog::info("listening listener={} address={} service={}", config.name,
-                 listeners_.back()->bound_address(), config.service);
   }
   return true;
 }
@@ -109,7 +128,7 @@ bool Daemon::start_admin() {
 
 std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
   std::vector<const Service*> services;
-  for (const auto& [name, service] : services_) services.push_back(service.get());
+  for (const auto& [name, entry] : services_) services.push_back(entry.service.get());
   if (path == "/backends") {
     const double unix_now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     return AdminResponse{200, "application/json", render_backends_json(services, uv_hrtime(), unix_now)};
@@ -131,7 +150,7 @@ void Daemon::log_summary() const {
         service.retries, service.queue.mode == QueueMode::shared ? "shared" : "per_backend",
         service.queue.max_length, service.queue.timeout.count(), service.resolve_interval.count(),
         health_check_summary(service.health_check));
-    for (const Backend& backend : services_.at(service.name)->backends()) {
+    for (const Backend& backend : services_.at(service.name).service->backends()) {
       spdlog::info("  backend {} address={} node={} weight={} max_connections={}",
                    backend.config.name, backend.config.address.to_string(),
                    backend.config.node.empty() ? "-" : backend.config.node, backend.config.weight,
@@ -177,8 +196,133 @@ void Daemon::close_control_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
-  for (auto& monitor : monitors_) monitor->stop();
+  uv_close(reinterpret_cast<uv_handle_t*>(&reap_timer_), nullptr);
+  watcher_->stop();
+  for (auto& [name, entry] : services_) entry.monitor->stop();
+  for (auto& entry : retired_services_) entry.monitor->stop();
   if (admin_) admin_->stop();
+}
+
+// --- live reload ------------------------------------------------------------------------------
+
+void Daemon::reload(std::string_view trigger) {
+  if (draining_) return;
+  spdlog::info("config: reloading {} ({})", options_.config_path, trigger);
+  ConfigResult loaded = load_config(options_.config_path);
+  std::string why;
+  if (!loaded.config) {
+    for (const ConfigError& error : loaded.errors) spdlog::error("config: {}", error.to_string());
+    why = std::to_string(loaded.errors.size()) + " error(s)";
+  } else if (apply(std::move(*loaded.config), why)) {
+    ++stats_.reloads_success;
+    spdlog::info("config: reload applied");
+    log_summary();
+    return;
+  }
+  ++stats_.reloads_failure;
+  spdlog::error("config: reload rejected ({}); the running config stays", why);
+}
+
+bool Daemon::apply(Config next, std::string& why) {
+  // 1. Services: an unchanged one is kept as it is (queues, slots, counters); a changed or new
+  //    one is built fresh, starting from the old backends' addresses and health.
+  Services fresh;
+  auto service_for = [&](const std::string& name) -> Service& {
+    auto it = fresh.find(name);
+    return it != fresh.end() ? *it->second.service : *services_.at(name).service;
+  };
+  for (const ServiceConfig& config : next.services) {
+    auto old = services_.find(config.name);
+    if (old != services_.end() && old->second.service->config() == config) continue;
+    fresh[config.name] = make_service(config, old != services_.end() ? old->second.service.get() : nullptr);
+  }
+
+  // 2. Listeners, matched by bind address: a kept one keeps its socket, so no client is refused.
+  //    New sockets are bound before anything changes; if one fails, the reload is undone.
+  std::vector<std::unique_ptr<Listener>> opened(next.listeners.size());
+  std::vector<Listener*> reused(next.listeners.size(), nullptr);
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    const ListenerConfig& config = next.listeners[i];
+    for (auto& listener : listeners_) {
+      if (listener->config().bind == config.bind &&
+          std::find(reused.begin(), reused.end(), listener.get()) == reused.end()) {
+        reused[i] = listener.get();
+        break;
+      }
+    }
+    if (reused[i] != nullptr) continue;
+    opened[i] = open_listener(config, service_for(config.service), why);
+    if (!opened[i]) {
+      for (auto& listener : opened) {
+        if (listener) retire(std::move(listener));
+      }
+      for (auto& [name, entry] : fresh) retire(std::move(entry));
+      return false;
+    }
+  }
+
+  // 3. Commit. Sessions already open keep the listener and service they started with.
+  std::vector<std::unique_ptr<Listener>> listeners;
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    if (opened[i]) {
+      listeners.push_back(std::move(opened[i]));
+      continue;
+    }
+    auto it = std::find_if(listeners_.begin(), listeners_.end(),
+                           [&](const auto& listener) { return listener.get() == reused[i]; });
+    (*it)->reconfigure(next.listeners[i], service_for(next.listeners[i].service));
+    listeners.push_back(std::move(*it));
+  }
+  for (auto& listener : listeners_) {
+    if (listener) retire(std::move(listener));
+  }
+  listeners_ = std::move(listeners);
+
+  for (auto& [name, entry] : services_) {
+    if (fresh.count(name) != 0 || next.find_service(name) == nullptr) retire(std::move(entry));
+  }
+  std::erase_if(services_, [](const auto& item) { return !item.second.service; });
+  for (auto& [name, entry] : fresh) {
+    entry.monitor->start();
+    services_[name] = std::move(entry);
+  }
+
+  if (next.admin != config_.admin) {
+    spdlog::warn("config: admin.bind changes take effect at the next start; admin stays on {}",
+                 admin_ ? admin_->bound_address() : "none");
+  }
+  if (next.log != config_.log) setup_logging(next.log, options_.log_level);
+  config_ = std::move(next);
+  return true;
+}
+
+void Daemon::retire(ServiceEntry entry) {
+  retired_services_.push_back(std::move(entry));
+  start_reaping();
+}
+
+void Daemon::retire(std::unique_ptr<Listener> listener) {
+  listener->stop_accepting();
+  retired_listeners_.push_back(std::move(listener));
+  start_reaping();
+}
+
+void Daemon::start_reaping() {
+  if (control_handles_closed_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&reap_timer_))) return;
+  uv_timer_start(
+      &reap_timer_, [](uv_timer_t* timer) { static_cast<Daemon*>(timer->data)->reap_retired(); }, 0,
+      kReapIntervalMs);
+}
+
+void Daemon::reap_retired() {
+  std::erase_if(retired_listeners_, [](const auto& listener) { return listener->finished(); });
+  std::erase_if(retired_services_, [](ServiceEntry& entry) {
+    // Its health checks run on while queued or active sessions may still need a backend.
+    if (entry.service->in_use()) return false;
+    entry.monitor->stop();
+    return entry.monitor->finished();
+  });
+  if (retired_listeners_.empty() && retired_services_.empty()) uv_timer_stop(&reap_timer_);
 }
 
 }  // namespace sluice

@@ -38,8 +38,9 @@ void HealthChecker::stop() {
   if (stopped_) return;
   stopped_ = true;
   if (probe_ != nullptr) std::exchange(probe_, nullptr)->close();
-  uv_close(reinterpret_cast<uv_handle_t*>(&interval_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timeout_timer_), nullptr);
+  auto on_closed = [](uv_handle_t* handle) { --static_cast<HealthChecker*>(handle->data)->open_timers_; };
+  uv_close(reinterpret_cast<uv_handle_t*>(&interval_timer_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timeout_timer_), on_closed);
 }
 
 void HealthChecker::begin_check() {

@@ -15,12 +15,13 @@ constexpr std::uint64_t kAcceptErrorLogIntervalMs = 1000;
 }  // namespace
 
 Listener::Listener(Worker& worker, ListenerConfig config, Service& service)
-    : worker_(worker), config_(std::move(config)), service_(service) {}
+    : worker_(worker), config_(std::move(config)), service_(&service) {}
 
 bool Listener::start(const sockaddr* bind, std::string& why) {
   uv_tcp_init(worker_.loop, &server_);
   server_.data = this;
   listening_ = true;
+  socket_open_ = true;
   int rc = uv_tcp_bind(&server_, bind, 0);
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), static_cast<int>(config_.backlog),
@@ -39,7 +40,13 @@ bool Listener::start(const sockaddr* bind, std::string& why) {
 void Listener::stop_accepting() {
   if (!listening_) return;
   listening_ = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&server_),
+           [](uv_handle_t* handle) { static_cast<Listener*>(handle->data)->socket_open_ = false; });
+}
+
+void Listener::reconfigure(ListenerConfig config, Service& service) {
+  config_ = std::move(config);
+  service_ = &service;
 }
 
 std::string Listener::bound_address() const {

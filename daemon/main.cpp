@@ -85,10 +85,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  sluice::setup_logging(loaded.config->log,
-                        level_flag ? sluice::parse_log_level(*level_flag) : std::nullopt);
+  const auto level = level_flag ? sluice::parse_log_level(*level_flag) : std::nullopt;
+  sluice::setup_logging(loaded.config->log, level);
 
   spdlog::info("sluice {} starting with {}", SLUICE_VERSION, config_path);
-  sluice::Daemon daemon(std::move(*loaded.config));
+  sluice::Daemon daemon(std::move(*loaded.config), {config_path, level});
   return daemon.run();
 }

@@ -28,7 +28,8 @@ void Resolver::start() {
 void Resolver::stop() {
   if (stopped_) return;
   stopped_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
+           [](uv_handle_t* handle) { static_cast<Resolver*>(handle->data)->timer_open_ = false; });
   if (in_flight_) uv_cancel(reinterpret_cast<uv_req_t*>(&request_));
 }
 

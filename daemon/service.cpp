@@ -95,6 +95,22 @@ std::size_t Service::waiting() const {
 
 bool Service::any_up() const { return any_candidate(kNoneTried); }
 
+void Service::inherit_state(const Service& previous) {
+  for (Backend& backend : backends_) {
+    for (const Backend& old : previous.backends()) {
+      if (old.config.name != backend.config.name || !(old.config.address == backend.config.address)) continue;
+      backend.has_address = old.has_address;
+      backend.address = old.address;
+      backend.address_text = old.address_text;
+      backend.resolve_failing = old.resolve_failing;
+      backend.health.reset(old.health.up());  // this config's rise and fall, the old state
+      backend.up = old.up;
+      backend.state_since_ns = old.state_since_ns;
+      backend.state_reason = old.state_reason;
+    }
+  }
+}
+
 bool Service::address_resolved(Backend& backend, const sockaddr_storage& address, bool at_start,
                                std::uint64_t now_ns) {
   if (backend.resolve_failing) {

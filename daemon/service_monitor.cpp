@@ -45,4 +45,14 @@ void ServiceMonitor::stop() {
   for (auto& checker : checkers_) checker->stop();
 }
 
+bool ServiceMonitor::finished() const {
+  for (const auto& resolver : resolvers_) {
+    if (!resolver->finished()) return false;
+  }
+  for (const auto& checker : checkers_) {
+    if (!checker->finished()) return false;
+  }
+  return true;
+}
+
 }  // namespace sluice

@@ -28,6 +28,7 @@ Session::Session(Listener& listener)
   downstream_.sink = stream(client_);
   worker_.link(this);
   listener_.session_opened();
+  service_.attach();
 }
 
 Session::~Session() {
@@ -41,6 +42,7 @@ Session::~Session() {
   }
   if (access_log_enabled()) write_access_log();
   listener_.session_closed();
+  service_.detach();
   worker_.unlink(this);
 }
 

@@ -26,6 +26,8 @@ struct Cidr {
   /// Parses "addr/prefix" or "addr" (a full-length prefix). Host bits must be zero.
   /// On failure returns nullopt and, when `why` is given, says what is wrong.
   static std::optional<Cidr> parse(std::string_view text, std::string* why = nullptr);
+
+  bool operator==(const Cidr&) const = default;
 };
 
 }  // namespace sluice

@@ -21,6 +21,8 @@ struct BackendConfig {
   std::string node;              // the Kubernetes node this backend is pinned to ("" if unset)
   std::uint32_t weight = 1;      // 1..1000
   std::uint32_t max_connections = 0;  // slots: connections served at once; 0 = unlimited
+
+  bool operator==(const BackendConfig&) const = default;
 };
 
 enum class QueueMode {
@@ -32,6 +34,8 @@ struct QueueConfig {
   QueueMode mode = QueueMode::shared;
   std::uint32_t max_length = 1000;  // waiting connections per FIFO; more are refused
   Millis timeout{5000};             // waited longer: closed and counted
+
+  bool operator==(const QueueConfig&) const = default;
 };
 
 /// Active TCP checks and passive checks (failed client connects), per service.
@@ -41,6 +45,8 @@ struct HealthCheckConfig {
   Millis timeout{1000};     // an active check's connect must finish within this
   std::uint32_t rise = 2;   // consecutive good checks that bring a down backend up
   std::uint32_t fall = 3;   // consecutive failures (checks or client connects) that take it down
+
+  bool operator==(const HealthCheckConfig&) const = default;
 };
 
 struct ServiceConfig {
@@ -52,6 +58,8 @@ struct ServiceConfig {
   QueueConfig queue;
   HealthCheckConfig health_check;
   std::vector<BackendConfig> backends;
+
+  bool operator==(const ServiceConfig&) const = default;
 };
 
 struct ListenerConfig {
@@ -62,6 +70,8 @@ struct ListenerConfig {
   std::vector<Cidr> allow;             // empty means everyone
   Millis idle_timeout{300000};         // no byte either way for this long closes the session
   std::uint32_t backlog = 511;
+
+  bool operator==(const ListenerConfig&) const = default;
 };
 
 enum class LogFormat { text, json };
@@ -70,10 +80,14 @@ struct LogConfig {
   std::string level = "info";    // trace | debug | info | warn | error
   LogFormat format = LogFormat::text;
   bool access_log = false;       // one line per finished connection
+
+  bool operator==(const LogConfig&) const = default;
 };
 
 struct AdminConfig {
   std::optional<Endpoint> bind;  // GET /metrics, /healthz; absent = no admin listener
+
+  bool operator==(const AdminConfig&) const = default;
 };
 
 struct Config {

@@ -14,6 +14,8 @@ struct Endpoint {
 
   /// "host:port", with brackets around IPv6 literals.
   std::string to_string() const;
+
+  bool operator==(const Endpoint&) const = default;
 };
 
 /// Parses "host:port" / "[v6]:port". The port must be 0..65535; a host containing ':' must be

@@ -29,9 +29,10 @@ class HealthChecker {
   void start();
   /// Checks again now (the address changed) and every interval from here.
   void check_now() { start(); }
-  /// Stops for good; a check in flight is abandoned unreported. The object must outlive the
-  /// loop's run (the owner destroys it after uv_run returns).
+  /// Stops for good; a check in flight is abandoned unreported (its socket frees itself).
   void stop();
+  /// Stopped and its timers closed: the object may be destroyed.
+  bool finished() const { return stopped_ && open_timers_ == 0; }
 
  private:
   struct Probe;
@@ -47,6 +48,7 @@ class HealthChecker {
   uv_timer_t timeout_timer_{};
   Probe* probe_ = nullptr;  // the check in flight
   bool stopped_ = false;
+  int open_timers_ = 2;  // until their close callbacks
 };
 
 }  // namespace sluice

@@ -26,12 +26,17 @@ class Listener {
 
   /// Stops accepting; the socket is closed on the next loop turn. Sessions carry on.
   void stop_accepting();
+  /// After a reload that kept this socket: new clients get the new settings and service;
+  /// sessions already open keep the service they started with.
+  void reconfigure(ListenerConfig config, Service& service);
+  /// No socket open and no session left: the object may go.
+  bool finished() const { return !socket_open_ && stats_.active == 0; }
 
   /// "ip:port" actually bound (the real port when 0 was configured).
   std::string bound_address() const;
 
   const ListenerConfig& config() const { return config_; }
-  Service& service() { return service_; }
+  Service& service() { return *service_; }
   Worker& worker() { return worker_; }
 
   void session_opened() { ++stats_.active; }
@@ -45,9 +50,10 @@ class Listener {
 
   Worker& worker_;
   ListenerConfig config_;
-  Service& service_;
+  Service* service_;
   uv_tcp_t server_;
   bool listening_ = false;
+  bool socket_open_ = false;  // until the close callback
   ListenerStats stats_;
   std::uint64_t accept_errors_ = 0;
   std::uint64_t last_accept_error_log_ms_ = 0;

@@ -30,9 +30,10 @@ class Resolver {
 
   /// Resolves now, then every interval.
   void start();
-  /// Stops for good. An answer already being looked up is dropped; the object must outlive the
-  /// loop's run (the owner destroys it after uv_run returns).
+  /// Stops for good. An answer already being looked up is dropped.
   void stop();
+  /// Stopped, its timer closed and no lookup in flight: the object may be destroyed.
+  bool finished() const { return stopped_ && !timer_open_ && !in_flight_; }
 
  private:
   void query();
@@ -48,6 +49,7 @@ class Resolver {
   bool in_flight_ = false;
   bool answered_ = false;  // some query has completed
   bool stopped_ = false;
+  bool timer_open_ = true;  // until the close callback
 };
 
 }  // namespace sluice

@@ -64,6 +64,16 @@ class Service {
   /// Whether some backend is up.
   bool any_up() const;
 
+  /// Sessions that refer to this service (to its backends) count themselves here, so that a
+  /// service replaced by a reload is freed only once none is left.
+  void attach() { ++sessions_; }
+  void detach() { --sessions_; }
+  bool in_use() const { return sessions_ > 0; }
+
+  /// After a reload: each backend that `previous` had under the same name and address starts
+  /// from its address, health and state instead of from scratch.
+  void inherit_state(const Service& previous);
+
   /// The backend's name resolved to `address`. Returns true when that is a new address (new
   /// connections go there; established ones are untouched). A backend's first address makes it
   /// up at once when it came `at_start` (like an IP literal) or checks are disabled; otherwise
@@ -99,7 +109,8 @@ class Service {
   ServiceStats stats_;
   WaitQueue shared_queue_{stats_.queue_length};
   std::vector<std::unique_ptr<WaitQueue>> backend_queues_;  // per_backend mode, like backends_
-  std::vector<BackendLoad> loads_;  // scratch for the policy, reused to avoid an allocation per pick
+  std::vector<BackendLoad> loads_;
+  std::uint64_t sessions_ = 0;  // scratch for the policy, reused to avoid an allocation per pick
 };
 
 }  // namespace sluice

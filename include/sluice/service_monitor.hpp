@@ -20,8 +20,10 @@ class ServiceMonitor {
   ServiceMonitor& operator=(const ServiceMonitor&) = delete;
 
   void start();
-  /// Stops resolving and checking; must outlive the loop's run (see Resolver::stop).
+  /// Stops resolving and checking.
   void stop();
+  /// Stopped with every handle closed and no lookup in flight: the object may be destroyed.
+  bool finished() const;
 
  private:
   Service& service_;

@@ -189,6 +189,8 @@ class RefusedPort {
  public:
   explicit RefusedPort(int family = AF_INET);
   const Address& address() const { return address_; }
+  /// Frees the port for a server that the test starts there (the backend "coming back").
+  void release() { fd_ = Fd(); }
 
  private:
   Fd fd_;

@@ -44,6 +44,35 @@ std::optional<std::pair<std::string, Address>> parse_listening(const std::string
                    Address::parse(std::string_view(line).substr(address_begin, address_end - address_begin))};
 }
 
+/// `name` itself when it contains a '/', else its first executable match in PATH (execve does not search).
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string_view directories = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (!directories.empty()) {
+    const auto colon = directories.find(':');
+    const std::string candidate = std::string(directories.substr(0, colon)) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    directories.remove_prefix(colon == std::string_view::npos ? directories.size() : colon + 1);
+  }
+  return name;  // execve fails, and the child says so
+}
+
+/// The test's environment with `overrides` ("NAME=value") replacing or adding entries.
+std::vector<std::string> merge_environment(const std::vector<std::string>& overrides) {
+  std::vector<std::string> result;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const auto equals = text.find('=');
+    const auto key = text.substr(0, equals == std::string_view::npos ? text.size() : equals + 1);
+    const bool replaced = equals != std::string_view::npos && std::any_of(overrides.begin(), overrides.end(),
+                                      [&](const std::string& o) { return o.starts_with(key); });
+    if (!replaced) result.emplace_back(text);
+  }
+  result.insert(result.end(), overrides.begin(), overrides.end());
+  return result;
+}
+
 }  // namespace
 
 std::vector<std::string> take_transcripts() {
@@ -58,7 +87,11 @@ TempConfig::TempConfig(const std::string& yaml) {
   if (::mkdtemp(pattern.data()) == nullptr) throw_errno("mkdtemp", errno);
   directory_ = pattern;
   path_ = directory_ + "/sluice.yaml";
-  std::ofstream file(path_);
+  write(yaml);
+}
+
+void TempConfig::write(const std::string& yaml) const {
+  std::ofstream file(path_, std::ios::trunc);
   file << yaml;
   if (!file.flush()) throw std::runtime_error("cannot write " + path_);
 }
@@ -70,23 +103,37 @@ TempConfig::~TempConfig() {
 
 // ---- DaemonProcess ----
 
-DaemonProcess::DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args)
+DaemonProcess::DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args, Launch launch)
     : owned_config_(std::make_unique<TempConfig>(config_yaml)), config_path_(owned_config_->path()) {
-  start(std::move(extra_args));
+  extra_args.insert(extra_args.begin(), SLUICE_BINARY);
+  extra_args.insert(extra_args.end(), {"--config", config_path_});
+  start(std::move(extra_args), launch);
 }
 
-DaemonProcess::DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args)
+DaemonProcess::DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args, Launch launch)
     : config_path_(config.path()) {
-  start(std::move(extra_args));
+  extra_args.insert(extra_args.begin(), SLUICE_BINARY);
+  extra_args.insert(extra_args.end(), {"--config", config_path_});
+  start(std::move(extra_args), launch);
 }
 
-void DaemonProcess::start(std::vector<std::string> args) {
-  args.insert(args.begin(), SLUICE_BINARY);
-  args.push_back("--config");
-  args.push_back(config_path_);
+DaemonProcess::DaemonProcess(Command command, Launch launch) {
+  if (command.argv.empty()) throw std::invalid_argument("DaemonProcess: empty command");
+  start(std::move(command.argv), launch);
+}
+
+void DaemonProcess::start(std::vector<std::string> args, const Launch& launch) {
+  program_ = std::filesystem::path(args.front()).filename().string();
+  args.insert(args.begin(), launch.prefix.begin(), launch.prefix.end());
+  args.front() = find_program(args.front());
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // The environment is prepared before fork: the child may not allocate.
+  std::vector<std::string> environment = merge_environment(launch.environment);
+  std::vector<char*> envp;
+  for (auto& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
 
   int out_pipe[2];
   int err_pipe[2];
@@ -113,8 +160,8 @@ void DaemonProcess::start(std::vector<std::string> args) {
     sigset_t none;
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(argv[0], argv.data());
-    static const char message[] = "exec of the sluice binary failed\n";
+    ::execve(argv[0], argv.data(), envp.data());
+    static const char message[] = "exec of the program under test failed\n";
     [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, message, sizeof message - 1);
     ::_exit(127);
   }
@@ -133,14 +180,15 @@ DaemonProcess::~DaemonProcess() {
   if (!exit_expected_ && pid_ > 0 && reap(false)) {
     const std::string how = *exit_code_ > 128 ? "killed by signal " + std::to_string(*exit_code_ - 128)
                                               : "exit code " + std::to_string(*exit_code_);
-    FAIL_CHECK("sluice exited on its own during the test: " << how);
+    FAIL_CHECK(program_ << " exited on its own during the test: " << how);
   }
   if (!exit_code_ && pid_ > 0) {
     ::kill(pid_, SIGKILL);
     reap(true);
   }
   if (reader_.joinable()) reader_.join();
-  std::string text = "---- sluice (pid " + std::to_string(pid_) + ", config " + config_path_ + ")";
+  std::string text = "---- " + program_ + " (pid " + std::to_string(pid_) +
+                     (config_path_.empty() ? std::string(")") : ", config " + config_path_ + ")");
   text += exit_code_ ? ", exit code " + std::to_string(*exit_code_) : "";
   text += " ----\n" + transcript();
   std::lock_guard lock(g_transcripts_mutex);

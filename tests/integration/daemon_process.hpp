@@ -1,6 +1,8 @@
 #pragma once
 // The real sluice binary as a child process: config in a temporary file, stdout and stderr piped
-// and collected line by line by a reader thread, every wait bounded by a deadline.
+// and collected line by line by a reader thread, every wait bounded by a deadline. The same class
+// runs other long-lived programs (Command, e.g. sluice-backend) and runs either under a prefix
+// command (Launch, e.g. `ip netns exec NS`, see netns.hpp).
 
 #include <sys/types.h>
 
@@ -28,6 +30,9 @@ class TempConfig {
   TempConfig(const TempConfig&) = delete;
   TempConfig& operator=(const TempConfig&) = delete;
   const std::string& path() const { return path_; }
+  const std::string& directory() const { return directory_; }
+  /// Replaces the file's content in place (a reload test's next config).
+  void write(const std::string& yaml) const;
 
  private:
   std::string directory_;
@@ -36,12 +41,30 @@ class TempConfig {
 
 enum class Stream { out, err };
 
+/// How a child is started, beyond its own command line.
+struct Launch {
+  /// A command that runs the program, e.g. {"/usr/sbin/ip", "netns", "exec", "NS"} (see netns.hpp);
+  /// it must exec the program in place, so that pid() is the program's. Empty: run it directly.
+  std::vector<std::string> prefix{};
+  /// "NAME=value" entries set in the child's environment on top of the test's own.
+  std::vector<std::string> environment{};
+};
+
+/// Another long-running program than sluice (e.g. SLUICE_BACKEND_BINARY): its whole command line.
+struct Command {
+  std::vector<std::string> argv{};  // argv[0]: a path, or a name looked up in PATH
+};
+
 class DaemonProcess {
  public:
   /// Writes `config_yaml` to a temporary file and runs `SLUICE_BINARY [extra_args...] --config FILE`.
-  explicit DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args = {});
+  explicit DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args = {},
+                         Launch launch = {});
   /// Same with a config file the caller owns (to compare messages of several runs on one file).
-  explicit DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args = {});
+  explicit DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args = {}, Launch launch = {});
+  /// Runs another program with the same output capture, deadlines and crash check; there is no
+  /// config, and the sluice-specific waits (wait_listening) do not apply.
+  explicit DaemonProcess(Command command, Launch launch = {});
   /// Fails the test when the daemon exited although the test neither signalled it nor waited for
   /// its exit (a crash); SIGKILLs it if it still runs; keeps the transcript for the failure report
   /// (see take_transcripts).
@@ -83,12 +106,13 @@ class DaemonProcess {
     Stream stream;
     std::string text;
   };
-  void start(std::vector<std::string> args);
+  void start(std::vector<std::string> argv, const Launch& launch);
   void read_output(int out_fd, int err_fd);
   bool reap(bool block);
 
   std::unique_ptr<TempConfig> owned_config_;
-  std::string config_path_;
+  std::string config_path_;  // empty for a Command
+  std::string program_;      // the program's file name, for messages
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   bool exit_expected_ = false;  // the test signalled the daemon or waits for its exit

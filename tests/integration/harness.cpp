@@ -16,7 +16,7 @@ std::string ConfigSpec::yaml() const {
   if (log_format != "text") out << ", format: " << log_format;
   if (access_log) out << ", access_log: true";
   out << " }\n";
-  if (admin) out << "admin: { bind: \"127.0.0.1:0\" }\n";
+  if (admin) out << "admin: { bind: \"" << admin_bind << "\" }\n";
   out << "listeners:\n";
   for (const auto& listener : listeners) {
     out << "  - name: " << listener.name << "\n"
@@ -33,6 +33,10 @@ std::string ConfigSpec::yaml() const {
     if (service.queue)
       out << "    queue: { mode: " << service.queue->mode << ", max_length: " << service.queue->max_length
           << ", timeout: " << service.queue->timeout << " }\n";
+    if (!service.resolve_interval.empty()) out << "    resolve_interval: " << service.resolve_interval << "\n";
+    if (const auto& check = service.health_check)
+      out << "    health_check: { enabled: " << (check->enabled ? "true" : "false") << ", interval: " << check->interval
+          << ", timeout: " << check->timeout << ", rise: " << check->rise << ", fall: " << check->fall << " }\n";
     out << "    backends:\n";
     for (const auto& backend : service.backends) {
       out << "      - { name: " << backend.name << ", address: \"" << backend.address.to_string()

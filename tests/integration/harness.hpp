@@ -24,7 +24,7 @@ inline doctest::String toString(End end) { return to_string(end); }
 
 struct BackendSpec {
   std::string name{};
-  Address address{};
+  Address address{};  // host may also be a DNS name: Address{"web.example", 80} is written as is
   std::uint32_t weight = 1;
   std::string node{};                 // empty: not written
   std::uint32_t max_connections = 0;  // slots; 0: not written (the daemon's default, unlimited)
@@ -37,13 +37,24 @@ struct QueueSpec {
   std::string timeout = "5s";
 };
 
+/// A service's `health_check:` map.
+struct HealthCheckSpec {
+  bool enabled = true;
+  std::string interval = "2s";
+  std::string timeout = "1s";
+  std::uint32_t rise = 2;
+  std::uint32_t fall = 3;
+};
+
 struct ServiceSpec {
   std::string name = "web";
   std::string policy = "round_robin";
   std::string connect_timeout = "2s";
   std::uint32_t retries = 2;
   std::vector<BackendSpec> backends{};
-  std::optional<QueueSpec> queue{};  // nullopt: not written (the daemon's defaults)
+  std::optional<QueueSpec> queue{};                // nullopt: not written (the daemon's defaults)
+  std::string resolve_interval{};                  // empty: not written
+  std::optional<HealthCheckSpec> health_check{};   // nullopt: not written
 };
 
 struct ListenerSpec {
@@ -58,6 +69,7 @@ struct ConfigSpec {
   std::vector<ListenerSpec> listeners{};
   std::vector<ServiceSpec> services{};
   bool admin = false;               // `admin: { bind: 127.0.0.1:0 }`; see wait_admin_address
+  std::string admin_bind = "127.0.0.1:0";  // the admin bind written when `admin` is set
   bool access_log = false;          // `log: { access_log: true }`
   std::string log_format = "text";  // `log: { format: ... }`, written when not text
 

@@ -4,9 +4,11 @@
 
 #include <cerrno>
 #include <csignal>
+#include <future>
 #include <thread>
 
 #include "harness.hpp"
+#include "stream_echo.hpp"
 
 using namespace sluice::it;
 
@@ -129,6 +131,49 @@ TEST_CASE("SIGTERM lets an active session finish and refuses new clients before 
 
   const auto code = daemon.wait_exit(3s);
   REQUIRE_MESSAGE(code.has_value(), "sluice still runs 3 s after its last session ended");
+  CHECK(*code == 0);
+}
+
+TEST_CASE("SIGTERM during a 64 MiB echo stream: /healthz says draining, new clients are refused, the stream completes intact, exit 0") {
+  const std::uint64_t size = env_or("SLUICE_TEST_STREAM_MIB", 64) << 20;
+  EchoServer echo;
+  DaemonProcess daemon(ConfigSpec{.drain_timeout = "60s",
+                                  .listeners = {ListenerSpec{}},
+                                  .services = {{.backends = {{"echo", echo.address()}}}},
+                                  .admin = true}
+                           .yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+  auto stream = std::async(std::launch::async, [&] { return stream_echo(proxy, size, 7, 10s); });
+  // In flight: at least 1 MiB through, so the SIGTERM lands mid-stream.
+  REQUIRE(wait_scrape(
+      admin,
+      [](const std::string& text) {
+        return metric(text, R"(sluice_backend_sent_bytes_total{service="web",backend="echo",node=""})") > (1 << 20);
+      },
+      10s));
+
+  daemon.send_signal(SIGTERM);
+  const auto deadline = Clock::now() + 2s;
+  int probe_error = 0;
+  while (Clock::now() < deadline) {
+    Client probe;
+    probe_error = Client::try_connect(proxy, 500ms, probe);
+    if (probe_error == ECONNREFUSED) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK_MESSAGE(probe_error == ECONNREFUSED, "new clients still get in 2 s after SIGTERM: " << errno_text(probe_error));
+  const HttpResponse health = http_get(admin, "/healthz");
+  CHECK(health.status == 503);
+  CHECK(health.body == "draining\n");
+
+  const StreamOutcome outcome = stream.get();
+  CHECK_MESSAGE(outcome.failure.empty(), outcome.failure);
+  CHECK(outcome.sent == size);
+  CHECK(outcome.received == size);
+  CHECK(outcome.received_sha == outcome.sent_sha);
+  const auto code = daemon.wait_exit(5s);
+  REQUIRE_MESSAGE(code.has_value(), "sluice still runs 5 s after its last session ended");
   CHECK(*code == 0);
 }
 
