@@ -31,7 +31,9 @@ void print_usage(std::FILE* out) {
                "  -h, --help              print this help and exit\n"
                "\n"
                "Signals: SIGTERM/SIGINT stop accepting and drain sessions for drain_timeout;\n"
-               "a second one closes the remaining sessions at once.\n",
+               "a second one closes the remaining sessions at once. SIGHUP, or a change of the\n"
+               "config file (its directory is watched), reloads the configuration; an invalid\n"
+               "one is logged and the running configuration stays.\n",
                SLUICE_VERSION, kDefaultConfigPath);
 }
 
