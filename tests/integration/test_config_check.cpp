@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <initializer_list>
 
 #include "harness.hpp"
@@ -91,4 +92,18 @@ TEST_CASE("check and start both reject a bad config with FILE LINE COL errors an
   const std::string prefix = config.path() + ":";
   CHECK(!lines_starting_with(check_errors, prefix).empty());
   CHECK(lines_starting_with(start_errors, prefix) == lines_starting_with(check_errors, prefix));
+}
+
+TEST_CASE("every example in config/ passes --check") {
+  std::vector<std::string> examples;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(SLUICE_SOURCE_DIR) + "/config")) {
+    if (entry.path().extension() == ".yaml") examples.push_back(entry.path().string());
+  }
+  CHECK(examples.size() >= 2);  // demo.yaml, minikube.yaml
+  for (const std::string& path : examples) {
+    DaemonProcess check(Command{{SLUICE_BINARY, "--check", "--config", path}});
+    const auto code = check.wait_exit(10s);
+    REQUIRE_MESSAGE(code.has_value(), path << ": sluice --check did not exit within 10 s");
+    CHECK_MESSAGE(*code == 0, path << ":\n" << check.transcript());
+  }
 }
