@@ -265,8 +265,10 @@ class KeyReader {
     return entry;
   }
 
-  // The items of the list under `key`. A required list must also have at least one item.
-  std::vector<YAML::Node> read_list(std::string_view key, Need need) {
+  // The items of the list under `key`. A required list must also have at least one item; a
+  // list longer than `max_items` is reported and read no further.
+  std::vector<YAML::Node> read_list(std::string_view key, Need need,
+                                    std::size_t max_items = std::numeric_limits<std::size_t>::max()) {
     const Entry* entry = find(key, need);
     if (entry == nullptr) return {};
     if (!entry->value.IsSequence()) {
@@ -275,6 +277,11 @@ class KeyReader {
     }
     if (need == Need::required && entry->value.size() == 0) {
       diag_.error(entry->where(), std::string(key) + ": must have at least one item");
+    }
+    if (entry->value.size() > max_items) {
+      diag_.error(entry->where(), std::string(key) + ": at most " + std::to_string(max_items) + " allowed, got " +
+                                      std::to_string(entry->value.size()));
+      return {};
     }
     return {entry->value.begin(), entry->value.end()};
   }
@@ -356,14 +363,14 @@ class ConfigParser {
     if (const auto* admin = keys.find("admin"); admin != nullptr && expect_map(admin->value, "admin", diag_)) {
       config.admin = parse_admin(admin->value);
     }
-    const auto listeners = keys.read_list("listeners", Need::required);
+    const auto listeners = keys.read_list("listeners", Need::required, kMaxListeners);
     for (std::size_t i = 0; i < listeners.size(); ++i) {
       std::string context = "listener #" + std::to_string(i + 1);
       if (expect_map(listeners[i], context, diag_)) {
         config.listeners.push_back(parse_listener(listeners[i], context));
       }
     }
-    const auto services = keys.read_list("services", Need::required);
+    const auto services = keys.read_list("services", Need::required, kMaxServices);
     for (std::size_t i = 0; i < services.size(); ++i) {
       std::string context = "service #" + std::to_string(i + 1);
       if (expect_map(services[i], context, diag_)) {
@@ -485,7 +492,7 @@ class ConfigParser {
       service.health_check = parse_health_check(check->value, keys.context());
     }
     UniqueNames backend_names("backend");
-    const auto backends = keys.read_list("backends", Need::required);
+    const auto backends = keys.read_list("backends", Need::required, kMaxBackendsPerService);
     for (std::size_t i = 0; i < backends.size(); ++i) {
       std::string backend_context = "backend #" + std::to_string(i + 1) + " in " + keys.context();
       if (expect_map(backends[i], backend_context, diag_)) {
@@ -543,7 +550,12 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
   }
   std::string text;
   char chunk[8192];
-  while (std::size_t n = std::fread(chunk, 1, sizeof chunk, file.get())) text.append(chunk, n);
+  // One byte past the limit is enough for parse_config to reject it (and /dev/zero ends here).
+  while (text.size() <= kMaxConfigBytes) {
+    const std::size_t n = std::fread(chunk, 1, sizeof chunk, file.get());
+    if (n == 0) break;
+    text.append(chunk, n);
+  }
   if (std::ferror(file.get())) {  // e.g. EISDIR: fopen succeeds on a directory, reading fails
     error = std::strerror(errno);
     return std::nullopt;
@@ -567,6 +579,13 @@ std::string ConfigError::to_string() const {
 ConfigResult parse_config(std::string_view yaml_text, const std::string& file_name) {
   Diagnostics diag(file_name);
   Config config;
+  if (yaml_text.size() > kMaxConfigBytes) {
+    diag.error_without_place("config is " + std::to_string(yaml_text.size()) + " bytes; at most " +
+                             std::to_string(kMaxConfigBytes) + " are allowed");
+    ConfigResult result;
+    result.errors = diag.take_in_file_order();
+    return result;
+  }
   try {
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
     if (documents.empty() || documents.front().IsNull()) {

@@ -1,23 +1,31 @@
 #include "sluice/resolver.hpp"
 
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include <netdb.h>
 
+#include <system_error>
+
 namespace sluice {
 
-Resolver::Resolver(uv_loop_t* loop, Endpoint endpoint, Millis interval, Callbacks callbacks)
-    : loop_(loop),
-      endpoint_(std::move(endpoint)),
-      port_(std::to_string(endpoint_.port)),
-      interval_(interval),
-      callbacks_(std::move(callbacks)) {
-  uv_timer_init(loop_, &timer_);
-  timer_.data = this;
-  request_.data = this;
-}
+struct Resolver::Lookup {
+  std::mutex mutex;
+  uv_async_t* answered = nullptr;  // nullptr once the Resolver stopped: the thread must not touch it
+  bool done = false;
+  int status = 0;                  // getaddrinfo's return value
+  sockaddr_storage address{};      // the first answer, when status is 0
+};
 
-Resolver::~Resolver() = default;
+Resolver::Resolver(uv_loop_t* loop, Endpoint endpoint, Millis interval, Callbacks callbacks)
+    : endpoint_(std::move(endpoint)), interval_(interval), callbacks_(std::move(callbacks)) {
+  uv_timer_init(loop, &timer_);
+  uv_async_init(loop, &answered_, [](uv_async_t* async) { static_cast<Resolver*>(async->data)->on_answer(); });
+  timer_.data = answered_.data = this;
+  // The async handle would keep the loop alive on its own; only the timer should.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&answered_));
+}
 
 void Resolver::start() {
   const auto every = static_cast<std::uint64_t>(interval_.count());
@@ -28,47 +36,62 @@ void Resolver::start() {
 void Resolver::stop() {
   if (stopped_) return;
   stopped_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
-           [](uv_handle_t* handle) { static_cast<Resolver*>(handle->data)->timer_open_ = false; });
-  if (in_flight_) uv_cancel(reinterpret_cast<uv_req_t*>(&request_));
+  if (lookup_) {
+    std::lock_guard lock(lookup_->mutex);
+    lookup_->answered = nullptr;
+  }
+  lookup_.reset();
+  auto on_closed = [](uv_handle_t* handle) { --static_cast<Resolver*>(handle->data)->open_handles_; };
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&answered_), on_closed);
 }
 
 void Resolver::query() {
-  if (in_flight_ || stopped_) return;  // a slow DNS server: never more than one query at a time
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  auto on_answer = [](uv_getaddrinfo_t* request, int status, addrinfo* result) {
-    static_cast<Resolver*>(request->data)->on_answer(status, result);
-  };
-  int rc = uv_getaddrinfo(loop_, &request_, on_answer, endpoint_.host.c_str(), port_.c_str(), &hints);
-  if (rc != 0) {
-    callbacks_.failed(uv_strerror(rc), !answered_);
-    answered_ = true;
-    return;
+  if (lookup_ || stopped_) return;  // a slow DNS server: never more than one lookup at a time
+  lookup_ = std::make_shared<Lookup>();
+  lookup_->answered = &answered_;
+  try {
+    std::thread([lookup = lookup_, host = endpoint_.host, port = std::to_string(endpoint_.port)] {
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_NUMERICSERV;
+      addrinfo* result = nullptr;
+      const int status = getaddrinfo(host.c_str(), port.c_str(), &hints, &result);
+      std::lock_guard lock(lookup->mutex);
+      lookup->status = status;
+      // The first answer, as the system resolver orders them (RFC 6724). A Kubernetes Service
+      // name has one address, its ClusterIP.
+      if (status == 0) std::memcpy(&lookup->address, result->ai_addr, result->ai_addrlen);
+      if (result != nullptr) freeaddrinfo(result);
+      lookup->done = true;
+      if (lookup->answered != nullptr) uv_async_send(lookup->answered);
+    }).detach();
+  } catch (const std::system_error& e) {  // no thread to be had: try again next interval
+    lookup_.reset();
+    callbacks_.failed(e.what(), !answered_once_);
+    answered_once_ = true;
   }
-  in_flight_ = true;
 }
 
-void Resolver::on_answer(int status, addrinfo* result) {
-  in_flight_ = false;
-  const bool first = !answered_;
-  answered_ = true;
-  if (stopped_ || status == UV_ECANCELED) {
-    uv_freeaddrinfo(result);
-    return;
+void Resolver::on_answer() {
+  if (!lookup_) return;
+  int status = 0;
+  sockaddr_storage address{};
+  {
+    std::lock_guard lock(lookup_->mutex);
+    if (!lookup_->done) return;
+    status = lookup_->status;
+    address = lookup_->address;
   }
-  if (status != 0 || result == nullptr) {
-    callbacks_.failed(status != 0 ? uv_strerror(status) : "no address", first);
+  lookup_.reset();
+  const bool first = !answered_once_;
+  answered_once_ = true;
+  if (status != 0) {
+    callbacks_.failed(gai_strerror(status), first);
   } else {
-    // The first answer, as the system resolver orders them (RFC 6724). A Kubernetes Service name
-    // has one address, its ClusterIP.
-    sockaddr_storage address{};
-    std::memcpy(&address, result->ai_addr, result->ai_addrlen);
     callbacks_.resolved(address, first);
   }
-  uv_freeaddrinfo(result);
 }
 
 }  // namespace sluice

@@ -1,6 +1,7 @@
 #pragma once
 // The YAML configuration: schema, defaults and validation. Knows nothing of libuv or sockets.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,12 @@
 #include "sluice/endpoint.hpp"
 
 namespace sluice {
+
+// Limits that keep a config (and the state built from it) bounded; beyond them it is rejected.
+inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
+inline constexpr std::size_t kMaxListeners = 256;
+inline constexpr std::size_t kMaxServices = 256;
+inline constexpr std::size_t kMaxBackendsPerService = 1024;
 
 enum class PolicyKind { round_robin, least_connections };
 

@@ -1,17 +1,22 @@
 #pragma once
-// Periodic DNS resolution of one host name on the loop's thread pool (uv_getaddrinfo): the loop
-// never blocks on DNS. Reports every answer; the Service decides what a change means.
+// Periodic DNS resolution of one host name, off the loop: each lookup runs getaddrinfo on a
+// detached thread of its own and hands its answer back through a uv_async_t. Not libuv's thread
+// pool (uv_getaddrinfo): a lookup that never returns (a DNS server that does not answer) would
+// hold a pool thread, and the loop could not finish until it did, so a pod asked to stop could
+// outlive its grace period. A lookup thread that outlives its Resolver finds it abandoned and
+// just ends. Reports every answer; the Service decides what a change means.
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <sys/socket.h>
 #include <uv.h>
 
-#include "sluice/endpoint.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/endpoint.hpp"
 
 namespace sluice {
 
@@ -24,32 +29,30 @@ class Resolver {
   };
 
   Resolver(uv_loop_t* loop, Endpoint endpoint, Millis interval, Callbacks callbacks);
-  ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
   /// Resolves now, then every interval.
   void start();
-  /// Stops for good. An answer already being looked up is dropped.
+  /// Stops for good. A lookup still running is abandoned: its answer is dropped.
   void stop();
-  /// Stopped, its timer closed and no lookup in flight: the object may be destroyed.
-  bool finished() const { return stopped_ && !timer_open_ && !in_flight_; }
+  /// Stopped with its handles closed: the object may be destroyed.
+  bool finished() const { return stopped_ && open_handles_ == 0; }
 
  private:
+  struct Lookup;  // shared by the loop and one lookup thread
   void query();
-  void on_answer(int status, addrinfo* result);
+  void on_answer();
 
-  uv_loop_t* loop_;
   Endpoint endpoint_;
-  std::string port_;
   Millis interval_;
   Callbacks callbacks_;
   uv_timer_t timer_{};
-  uv_getaddrinfo_t request_{};
-  bool in_flight_ = false;
-  bool answered_ = false;  // some query has completed
+  uv_async_t answered_{};            // a lookup thread signals its answer
+  std::shared_ptr<Lookup> lookup_;   // the lookup in flight, if any
+  bool answered_once_ = false;
   bool stopped_ = false;
-  bool timer_open_ = true;  // until the close callback
+  int open_handles_ = 2;             // until their close callbacks
 };
 
 }  // namespace sluice

@@ -54,7 +54,9 @@ struct ServiceSpec {
   std::vector<BackendSpec> backends{};
   std::optional<QueueSpec> queue{};                // nullopt: not written (the daemon's defaults)
   std::string resolve_interval{};                  // empty: not written
-  std::optional<HealthCheckSpec> health_check{};   // nullopt: not written
+  // Off unless a test asks: test backends count their connections, and checks would add some.
+  // nullopt: not written (the daemon's default, checks on).
+  std::optional<HealthCheckSpec> health_check{HealthCheckSpec{.enabled = false}};
 };
 
 struct ListenerSpec {

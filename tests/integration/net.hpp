@@ -44,7 +44,7 @@ class Fd {
   int fd_ = -1;
 };
 
-/// An IP literal and a port. Tests only ever use 127.0.0.1 and ::1.
+/// An IP literal and a port: 127.0.0.1 and ::1, or the addresses of network namespaces (netns.hpp).
 struct Address {
   std::string host{};      // IP literal, IPv6 without brackets
   std::uint16_t port = 0;

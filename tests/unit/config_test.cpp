@@ -666,6 +666,22 @@ TEST_CASE("flow style is the same config as block style") {
   CHECK(result.config->services[0].backends[0].address.host == "h");
 }
 
+TEST_CASE("limits: config size, listeners, services and backends per service") {
+  const std::string huge = std::string(minimal) + "# " + std::string(sluice::kMaxConfigBytes, 'x') + "\n";
+  CHECK(errors_of(huge) ==
+        "t.yaml: config is " + std::to_string(huge.size()) + " bytes; at most 1048576 are allowed\n");
+
+  std::string many = std::string(minimal);
+  for (std::size_t i = 1; i < sluice::kMaxBackendsPerService + 1; ++i) {
+    many += "      - { name: b" + std::to_string(i) + ", address: 127.0.0.1:9000 }\n";
+  }
+  CHECK(errors_of(many) == "t.yaml:8:7: backends: at most 1024 allowed, got 1025\n");
+
+  ConfigResult unreadable = sluice::load_config("/dev/zero");
+  REQUIRE(unreadable.errors.size() == 1);
+  CHECK(unreadable.errors[0].to_string().find("bytes; at most 1048576 are allowed") != std::string::npos);
+}
+
 TEST_CASE("load_config names the file in every error") {
   SUBCASE("a missing file is one error without a place") {
     ConfigResult result = sluice::load_config("/nonexistent/sluice.yaml");
