@@ -1,31 +1,64 @@
 #!/usr/bin/env bash
-# Installs every Debian package that the build, the tests and the demo need.
-# Idempotent: packages already present are skipped without touching apt.
+# Installs every Debian package that the build, the tests and the demo need, and the npm packages
+# of the deploy/ validator (tools/deploy-check). Idempotent: what is already present is skipped.
+#
+#   scripts/install-deps.sh               everything (what CI runs)
+#   scripts/install-deps.sh --build-only  only what building sluice and sluice-backend needs
+#                                         (the Dockerfile's build stage)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_only=0
+case "${1:-}" in
+  "") ;;
+  --build-only) build_only=1 ;;
+  -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+  *) echo "install-deps: unknown option '$1' (see --help)" >&2; exit 2 ;;
+esac
 
 packages=(
   build-essential cmake pkg-config ninja-build
-  libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev
-  libssl-dev python3 curl netcat-openbsd socat iproute2 procps
-  prometheus  # promtool: the metrics test checks the /metrics text with `promtool check metrics`
+  libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
 )
+if [ "$build_only" -eq 0 ]; then
+  packages+=(
+    doctest-dev libssl-dev python3 curl netcat-openbsd socat iproute2 procps
+    prometheus  # promtool: `promtool check metrics` on /metrics; check/test rules of deploy/
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js for tools/deploy-check. Checked by command, not by package: a nodejs package from another
+# repository may ship npm itself, and Debian's npm package would then conflict with it.
+if [ "$build_only" -eq 0 ] && ! { command -v node && command -v npm; } > /dev/null; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
+elif [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing ${missing[*]}; run as root (or with sudo)" >&2
   exit 1
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+[ "$build_only" -eq 1 ] && exit 0
+
+# The validator's npm packages, exactly as locked. `npm ci` wipes and reinstalls node_modules, so it
+# runs only when the lock file changed since the last install (its hash is kept beside the modules).
+lock=tools/deploy-check/package-lock.json
+stamp=tools/deploy-check/node_modules/.sluice-lock.sha256
+if [ "$(sha256sum < "$lock")" != "$(cat "$stamp" 2>/dev/null)" ]; then
+  echo "install-deps: npm ci in tools/deploy-check"
+  timeout 600 npm ci --prefix tools/deploy-check --no-audit --no-fund --loglevel=error
+  sha256sum < "$lock" > "$stamp"
+else
+  echo "install-deps: tools/deploy-check npm packages present"
+fi
