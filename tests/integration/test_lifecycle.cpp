@@ -41,6 +41,20 @@ void check_clean_exit_on(int signal_number) {
   CHECK(*code == 0);
 }
 
+// After SIGTERM: new clients are refused within 2 s. A probe that still gets in before the
+// listener is gone is one more session to drain: it is closed at once, ending that session.
+void check_refused_soon(const Address& proxy) {
+  const auto deadline = Clock::now() + 2s;
+  int probe_error = 0;
+  while (Clock::now() < deadline) {
+    Client probe;
+    probe_error = Client::try_connect(proxy, 500ms, probe);
+    if (probe_error == ECONNREFUSED) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK_MESSAGE(probe_error == ECONNREFUSED, "new clients still get in 2 s after SIGTERM: " << errno_text(probe_error));
+}
+
 }  // namespace
 
 TEST_CASE("IPv6 listener and IPv6 backend serve a client") {
@@ -108,17 +122,7 @@ TEST_CASE("SIGTERM lets an active session finish and refuses new clients before 
   CHECK(client.read_exact(7) == "before\n");
 
   daemon.send_signal(SIGTERM);
-  // Wait until the listener is gone. A probe that still gets in is one more session to drain: it
-  // is closed at once, ending that session.
-  const auto deadline = Clock::now() + 2s;
-  int probe_error = 0;
-  while (Clock::now() < deadline) {
-    Client probe;
-    probe_error = Client::try_connect(proxy, 500ms, probe);
-    if (probe_error == ECONNREFUSED) break;
-    std::this_thread::sleep_for(10ms);
-  }
-  CHECK_MESSAGE(probe_error == ECONNREFUSED, "new clients still get in 2 s after SIGTERM: " << errno_text(probe_error));
+  check_refused_soon(proxy);
 
   CHECK(daemon.running());
   client.send_all("after\n");
@@ -154,15 +158,7 @@ TEST_CASE("SIGTERM during a 64 MiB echo stream: /healthz says draining, new clie
       10s));
 
   daemon.send_signal(SIGTERM);
-  const auto deadline = Clock::now() + 2s;
-  int probe_error = 0;
-  while (Clock::now() < deadline) {
-    Client probe;
-    probe_error = Client::try_connect(proxy, 500ms, probe);
-    if (probe_error == ECONNREFUSED) break;
-    std::this_thread::sleep_for(10ms);
-  }
-  CHECK_MESSAGE(probe_error == ECONNREFUSED, "new clients still get in 2 s after SIGTERM: " << errno_text(probe_error));
+  check_refused_soon(proxy);
   const HttpResponse health = http_get(admin, "/healthz");
   CHECK(health.status == 503);
   CHECK(health.body == "draining\n");
