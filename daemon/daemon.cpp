@@ -4,6 +4,8 @@
 #include <chrono>
 #include <csignal>
 
+#include <sys/resource.h>
+
 #include <spdlog/spdlog.h>
 
 #include "sluice/access_log.hpp"
@@ -18,6 +20,21 @@ namespace {
 // How often replaced services and listeners are checked for their last session.
 constexpr std::uint64_t kReapIntervalMs = 1000;
 
+// Descriptors kept free of clients: backend sockets of admitted clients, health checks, the admin.
+constexpr int kDescriptorReserve = 32;
+
+// Raises the soft RLIMIT_NOFILE to the hard one (each session needs two descriptors) and returns it.
+int raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 30));
+}
+
 std::string health_check_summary(const HealthCheckConfig& check) {
   if (!check.enabled) return "off";
   return "interval_ms=" + std::to_string(check.interval.count()) + ",timeout_ms=" +
@@ -30,6 +47,7 @@ std::string health_check_summary(const HealthCheckConfig& check) {
 Daemon::Daemon(Config config, Options options) : config_(std::move(config)), options_(std::move(options)) {
   uv_loop_init(&loop_);
   worker_ = std::make_unique<Worker>(&loop_);
+  worker_->descriptor_ceiling = raise_descriptor_limit() - kDescriptorReserve;
 }
 
 Daemon::~Daemon() {

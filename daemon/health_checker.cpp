@@ -62,6 +62,12 @@ void HealthChecker::begin_check() {
                             if (probe->owner == nullptr) return;  // abandoned: already closed
                             probe->owner->finish_check(status == 0, status == 0 ? "" : uv_err_name(status));
                           });
+  if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
+    // No socket to be had here: that says nothing about the backend, so the check is skipped.
+    uv_timer_stop(&timeout_timer_);
+    std::exchange(probe_, nullptr)->close();
+    return;
+  }
   if (rc != 0) {
     finish_check(false, uv_err_name(rc));
     return;

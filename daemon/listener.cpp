@@ -59,20 +59,21 @@ std::string Listener::bound_address() const {
 void Listener::on_connection(int status) {
   auto* server = reinterpret_cast<uv_stream_t*>(&server_);
   if (status < 0) {
-    // EMFILE and friends: libuv already accepted and dropped the pending client with its reserve
-    // descriptor, so the loop does not spin. Log at most once a second.
-    ++accept_errors_;
-    const std::uint64_t now = uv_now(worker_.loop);
-    if (now - last_accept_error_log_ms_ >= kAcceptErrorLogIntervalMs) {
-      last_accept_error_log_ms_ = now;
-      spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name,
-                   uv_err_name(status), accept_errors_);
-    }
+    // libuv already accepted and dropped the pending client with its reserve descriptor, so the
+    // loop does not spin.
+    log_accept_error(uv_err_name(status));
     return;
   }
   const bool full = stats_.active >= config_.max_connections;
   Session* session = Session::accept(*this, server);
   if (session == nullptr) return;
+  if (session->client_descriptor() >= worker_.descriptor_ceiling) {
+    // Refused before the process runs out: libuv's own way out of EMFILE drops clients silently.
+    log_accept_error("EMFILE");
+    reject(RejectReason::max_connections);
+    session->refuse("max_connections");
+    return;
+  }
   if (full) {
     reject(RejectReason::max_connections);
     session->refuse("max_connections");
@@ -85,6 +86,14 @@ void Listener::on_connection(int status) {
   }
   ++stats_.accepted_total;
   session->start();
+}
+
+void Listener::log_accept_error(const char* error) {
+  ++accept_errors_;
+  const std::uint64_t now = uv_now(worker_.loop);
+  if (now - last_accept_error_log_ms_ < kAcceptErrorLogIntervalMs) return;  // at most once a second
+  last_accept_error_log_ms_ = now;
+  spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name, error, accept_errors_);
 }
 
 bool Listener::is_allowed(const sockaddr* client) const {

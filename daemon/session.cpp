@@ -1,6 +1,8 @@
 #include "sluice/session.hpp"
 
 #include <sys/socket.h>
+
+#include <cerrno>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -17,6 +19,21 @@ namespace sluice {
 namespace {
 
 Session* owner_of(void* data) { return static_cast<Session*>(data); }
+
+// libuv reports a reset that arrives with the last bytes as UV_EOF; the socket's pending error
+// tells the two apart, so that a truncated stream is not passed on as a complete one.
+bool was_reset(uv_stream_t* stream) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream), &fd) != 0) return false;
+  int error = 0;
+  socklen_t length = sizeof error;
+  return getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == ECONNRESET;
+}
+
+// Out of descriptors or memory here, not a fault of the backend.
+bool is_local_error(int status) {
+  return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS || status == UV_ENOMEM;
+}
 
 }  // namespace
 
@@ -90,6 +107,11 @@ Session* Session::accept(Listener& listener, uv_stream_t* server) {
                      &length);
   uv_tcp_nodelay(&session->client_, 1);
   return session;
+}
+
+int Session::client_descriptor() const {
+  uv_os_fd_t fd;
+  return uv_fileno(reinterpret_cast<const uv_handle_t*>(&client_), &fd) == 0 ? fd : -1;
 }
 
 void Session::start() {
@@ -202,6 +224,14 @@ void Session::connect_to(Backend& backend) {
                               self->on_connected();
                             }
                           });
+  if (rc != 0 && is_local_error(rc)) {
+    // The proxy could not open a socket: counted against the listener, never the backend.
+    spdlog::warn("connect_local_error service={} backend={} error={}", service_.name(), backend.config.name,
+                 uv_err_name(rc));
+    close_handle(reinterpret_cast<uv_handle_t*>(&backend_socket_), false);
+    turn_away(RejectReason::max_connections, "local_error");
+    return;
+  }
   if (rc != 0) {
     on_connect_failed(uv_err_name(rc));
     return;
@@ -304,7 +334,7 @@ void Session::on_read(Pipe& pipe, ssize_t nread) {
   }
   if (chunk != nullptr) worker_.buffers.give_back(chunk);
   if (nread == 0) return;  // nothing this time (EAGAIN)
-  if (nread == UV_EOF) {
+  if (nread == UV_EOF && !was_reset(pipe.source)) {
     pipe.eof = true;
     pipe.reading = false;  // libuv stops reading at EOF by itself
     if (end_reason_ == nullptr) end_reason_ = &pipe == &upstream_ ? "client_close" : "backend_close";

@@ -24,6 +24,8 @@ if [ "$build_only" -eq 0 ]; then
   packages+=(
     doctest-dev libssl-dev python3 curl netcat-openbsd socat iproute2 procps
     prometheus  # promtool: `promtool check metrics` on /metrics; check/test rules of deploy/
+    redis-server redis-tools postgresql-15  # real clients (redis-benchmark, pgbench) in the fault tests
+    util-linux  # prlimit: the descriptor-exhaustion tests
   )
 fi
 

@@ -47,6 +47,7 @@ class Listener {
  private:
   void on_connection(int status);
   bool is_allowed(const sockaddr* client) const;
+  void log_accept_error(const char* error);
 
   Worker& worker_;
   ListenerConfig config_;

@@ -33,6 +33,8 @@ class Session final : public Waiter {
 
   /// The client's address (AF_INET or AF_INET6).
   const sockaddr* client_address() const { return reinterpret_cast<const sockaddr*>(&client_address_); }
+  /// The client socket's descriptor number (-1 if it has none).
+  int client_descriptor() const;
 
   /// Asks the service for a backend (waiting in its queue if need be) and starts proxying.
   void start();

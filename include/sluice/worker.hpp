@@ -19,6 +19,11 @@ struct Worker {
   uv_loop_t* loop;
   BufferPool buffers;
 
+  // A client whose descriptor number reaches this is refused (descriptors are handed out lowest
+  // first, so all below it are in use): the rest are kept for backend sockets and the admin. The
+  // daemon sets it from RLIMIT_NOFILE.
+  int descriptor_ceiling = 1 << 30;
+
   Session* sessions = nullptr;   // intrusive list of live sessions
   std::size_t session_count = 0;
   std::function<void()> on_last_session_closed;  // set while draining

@@ -37,6 +37,8 @@ class ServerConnection {
   void shutdown_write();
   void reset() { close_with_reset(fd_); }
   int fd() const { return fd_.get(); }
+  /// Readable once the server stops: for handlers that run their own poll loop on fd().
+  int stop_fd() const { return stop_fd_; }
 
  private:
   bool wait(short events);  // false when stopping

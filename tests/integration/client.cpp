@@ -20,9 +20,21 @@ const char* to_string(End end) {
 }
 
 int Client::try_connect(const Address& address, Millis timeout, Client& out) {
+  return try_connect(address, timeout, out, ConnectOptions{});
+}
+
+int Client::try_connect(const Address& address, Millis timeout, Client& out, const ConnectOptions& options) {
   const auto deadline = Clock::now() + timeout;
   Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return errno;
+  if (options.receive_buffer > 0 &&
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &options.receive_buffer, sizeof options.receive_buffer) != 0)
+    return errno;
+  if (!options.source_host.empty()) {
+    sockaddr_storage source;
+    const socklen_t source_length = Address{options.source_host, 0}.to_sockaddr(source);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&source), source_length) != 0) return errno;
+  }
   sockaddr_storage storage;
   const socklen_t length = address.to_sockaddr(storage);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&storage), length) != 0) {
@@ -41,6 +53,15 @@ Client Client::connect(const Address& address, Millis timeout) {
   Client client;
   if (const int error = try_connect(address, timeout, client); error != 0)
     throw_errno("connect " + address.to_string(), error);
+  return client;
+}
+
+Client Client::connect(const Address& address, const ConnectOptions& options, Millis timeout) {
+  Client client;
+  if (const int error = try_connect(address, timeout, client, options); error != 0)
+    throw_errno("connect " + address.to_string() +
+                    (options.source_host.empty() ? std::string() : " from " + options.source_host),
+                error);
   return client;
 }
 

@@ -19,12 +19,22 @@ struct ReadResult {
   int error = 0;         // errno when end is reset or error
 };
 
+/// Socket options applied before the connect.
+struct ConnectOptions {
+  std::string source_host{};  // bind to this IP literal first (e.g. 127.0.0.2); empty: the kernel's choice
+  int receive_buffer = 0;     // SO_RCVBUF in bytes (set before connect, so the window stays small); 0: default
+};
+
 class Client {
  public:
   /// Connects within `timeout`; throws std::runtime_error on failure.
   static Client connect(const Address& address, Millis timeout = 2s);
   /// Connects within `timeout`. Returns 0, or the errno of the failure (ETIMEDOUT when it timed out).
   static int try_connect(const Address& address, Millis timeout, Client& out);
+  /// try_connect with socket options applied before connecting.
+  static int try_connect(const Address& address, Millis timeout, Client& out, const ConnectOptions& options);
+  /// connect with socket options; throws std::runtime_error on failure.
+  static Client connect(const Address& address, const ConnectOptions& options, Millis timeout = 2s);
 
   Client() = default;
   Client(Client&&) = default;

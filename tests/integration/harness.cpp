@@ -23,6 +23,12 @@ std::string ConfigSpec::yaml() const {
         << "    bind: \"" << listener.bind << "\"\n"
         << "    service: " << listener.service << "\n";
     if (!listener.idle_timeout.empty()) out << "    idle_timeout: " << listener.idle_timeout << "\n";
+    if (listener.max_connections != 0) out << "    max_connections: " << listener.max_connections << "\n";
+    if (!listener.allow.empty()) {
+      out << "    allow: [";
+      for (std::size_t i = 0; i < listener.allow.size(); ++i) out << (i ? ", \"" : "\"") << listener.allow[i] << "\"";
+      out << "]\n";
+    }
   }
   out << "services:\n";
   for (const auto& service : services) {

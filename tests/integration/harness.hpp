@@ -64,6 +64,8 @@ struct ListenerSpec {
   std::string bind = "127.0.0.1:0";
   std::string service = "web";
   std::string idle_timeout{};  // empty: the daemon's default
+  std::uint32_t max_connections = 0;  // 0: not written (the daemon's default)
+  std::vector<std::string> allow{};   // source CIDRs; empty: not written (everyone)
 };
 
 struct ConfigSpec {
