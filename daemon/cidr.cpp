@@ -78,6 +78,8 @@ std::string Cidr::to_string() const {
 }
 
 std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
+  // inet_pton reads the address as a C string: a NUL would silently cut it.
+  if (text.find('\0') != std::string_view::npos) return fail(why, "address range contains a NUL byte");
   auto slash = text.find('/');
   std::string address(text.substr(0, slash));
 

@@ -1,5 +1,6 @@
 #include "sluice/config.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <sstream>
+#include <unordered_map>
 #include <memory>
 #include <utility>
 
@@ -61,29 +64,39 @@ std::string describe(const YAML::Node& value) {
 }
 
 // Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
-// neighbours (the usual typing slip) each cost one.
+// neighbours (the usual typing slip) each cost one. Three rows, not a matrix: names come from the
+// file and may be long.
 std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  std::vector<std::size_t> before(b.size() + 1), previous(b.size() + 1), current(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) previous[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
+    current[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
       std::size_t substitution = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + substitution});
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, previous[j - 1] + substitution});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        current[j] = std::min(current[j], before[j - 2] + 1);
       }
     }
+    std::swap(before, previous);
+    std::swap(previous, current);
   }
-  return d[a.size()][b.size()];
+  return previous[b.size()];
 }
+
+// Words longer than this get no hint: no one mistypes a 65-character name, and the distance costs
+// the product of the lengths.
+constexpr std::size_t kMaxHintLength = 64;
 
 // "; did you mean 'x'?" when one candidate is close enough to be a typo of `word`, else "".
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
+  if (word.size() > kMaxHintLength) return "";
   std::size_t allowed = std::clamp<std::size_t>(word.size() / 3, 1, 3);
   const std::string* best = nullptr;
   std::size_t best_distance = allowed + 1;
   for (const std::string& candidate : candidates) {
+    // The distance is at least the difference of the lengths.
+    if (candidate.size() > word.size() + allowed || word.size() > candidate.size() + allowed) continue;
     std::size_t distance = edit_distance(word, candidate);
     if (distance < best_distance) {
       best = &candidate;
@@ -288,21 +301,20 @@ class KeyReader {
 
   // Reports keys that are repeated or that no lookup asked for. Call after all lookups.
   void finish() {
-    for (auto entry = entries_.begin(); entry != entries_.end(); ++entry) {
-      if (!entry->key.IsScalar()) {
-        diag_.error(entry->key.Mark(),
-                    "keys in " + context_ + " must be strings, got " + describe(entry->key));
+    std::unordered_map<std::string_view, int> first_lines;  // key -> 0-based line of its first entry
+    for (const Entry& entry : entries_) {
+      if (!entry.key.IsScalar()) {
+        diag_.error(entry.key.Mark(),
+                    "keys in " + context_ + " must be strings, got " + describe(entry.key));
         continue;
       }
-      const std::string& key = entry->key.Scalar();
-      auto first = std::find_if(entries_.begin(), entry, [&](const Entry& earlier) {
-        return earlier.key.IsScalar() && earlier.key.Scalar() == key;
-      });
-      if (first != entry) {
-        diag_.error(entry->key.Mark(), "duplicate key '" + key + "' in " + context_ + " (first at line " +
-                                           std::to_string(one_based(first->key.Mark().line)) + ")");
+      const std::string& key = entry.key.Scalar();
+      auto [first, inserted] = first_lines.try_emplace(key, entry.key.Mark().line);
+      if (!inserted) {
+        diag_.error(entry.key.Mark(), "duplicate key '" + key + "' in " + context_ + " (first at line " +
+                                          std::to_string(one_based(first->second)) + ")");
       } else if (std::find(schema_.begin(), schema_.end(), key) == schema_.end()) {
-        diag_.error(entry->key.Mark(),
+        diag_.error(entry.key.Mark(),
                     "unknown key '" + key + "' in " + context_ + did_you_mean(key, schema_));
       }
     }
@@ -563,6 +575,36 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
   return text;
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a ',' at document level (e.g. "{...}," a flow-style
+// config with a trailing comma): SingleDocParser emits an empty document without consuming the
+// token, so each HandleNextDocument starts another at the same place and memory grows without
+// bound. The documents are walked with the event parser first (no nodes are built); the place
+// where a document starts where the previous one did is returned.
+std::optional<YAML::Mark> stray_token_at(const std::string& text) {
+  struct DocumentStarts : YAML::EventHandler {
+    std::optional<YAML::Mark> previous;
+    std::optional<YAML::Mark> stalled;
+    void OnDocumentStart(const YAML::Mark& mark) override {
+      if (previous && previous->pos == mark.pos) stalled = mark;
+      previous = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  while (!starts.stalled && parser.HandleNextDocument(starts)) {
+  }
+  return starts.stalled;  // a syntax error throws, as LoadAll would
+}
+
 }  // namespace
 
 const ServiceConfig* Config::find_service(std::string_view name) const {
@@ -587,8 +629,16 @@ ConfigResult parse_config(std::string_view yaml_text, const std::string& file_na
     return result;
   }
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
-    if (documents.empty() || documents.front().IsNull()) {
+    const std::string text(yaml_text);
+    std::vector<YAML::Node> documents;
+    if (auto at = stray_token_at(text)) {
+      diag.error(*at, "YAML syntax error: unexpected ',' outside a flow collection");
+    } else {
+      documents = YAML::LoadAll(text);
+    }
+    if (!diag.empty()) {
+      // the stray token is the one error
+    } else if (documents.empty() || documents.front().IsNull()) {
       diag.error_without_place("config is empty");
     } else if (documents.size() > 1) {
       diag.error(documents[1].Mark(), "only one YAML document is allowed; remove the second '---'");

@@ -86,6 +86,11 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string* why) 
     set_why(why, "address is empty (expected host:port)");
     return std::nullopt;
   }
+  // inet_pton and getaddrinfo read the host as a C string: a NUL would silently cut it.
+  if (text.find('\0') != std::string_view::npos) {
+    set_why(why, "address contains a NUL byte");
+    return std::nullopt;
+  }
   if (text.front() == '[') {
     auto close = text.find(']');
     if (close == std::string_view::npos) {

@@ -1,6 +1,6 @@
 #include "sluice/process_metrics.hpp"
 
-#include <fstream>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -27,10 +27,22 @@ struct ProcStat {
   long rss_pages = 0;                      // (24)
 };
 
+// A small /proc file, read with stdio: with the descriptors exhausted the open fails cleanly
+// (std::ifstream's failure path trips UBSan's vptr check in libstdc++).
+std::optional<std::string> read_proc_file(const char* path) {
+  std::FILE* file = std::fopen(path, "re");
+  if (file == nullptr) return std::nullopt;
+  std::string text;
+  char chunk[4096];
+  while (std::size_t n = std::fread(chunk, 1, sizeof chunk, file)) text.append(chunk, n);
+  std::fclose(file);
+  return text;
+}
+
 std::optional<ProcStat> read_proc_stat() {
-  std::ifstream file("/proc/self/stat");
-  std::string line;
-  if (!std::getline(file, line)) return std::nullopt;
+  const std::optional<std::string> text = read_proc_file("/proc/self/stat");
+  if (!text) return std::nullopt;
+  const std::string line = text->substr(0, text->find('\n'));
   // Field 2, the command name, is in parentheses and may hold spaces and ')': skip past the last
   // ')'. What follows starts with field 3 (state).
   const auto end_of_comm = line.rfind(')');
@@ -48,7 +60,9 @@ std::optional<ProcStat> read_proc_stat() {
 
 // Boot time in seconds since the epoch ("btime" in /proc/stat).
 std::optional<double> read_boot_time_seconds() {
-  std::ifstream file("/proc/stat");
+  const std::optional<std::string> text = read_proc_file("/proc/stat");
+  if (!text) return std::nullopt;
+  std::istringstream file(*text);
   std::string key;
   while (file >> key) {
     if (key == "btime") {

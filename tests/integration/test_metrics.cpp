@@ -591,7 +591,7 @@ TEST_CASE("access log, json: every line is a JSON object, the access ones with t
   }
 }
 
-TEST_CASE("admin: /healthz is 200 ok while serving and 503 draining during a drain; unknown paths 404") {
+TEST_CASE("admin: /healthz is 200 ok while serving and 503 draining during a drain, unknown paths 404") {
   HoldServer hold("h");
   DaemonProcess daemon(ConfigSpec{.drain_timeout = "10s",
                                   .listeners = {ListenerSpec{}},

@@ -65,7 +65,7 @@ std::size_t count_in(const std::string& text, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("reliability: real clients: redis-benchmark through Sluice; a redis-server killed with SIGKILL fails only its own clients") {
+TEST_CASE("reliability: real clients: redis-benchmark through Sluice, a redis-server killed with SIGKILL fails only its own clients") {
   const auto redis_server = find_executable("redis-server");
   const auto redis_benchmark = find_executable("redis-benchmark");
   if (!redis_server || !redis_benchmark) {
@@ -139,7 +139,7 @@ TEST_CASE("reliability: real clients: redis-benchmark through Sluice; a redis-se
   CHECK(metric(text, series("sluice_backend_up", "prefers_b", "b")) == 1);
 }
 
-TEST_CASE("reliability: real clients: pgbench through Sluice; a PostgreSQL backend killed with SIGKILL fails only its own clients") {
+TEST_CASE("reliability: real clients: pgbench through Sluice, a PostgreSQL backend killed with SIGKILL fails only its own clients") {
   const auto bin = postgres_bin_dir();
   if (!bin || !find_executable("setpriv")) {
     MESSAGE("skipped: PostgreSQL server binaries (/usr/lib/postgresql/N/bin: initdb, postgres, pgbench) or setpriv "

@@ -135,7 +135,7 @@ int push_until(Client& client, const std::function<bool()>& stop, Millis timeout
 
 // ---- 1. half-close, both orders ----
 
-TEST_CASE("reliability: half-close, client EOF first: the backend keeps sending after it; both streams intact") {
+TEST_CASE("reliability: half-close, client EOF first: the backend keeps sending after it, both streams intact") {
   constexpr std::uint64_t request = 3 * MiB;
   constexpr std::uint64_t reply = 6 * MiB;
   // The backend sends half its reply, waits for the client's EOF, then sends the other half.
@@ -171,7 +171,7 @@ TEST_CASE("reliability: half-close, client EOF first: the backend keeps sending 
                              2s));
 }
 
-TEST_CASE("reliability: half-close, backend EOF first: the client keeps sending after it; both streams intact") {
+TEST_CASE("reliability: half-close, backend EOF first: the client keeps sending after it, both streams intact") {
   constexpr std::uint64_t request = 6 * MiB;
   constexpr std::uint64_t reply = 3 * MiB;
   DuplexServer backend([](std::size_t) { return DuplexPlan{.send_bytes = reply, .seed = 4}; });
@@ -290,7 +290,7 @@ TEST_CASE("reliability: 50 connections x 64 MiB each way through slow-reading ba
 
 // ---- 3. a slow reader ----
 
-TEST_CASE("reliability: a client reading 1 KiB/s holds the streaming backend back; Sluice holds at most the watermark") {
+TEST_CASE("reliability: a client reading 1 KiB/s holds the streaming backend back, Sluice holds at most the watermark") {
   StreamServer backend(StreamServer::Options{.seed = 9, .send_buffer = 64 * KiB});
   DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"stream", backend.address()}}}));
   const Address proxy = daemon.wait_listening_on("web");
@@ -799,7 +799,7 @@ TEST_CASE("reliability: slowloris: 2000 silent clients are closed by idle_timeou
 
 // ---- 8. max_connections and fd exhaustion ----
 
-TEST_CASE("reliability: listener max_connections 3: the 4th and 5th clients are refused and counted; a freed place admits the next") {
+TEST_CASE("reliability: listener max_connections 3: the 4th and 5th clients are refused and counted, a freed place admits the next") {
   HoldServer hold("h");
   DaemonProcess daemon(config_with_admin(ServiceSpec{.backends = {{"h", hold.address()}}},
                                          ListenerSpec{.max_connections = 3}));

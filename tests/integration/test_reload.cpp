@@ -76,7 +76,7 @@ std::string served_by(const Address& proxy) {
 
 }  // namespace
 
-TEST_CASE("reload: 20 SIGHUP reloads under load refuse no client; a bad config changes nothing and is counted") {
+TEST_CASE("reload: 20 SIGHUP reloads under load refuse no client, a bad config changes nothing and is counted") {
   NameServer a("a"), b("b"), c("c");
   TempConfig file(config_with({&a, &b}));
   DaemonProcess daemon(file);
@@ -150,7 +150,7 @@ TEST_CASE("reload: a ConfigMap-style symlink swap in the config directory is app
   CHECK(metric(scrape(admin), kReloadsOk) == 1);
 }
 
-TEST_CASE("reload: a session open on a replaced service keeps flowing; new clients use the new one") {
+TEST_CASE("reload: a session open on a replaced service keeps flowing, new clients use the new one") {
   EchoServer echo;
   NameServer a("a");
   ConfigSpec spec;

@@ -89,7 +89,7 @@ std::unique_ptr<DaemonProcess> start_daemon(const NetnsNetwork& network, const S
 
 }  // namespace
 
-TEST_CASE("resolution: a changed address takes new connections within resolve_interval; open ones stay; a lost name keeps it") {
+TEST_CASE("resolution: a changed address takes new connections within resolve_interval, open ones stay, a lost name keeps it") {
   if (const std::string reason = NetnsSupport::check(); !reason.empty()) {
     MESSAGE("skipped: " << reason);
     return;

@@ -82,7 +82,7 @@ TEST_CASE("shared queue: one slot, arrivals wait and are served strictly in arri
   CHECK(backend.stats.connections_total == 5);
 }
 
-TEST_CASE("shared queue: beyond max_length arrivals are refused; unlimited slots never queue") {
+TEST_CASE("shared queue: beyond max_length arrivals are refused, unlimited slots never queue") {
   auto service = make_service(sluice::QueueMode::shared, {1}, 2);
   FakeWaiter a(0), b(1), c(2), d(3);
   CHECK(service.arrive(a, 0, kNoneTried).outcome == sluice::Service::Outcome::dispatched);
@@ -183,7 +183,7 @@ TEST_CASE("per_backend queues: least_connections counts waiting connections too"
   CHECK(service.backends()[1].stats.queue_length.value() == 1);
 }
 
-TEST_CASE("a backend that is down is never chosen; with none up a newcomer waits, a retry is refused") {
+TEST_CASE("a backend that is down is never chosen, with none up a newcomer waits, a retry is refused") {
   auto service = make_service(sluice::QueueMode::shared, {0, 0});
   service.backends()[0].up = false;
   FakeWaiter a(0), b(1), c(2);
@@ -213,7 +213,7 @@ sockaddr_storage address_of(const char* ip, std::uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("health: fall failures take a backend down, rise checks bring it back; each change counted") {
+TEST_CASE("health: fall failures take a backend down, rise checks bring it back, each change counted") {
   auto service = make_service(sluice::QueueMode::shared, {1, 1});
   sluice::Backend& a = service.backends()[0];
   fail(service, a, 2, 10 * kMs);
@@ -248,7 +248,7 @@ TEST_CASE("health: shared queue, clients waiting while no backend is up are serv
   CHECK(service.waiting() == 1);
 }
 
-TEST_CASE("health: per_backend, a down backend's waiters move to the others; none up holds them") {
+TEST_CASE("health: per_backend, a down backend's waiters move to the others, none up holds them") {
   auto service = make_service(sluice::QueueMode::per_backend, {1, 1});
   sluice::Backend& a = service.backends()[0];
   sluice::Backend& b = service.backends()[1];

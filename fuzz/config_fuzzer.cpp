@@ -1,0 +1,47 @@
+// libFuzzer target for the config parser: any bytes go through sluice::parse_config, which must
+// return (never crash, throw, leak or hang) and whose result must keep every rule of
+// config_properties.hpp. Deterministic: no clock, no randomness, no state kept between inputs.
+// Built and run by scripts/fuzz.sh; inputs that broke it live in fuzz/regressions/ and are
+// replayed by tests/unit/fuzz_regressions_test.cpp.
+//
+// SLUICE_FUZZ_SKIP_KNOWN=1 (scripts/fuzz.sh --skip-known) steps around the daemon bugs already
+// reported and kept in fuzz/regressions/, so that a run spends its time finding new ones instead
+// of the same one again: inputs on which yaml-cpp's LoadAll loops (yaml_stall.hpp) are skipped and
+// the control-character-in-host rule is not checked. Drop it once those fixes have landed.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "config_properties.hpp"
+#include "sluice/config.hpp"
+#include "yaml_stall.hpp"
+
+namespace {
+bool skip_known = false;
+}
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const char* value = std::getenv("SLUICE_FUZZ_SKIP_KNOWN");
+  skip_known = value != nullptr && std::strcmp(value, "1") == 0;
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  // -1 rejects the input; fork-mode merges may still keep it, so such a run has its own corpus.
+  if (skip_known && sluice::fuzz::loadall_stall(text)) return -1;
+  static const std::string file_name = "fuzz.yaml";
+  const sluice::ConfigResult result = sluice::parse_config(text, file_name);
+  const sluice::fuzz::Checks checks = skip_known ? sluice::fuzz::Checks::skip_known : sluice::fuzz::Checks::all;
+  const std::string violation = sluice::fuzz::check_properties(text, result, file_name, checks);
+  if (!violation.empty()) {
+    std::fprintf(stderr, "config_fuzzer: property violated: %s\n", violation.c_str());
+    std::abort();  // libFuzzer reports it as a crash and saves the input
+  }
+  return 0;
+}

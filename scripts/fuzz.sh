@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Fuzzes the config parser (fuzz/config_fuzzer.cpp) with libFuzzer for a bounded time: builds the
+# target with clang++ -fsanitize=fuzzer,address,undefined into build-fuzz/, seeds it with
+# fuzz/corpus/ and the project's configs, writes the inputs it finds to build-fuzz/corpus/
+# (ignored by git), and replays every crash, leak, timeout or out-of-memory input it saved to print why.
+# Prints executions, exec/s, coverage and findings; exits 1 when anything was found.
+# Not part of scripts/test.sh: run it by hand or in a nightly job.
+#
+#   scripts/fuzz.sh [--seconds N] [--max-len BYTES] [--no-fork] [--skip-known] [--build-only]
+#
+#   --seconds N      fuzzing time (default 120)
+#   --max-len BYTES  longest input tried (default 16384; the parser takes up to 1 MiB)
+#   --no-fork        one process that stops at the first finding (default: -fork=1
+#                    -ignore_crashes=1, so one run collects every finding)
+#   --skip-known     step around the daemon bugs already kept in fuzz/regressions/ (skip inputs
+#                    on which yaml-cpp's LoadAll loops; don't check hosts for control characters)
+#                    to look for new ones; see fuzz/config_fuzzer.cpp
+#   --build-only     build the target and exit
+#
+# Found something? Copy the input into fuzz/regressions/ with a name that says what it broke;
+# tests/unit/fuzz_regressions_test.cpp then replays it in every test run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=120
+max_len=16384
+fork=1
+build_only=0
+skip_known=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
+    --seconds=*) seconds="${1#*=}"; shift ;;
+    --max-len) max_len="${2:?--max-len needs a value}"; shift 2 ;;
+    --max-len=*) max_len="${1#*=}"; shift ;;
+    --no-fork) fork=0; shift ;;
+    --skip-known) skip_known=1; shift ;;
+    --build-only) build_only=1; shift ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "fuzz: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "fuzz: --seconds wants a positive integer" >&2; exit 2; }
+[[ "$max_len" =~ ^[0-9]+$ && "$max_len" -gt 0 ]] || { echo "fuzz: --max-len wants a positive integer" >&2; exit 2; }
+
+# --- tools -------------------------------------------------------------------------------------
+# clang++ and its libFuzzer/sanitizer runtimes (Debian 12: clang 14, libclang-rt-14-dev); the
+# yaml-cpp headers and library come with the project's own dependencies.
+need=()
+command -v clang++ > /dev/null || need+=(clang)
+dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "install ok installed" ||
+  need+=(libclang-rt-14-dev)
+dpkg-query -W -f='${Status}' libyaml-cpp-dev 2>/dev/null | grep -q "install ok installed" ||
+  need+=(libyaml-cpp-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "fuzz: missing ${need[*]}; run as root (or install them)" >&2
+    exit 1
+  fi
+  echo "fuzz: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# --- build -------------------------------------------------------------------------------------
+out=build-fuzz
+binary=$out/config_fuzzer
+sources=(fuzz/config_fuzzer.cpp daemon/config.cpp daemon/duration.cpp daemon/endpoint.cpp daemon/cidr.cpp)
+mkdir -p "$out"
+stale=0
+[ -x "$binary" ] || stale=1
+for f in "${sources[@]}" fuzz/*.hpp include/sluice/*.hpp "$0"; do
+  [ "$f" -nt "$binary" ] && stale=1
+done
+if [ "$stale" -eq 1 ]; then
+  echo "fuzz: building $binary"
+  # -O1 -g: sanitizer reports with lines; -fno-sanitize-recover: UB aborts, so libFuzzer keeps it.
+  nice -n 10 clang++ -std=c++20 -O1 -g -fno-omit-frame-pointer \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -Iinclude -Ifuzz "${sources[@]}" -lyaml-cpp -o "$binary.tmp"
+  mv "$binary.tmp" "$binary"
+fi
+[ "$build_only" -eq 1 ] && { echo "fuzz: built $binary"; exit 0; }
+
+# --- run ---------------------------------------------------------------------------------------
+run_id=$(date +%Y%m%d-%H%M%S)
+artifacts=$out/artifacts/$run_id
+# New inputs land in the first corpus directory; build* is ignored by git. A --skip-known run keeps
+# its own: its inputs may hang the parser in a run that does not skip (the stall check is
+# instrumented too, so such inputs count as new coverage there).
+corpus=$out/corpus
+[ "$skip_known" -eq 1 ] && corpus=$out/corpus-skip-known
+log=$out/fuzz-$run_id.log
+mkdir -p "$artifacts" "$corpus"
+flags=(
+  -dict=fuzz/yaml.dict
+  -max_total_time="$seconds"
+  -timeout=10              # one input parsing longer than this is a finding (a hang)
+  -rss_limit_mb=2048       # and so is a process above 2 GiB
+  -malloc_limit_mb=1024    # or a single allocation above 1 GiB
+  -max_len="$max_len"
+  -artifact_prefix="$artifacts/"
+  -print_final_stats=1
+  -detect_leaks=1
+)
+[ "$fork" -eq 1 ] && flags+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+# Seeds: fuzz/corpus (copies of the project's configs, flow style, anchors, broken configs) and
+# the project's configs as they are now. Not fuzz/regressions/: those crash or hang the parser
+# until their fix lands (tests/unit/fuzz_regressions_test.cpp replays them).
+seeds=(fuzz/corpus config tests/unit/configs)
+
+echo "fuzz: $seconds s, max_len $max_len, fork $fork, skip_known $skip_known; log $log"
+start=$(date +%s)
+set +e
+# One core at low priority: the machine is shared. The fuzzer stops itself at -max_total_time;
+# the outer timeout is only a backstop.
+SLUICE_FUZZ_SKIP_KNOWN=$skip_known ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  timeout --kill-after=30 $((seconds + 120)) nice -n 10 "$binary" "${flags[@]}" "$corpus" "${seeds[@]}" \
+  > "$log" 2>&1
+status=$?
+set -e
+elapsed=$(($(date +%s) - start))
+
+# --- figures -----------------------------------------------------------------------------------
+# Progress lines: "#N ... cov: C ft: F corp: K ... exec/s: E" (plain) or "#N: cov: C ft: F corp: K
+# exec/s E oom/timeout/crash: a/b/c ..." (fork mode). The last one has the final numbers.
+last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
+execs=$(sed -nE 's/^#([0-9]+).*/\1/p' <<< "$last")
+cov=$(sed -nE 's/.*cov: ([0-9]+).*/\1/p' <<< "$last")
+ft=$(sed -nE 's/.*ft: ([0-9]+).*/\1/p' <<< "$last")
+corp=$(sed -nE 's/.*corp: ([0-9]+).*/\1/p' <<< "$last")
+stat_execs=$(sed -nE 's/^stat::number_of_executed_units: ([0-9]+)/\1/p' "$log" | tail -n 1)
+[ -n "$stat_execs" ] && execs=$stat_execs
+rate=$(( ${execs:-0} / (elapsed > 0 ? elapsed : 1) ))
+
+findings=()
+while IFS= read -r -d '' f; do findings+=("$f"); done < <(find "$artifacts" -type f \
+  \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'slow-unit-*' \) -print0 | sort -z)
+
+echo
+echo "fuzz: duration ${elapsed}s, executions ${execs:-?} (${rate}/s), coverage cov ${cov:-?} ft ${ft:-?}," \
+     "corpus ${corp:-?} inputs ($(find "$corpus" -type f | wc -l) files in $corpus)"
+if [ ${#findings[@]} -eq 0 ]; then
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz: libFuzzer exited $status without saving an input; see $log" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+  echo "fuzz: findings 0"
+  exit 0
+fi
+
+echo "fuzz: findings ${#findings[@]} (inputs in $artifacts):"
+for f in "${findings[@]}"; do
+  # Replay each once to say what it is: the sanitizer's SUMMARY or the violated property.
+  why=$(ASAN_OPTIONS=detect_leaks=1 timeout 60 "$binary" -timeout=10 -rss_limit_mb=2048 "$f" 2>&1 |
+        grep -m1 -E 'SUMMARY|property violated|ERROR: libFuzzer|runtime error' || true)
+  echo "  $(basename "$f") ($(stat -c %s "$f") bytes): ${why:-did not reproduce on replay}"
+done
+exit 1
