@@ -13,9 +13,10 @@ COPY . .
 # -Wrestrict in std::string that -Werror turns into a failure.
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
       -DSLUICE_TESTS=OFF \
- && cmake --build /build --target sluice sluice-backend \
+ && cmake --build /build --target sluice sluice-backend sluice-loadgen \
  && install -D -m 0755 -s /build/sluice /out/usr/local/bin/sluice \
- && install -D -m 0755 -s /build/tools/sluice-backend /out/usr/local/bin/sluice-backend
+ && install -D -m 0755 -s /build/tools/sluice-backend /out/usr/local/bin/sluice-backend \
+ && install -D -m 0755 -s /build/tools/sluice-loadgen /out/usr/local/bin/sluice-loadgen
 
 # --- runtime: the shared libraries and the two binaries, nothing else -------------------------------
 FROM debian:bookworm-slim

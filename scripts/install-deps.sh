@@ -26,6 +26,8 @@ if [ "$build_only" -eq 0 ]; then
     prometheus  # promtool: `promtool check metrics` on /metrics; check/test rules of deploy/
     redis-server redis-tools postgresql-15  # real clients (redis-benchmark, pgbench) in the fault tests
     util-linux  # prlimit: the descriptor-exhaustion tests
+    python3-numpy python3-matplotlib  # scripts/experiment: Erlang C, batch means, plots
+    haproxy  # scripts/experiment (and bench): HAProxy measured beside Sluice
   )
 fi
 

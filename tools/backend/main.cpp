@@ -1,15 +1,21 @@
 // sluice-backend: a small HTTP/1.1 server that answers every request with its own name and node
-// ("backend=NAME node=NODE\n"), so that tests and the demo see exactly which backend served a request.
-// One libuv loop, no threads.
+// ("backend=NAME node=NODE\n"), so that tests and the demo see exactly which backend served a request,
+// and, for the queueing experiments, after a service time (--mean-service) drawn with a fixed seed from
+// an exponential or constant distribution, at most --concurrency requests at once (the others wait in
+// the backend, in arrival order, as in a server with a fixed worker pool). One libuv loop; cpu mode adds
+// --concurrency worker threads that burn the CPU time (service_engine.hpp).
 //
 // Per connection: bytes are parsed in order, one request at a time (process_input), and each request is
-// answered by serve(). To answer after a delay (a service time), serve() would start a timer, mark the
-// connection busy so process_input stops, and send the response and resume process_input from the timer
-// callback; the timer is a second handle, so the connection would then be freed after both closes.
+// answered by serve(). With a service time, serve() hands the request to the ServiceEngine and marks the
+// connection busy, so process_input stops until the engine's completion sends the response and resumes
+// it: requests pipelined on a keep-alive connection are served one after the other, as HTTP/1.1 wants.
+// Service-time accuracy: the engine's timers are a timerfd (nanoseconds), not uv_timer_t (milliseconds);
+// see tools/common/hr_timer.hpp. At exit the backend prints how late its timers fired.
 
 #include <uv.h>
 
 #include <algorithm>
+#include <cinttypes>
 #include <cctype>
 #include <csignal>
 #include <cstdint>
@@ -21,9 +27,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
+#include <vector>
+
+#include "../common/cli.hpp"
+#include "service_engine.hpp"
 
 namespace {
+
+using sluice::tools::ServiceCompletion;
+using sluice::tools::ServiceConfig;
+using sluice::tools::ServiceEngine;
 
 constexpr std::size_t kMaxHeadBytes = 16 * 1024;         // request line + headers + CRLFCRLF; more gets 431
 constexpr std::size_t kReadBufferBytes = 64 * 1024;      // one read; shared by all connections
@@ -156,11 +170,13 @@ ParseResult parse_head(std::string_view input) {
   return result;
 }
 
-std::string make_response(std::string_view status_line, std::string_view body, bool send_body, bool close) {
+std::string make_response(std::string_view status_line, std::string_view body, bool send_body, bool close,
+                          std::string_view extra_headers = {}) {
   std::string response;
-  response.reserve(128 + body.size());
+  response.reserve(256 + body.size());
   response.append("HTTP/1.1 ").append(status_line).append("\r\n");
   response.append("Content-Type: text/plain\r\n");
+  response.append(extra_headers);
   response.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   if (close) response.append("Connection: close\r\n");
   response.append("\r\n");
@@ -181,7 +197,9 @@ struct Server {
   std::string name;
   std::string node;
   std::string body;                              // "backend=NAME node=NODE\n"
-  std::unordered_set<Connection*> connections;   // owned; each is deleted in its close callback
+  std::unordered_map<std::uint64_t, Connection*> connections;  // by id; owned, each deleted in its close callback
+  std::uint64_t next_connection_id = 1;
+  std::unique_ptr<ServiceEngine> engine;          // null without --mean-service: answers at once
   bool stopping = false;
   char read_buffer[kReadBufferBytes];            // every read lands here and is consumed in the read callback
 };
@@ -196,7 +214,10 @@ struct Connection {
   uv_tcp_t tcp{};
   uv_shutdown_t shutdown_request{};
   Server* server = nullptr;
+  std::uint64_t id = 0;                // the engine's job id while a request is in service
   State state = State::open;
+  bool busy = false;                   // a request is waiting for or in service: parsing is paused
+  Request in_service;                  // that request
   std::string input;                   // received bytes not parsed yet: at most one head + one read
   std::uint64_t body_bytes_to_skip = 0;
   bool reading = false;
@@ -217,7 +238,7 @@ bool output_backed_up(Connection& c) { return uv_stream_get_write_queue_size(str
 
 void on_close(uv_handle_t* handle) {
   Connection* c = &connection_of(handle);
-  c->server->connections.erase(c);
+  c->server->connections.erase(c->id);
   delete c;
 }
 
@@ -279,17 +300,52 @@ void send_error(Connection& c, std::string_view status_line, std::string_view bo
   finish(c);
 }
 
-// Answers one request, in order. This is where a service-time delay would go (see the top of the file).
+// Answers one request, in order: at once, or once the engine has served it (on_service_done).
 void serve(Connection& c, const Request& request) {
+  if (c.server->engine) {
+    c.busy = true;
+    c.in_service = request;
+    c.server->engine->submit(c.id);
+    return;
+  }
   send(c, make_response("200 OK", c.server->body, !request.is_head, request.close_after));
   if (request.close_after) finish(c);
+}
+
+void process_input(Connection& c);
+void update_reading(Connection& c);
+
+// The response names the service demand, the time waited in this backend and the service time as
+// measured, so that a client can take the backend's part out of its response time.
+void on_service_done(Server& server, const ServiceCompletion& done) {
+  const auto found = server.connections.find(done.job_id);
+  if (found == server.connections.end()) return;  // the client went away; the work was done anyway
+  Connection& c = *found->second;
+  if (!c.busy || c.state != Connection::State::open) return;
+  c.busy = false;
+  char headers[160];
+  std::snprintf(headers, sizeof headers,
+                "X-Service-Ns: %" PRIu64 "\r\nX-Backend-Wait-Ns: %" PRIu64 "\r\nX-Service-Elapsed-Ns: %" PRIu64 "\r\n",
+                done.drawn_ns, done.wait_ns, done.elapsed_ns);
+  try {
+    send(c, make_response("200 OK", server.body, !c.in_service.is_head, c.in_service.close_after, headers));
+    if (c.in_service.close_after) {
+      finish(c);
+    } else {
+      process_input(c);
+      update_reading(c);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice-backend: %s\n", e.what());
+    close_connection(c);
+  }
 }
 
 // Parses and answers the buffered requests in order, until one is incomplete, the connection ends, or the
 // responses back up (on_write calls this again once they drain).
 void process_input(Connection& c) {
   std::string_view pending = c.input;
-  while (c.state == Connection::State::open && !output_backed_up(c)) {
+  while (c.state == Connection::State::open && !c.busy && !output_backed_up(c)) {
     if (c.body_bytes_to_skip > 0) {
       const auto skipped =
           static_cast<std::size_t>(std::min<std::uint64_t>(c.body_bytes_to_skip, pending.size()));
@@ -320,7 +376,9 @@ void process_input(Connection& c) {
   }
   if (c.state != Connection::State::open) return;  // finish() dropped the input
   c.input.erase(0, c.input.size() - pending.size());
-  if (c.peer_eof && !output_backed_up(c)) finish(c);  // every complete request is answered; no more will come
+  // Every complete request is answered and no more will come. A request still in service keeps the
+  // connection open: a half-closed client (`nc -N`) still gets its answer.
+  if (c.peer_eof && !c.busy && !output_backed_up(c)) finish(c);
 }
 
 void on_write(uv_write_t* request, int status) {
@@ -369,10 +427,11 @@ void on_connection(uv_stream_t* listener, int status) {
   }
   auto c = std::make_unique<Connection>();
   c->server = &server;
+  c->id = server.next_connection_id++;
   c->tcp.data = c.get();
   if (uv_tcp_init(&server.loop, &c->tcp) < 0) return;
   Connection& connection = *c.release();  // from here on freed in on_close
-  server.connections.insert(&connection);
+  server.connections.emplace(connection.id, &connection);
   if (uv_accept(listener, stream_of(connection)) < 0) return close_connection(connection);
   uv_tcp_nodelay(&connection.tcp, 1);
   update_reading(connection);
@@ -384,7 +443,8 @@ void stop(Server& server) {
   uv_close(reinterpret_cast<uv_handle_t*>(&server.listener), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&server.sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&server.sigterm), nullptr);
-  for (Connection* c : server.connections) close_connection(*c);  // the set shrinks only in on_close
+  if (server.engine) server.engine->close();
+  for (auto& [id, c] : server.connections) close_connection(*c);  // the map shrinks only in on_close
 }
 
 void on_signal(uv_signal_t* handle, int) { stop(*static_cast<Server*>(handle->data)); }
@@ -393,96 +453,119 @@ void on_signal(uv_signal_t* handle, int) { stop(*static_cast<Server*>(handle->da
 // Command line.
 
 constexpr const char* kUsage =
-    "usage: sluice-backend [--listen HOST:PORT] [--name NAME]\n"
+    "usage: sluice-backend [--listen HOST:PORT] [--name NAME] [--mean-service DURATION]\n"
+    "                      [--distribution exponential|constant] [--mode sleep|cpu]\n"
+    "                      [--concurrency N] [--seed N] [--overhead DURATION]\n"
     "\n"
-    "A small HTTP/1.1 server that answers every request with \"backend=NAME node=NODE\".\n"
+    "A small HTTP/1.1 server (keep-alive, pipelining) that answers every request with\n"
+    "\"backend=NAME node=NODE\", at once or after a service time.\n"
     "\n"
-    "  --listen HOST:PORT  IPv4 or [IPv6] address to listen on (default 0.0.0.0:8000); port 0 picks a free port\n"
-    "  --name NAME         name in the responses (default \"backend\")\n"
-    "  --help              this text\n"
+    "  --listen HOST:PORT        IPv4 or [IPv6] address to listen on (default 0.0.0.0:8000); port 0 picks a free port\n"
+    "  --name NAME               name in the responses (default \"backend\")\n"
+    "  --mean-service DURATION   mean service time per request (250us, 20ms, 1s); default 0: answer at once\n"
+    "  --distribution KIND       exponential (default) or constant service times\n"
+    "  --mode MODE               sleep (default): time passes, no CPU is used (the ideal server);\n"
+    "                            cpu: that much CPU time is burnt on a worker thread, like a CPU-bound service\n"
+    "  --concurrency N           requests in service at once; more wait here, first come first served\n"
+    "                            (default 0: unlimited in sleep mode; cpu mode needs N >= 1 worker threads)\n"
+    "  --seed N                  seed of the service-time draws (default 1); the n-th request served gets\n"
+    "                            the n-th draw\n"
+    "  --overhead DURATION       take this much off every draw (not below 0): a known per-request overhead\n"
+    "                            outside the backend (a proxy's connect and hand-offs), so that the time a\n"
+    "                            request holds a proxy slot follows the drawn distribution (default 0)\n"
+    "  --help                    this text\n"
     "\n"
     "NODE comes from the environment variable NODE_NAME (default \"unknown\").\n"
     "On start it prints \"sluice-backend NAME listening on HOST:PORT\" with the bound port.\n"
+    "With a service time, each response carries X-Service-Ns (the draw), X-Backend-Wait-Ns (time queued\n"
+    "in this backend) and X-Service-Elapsed-Ns (service start to response), and at exit the backend prints\n"
+    "to stderr how many requests it served and how far the service times were from their targets.\n"
     "SIGINT or SIGTERM stop it.\n";
 
 struct Options {
   std::string listen = "0.0.0.0:8000";
   std::string name = "backend";
+  ServiceConfig service;
 };
-
-// "1.2.3.4:80" or "[::1]:80"; numeric addresses only.
-bool parse_address(const std::string& text, sockaddr_storage& address) {
-  std::string host;
-  std::string port_text;
-  const bool v6 = text.starts_with('[');
-  if (v6) {
-    const std::size_t close = text.find("]:");
-    if (close == std::string::npos) return false;
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-  }
-  if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    return false;
-  }
-  const int port = std::atoi(port_text.c_str());
-  if (port > 65535) return false;
-  std::memset(&address, 0, sizeof address);
-  if (v6) return uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&address)) == 0;
-  return uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&address)) == 0;
-}
-
-std::string format_address(const sockaddr_storage& address) {
-  char host[INET6_ADDRSTRLEN] = {};
-  if (address.ss_family == AF_INET6) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
-    uv_ip6_name(&in6, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
-  }
-  const auto& in4 = reinterpret_cast<const sockaddr_in&>(address);
-  uv_ip4_name(&in4, host, sizeof host);
-  return std::string(host) + ":" + std::to_string(ntohs(in4.sin_port));
-}
 
 // Accepts "--flag value" and "--flag=value". Returns an exit code when the program should exit now.
 std::optional<int> parse_options(int argc, char** argv, Options& options) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
+  using sluice::tools::FlagError;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view raw = argv[i];
+      if (raw == "--help" || raw == "-h") {
+        std::fputs(kUsage, stdout);
+        return 0;
+      }
+      std::string arg;
+      std::string value;
+      if (!sluice::tools::take_value(argc, argv, i, arg, value)) throw FlagError(arg + " needs a value");
+      if (arg == "--listen") {
+        options.listen = value;
+      } else if (arg == "--name") {
+        options.name = value;
+      } else if (arg == "--mean-service") {
+        const auto ns = sluice::tools::parse_duration_ns(value);
+        if (!ns) throw FlagError(arg, value, "a duration with a unit: 250us, 20ms, 1.5s");
+        options.service.mean_ns = *ns;
+      } else if (arg == "--distribution") {
+        if (value == "exponential") options.service.distribution = sluice::tools::ServiceDistribution::exponential;
+        else if (value == "constant") options.service.distribution = sluice::tools::ServiceDistribution::constant;
+        else throw FlagError(arg, value, "exponential or constant");
+      } else if (arg == "--mode") {
+        if (value == "sleep") options.service.mode = sluice::tools::ServiceMode::sleep;
+        else if (value == "cpu") options.service.mode = sluice::tools::ServiceMode::cpu;
+        else throw FlagError(arg, value, "sleep or cpu");
+      } else if (arg == "--concurrency") {
+        const auto n = sluice::tools::parse_uint(value);
+        if (!n || *n > 100000) throw FlagError(arg, value, "an integer from 0 to 100000");
+        options.service.concurrency = static_cast<std::uint32_t>(*n);
+      } else if (arg == "--overhead") {
+        const auto ns = sluice::tools::parse_duration_ns(value);
+        if (!ns) throw FlagError(arg, value, "a duration with a unit: 750us, 1ms");
+        options.service.overhead_ns = *ns;
+      } else if (arg == "--seed") {
+        const auto n = sluice::tools::parse_uint(value);
+        if (!n) throw FlagError(arg, value, "a non-negative integer");
+        options.service.seed = *n;
+      } else {
+        throw FlagError("unknown option " + arg);
+      }
     }
-    std::string value;
-    const std::size_t equals = arg.find('=');
-    if (equals != std::string::npos) {
-      value = arg.substr(equals + 1);
-      arg.resize(equals);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      std::fprintf(stderr, "sluice-backend: %s needs a value\n%s", arg.c_str(), kUsage);
-      return 2;
+    if (options.service.mode == sluice::tools::ServiceMode::cpu && options.service.concurrency == 0) {
+      throw FlagError("--mode cpu needs --concurrency N with N >= 1 (the worker threads)");
     }
-    if (arg == "--listen") {
-      options.listen = value;
-    } else if (arg == "--name") {
-      options.name = value;
-    } else {
-      std::fprintf(stderr, "sluice-backend: unknown option %s\n%s", arg.c_str(), kUsage);
-      return 2;
-    }
+  } catch (const FlagError& e) {
+    std::fprintf(stderr, "sluice-backend: %s\n%s", e.what(), kUsage);
+    return 2;
   }
   return std::nullopt;
 }
 
+// One line on stderr: what was served and how well the service times were kept.
+void print_service_stats(const Server& server) {
+  const auto& stats = server.engine->stats();
+  if (stats.completed == 0) {
+    std::fprintf(stderr, "sluice-backend %s: served 0 requests\n", server.name.c_str());
+    return;
+  }
+  std::vector<std::int64_t> lateness = stats.lateness_ns;
+  std::sort(lateness.begin(), lateness.end());
+  auto at = [&](double q) {
+    return static_cast<double>(lateness[static_cast<std::size_t>(q * static_cast<double>(lateness.size() - 1))]) / 1e3;
+  };
+  const double n = static_cast<double>(stats.completed);
+  std::fprintf(stderr,
+               "sluice-backend %s: served %" PRIu64 " requests, mean service drawn %.3f ms, elapsed %.3f ms; "
+               "lateness (elapsed - target) p50 %.1f us, p99 %.1f us, max %.1f us\n",
+               server.name.c_str(), stats.completed, stats.drawn_sum_ns / n / 1e6, stats.elapsed_sum_ns / n / 1e6,
+               at(0.5), at(0.99), at(1.0));
+}
+
 int run(const Options& options) {
   sockaddr_storage address{};
-  if (!parse_address(options.listen, address)) {
+  if (!sluice::tools::parse_address(options.listen, address)) {
     std::fprintf(stderr, "sluice-backend: bad --listen address '%s' (want HOST:PORT or [V6]:PORT)\n",
                  options.listen.c_str());
     return 2;
@@ -498,6 +581,11 @@ int run(const Options& options) {
   if (rc < 0) {
     std::fprintf(stderr, "sluice-backend: uv_loop_init: %s\n", uv_strerror(rc));
     return 1;
+  }
+  if (options.service.mean_ns > 0) {
+    Server* raw = server.get();
+    server->engine = std::make_unique<ServiceEngine>(
+        &server->loop, options.service, [raw](const ServiceCompletion& done) { on_service_done(*raw, done); });
   }
   uv_tcp_init(&server->loop, &server->listener);
   uv_signal_init(&server->loop, &server->sigint);
@@ -515,13 +603,16 @@ int run(const Options& options) {
     sockaddr_storage bound{};
     int length = sizeof bound;
     uv_tcp_getsockname(&server->listener, reinterpret_cast<sockaddr*>(&bound), &length);
-    std::printf("sluice-backend %s listening on %s\n", server->name.c_str(), format_address(bound).c_str());
+    std::printf("sluice-backend %s listening on %s\n", server->name.c_str(),
+                sluice::tools::format_address(bound).c_str());
     std::fflush(stdout);
     uv_signal_start(&server->sigint, on_signal, SIGINT);
     uv_signal_start(&server->sigterm, on_signal, SIGTERM);
   }
 
   uv_run(&server->loop, UV_RUN_DEFAULT);
+  if (server->engine && exit_code == 0) print_service_stats(*server);
+  server->engine.reset();
   rc = uv_loop_close(&server->loop);
   if (rc < 0) {
     std::fprintf(stderr, "sluice-backend: uv_loop_close: %s\n", uv_strerror(rc));
