@@ -10,9 +10,9 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <unordered_map>
-#include <memory>
 #include <utility>
 
 namespace sluice {
