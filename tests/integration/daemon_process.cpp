@@ -75,6 +75,11 @@ std::vector<std::string> merge_environment(const std::vector<std::string>& overr
 
 }  // namespace
 
+const char* sluice_binary() {
+  const char* path = std::getenv("SLUICE_BINARY");
+  return path != nullptr && *path != '\0' ? path : SLUICE_BINARY;
+}
+
 std::vector<std::string> take_transcripts() {
   std::lock_guard lock(g_transcripts_mutex);
   return std::exchange(g_transcripts, {});
@@ -105,14 +110,14 @@ TempConfig::~TempConfig() {
 
 DaemonProcess::DaemonProcess(const std::string& config_yaml, std::vector<std::string> extra_args, Launch launch)
     : owned_config_(std::make_unique<TempConfig>(config_yaml)), config_path_(owned_config_->path()) {
-  extra_args.insert(extra_args.begin(), SLUICE_BINARY);
+  extra_args.insert(extra_args.begin(), sluice_binary());
   extra_args.insert(extra_args.end(), {"--config", config_path_});
   start(std::move(extra_args), launch);
 }
 
 DaemonProcess::DaemonProcess(const TempConfig& config, std::vector<std::string> extra_args, Launch launch)
     : config_path_(config.path()) {
-  extra_args.insert(extra_args.begin(), SLUICE_BINARY);
+  extra_args.insert(extra_args.begin(), sluice_binary());
   extra_args.insert(extra_args.end(), {"--config", config_path_});
   start(std::move(extra_args), launch);
 }

@@ -123,6 +123,10 @@ class DaemonProcess {
   std::thread reader_;
 };
 
+/// The daemon under test: $SLUICE_BINARY when set (e.g. the TSan build, see tests/CMakeLists.txt),
+/// else the build's own (the SLUICE_BINARY compile definition).
+const char* sluice_binary();
+
 /// Transcripts of the daemons destroyed since the last call. The doctest listener in main.cpp
 /// prints them when a test case fails.
 std::vector<std::string> take_transcripts();

@@ -101,7 +101,7 @@ TEST_CASE("every example in config/ passes --check") {
   }
   CHECK(examples.size() >= 2);  // demo.yaml, minikube.yaml
   for (const std::string& path : examples) {
-    DaemonProcess check(Command{{SLUICE_BINARY, "--check", "--config", path}});
+    DaemonProcess check(Command{{sluice_binary(), "--check", "--config", path}});
     const auto code = check.wait_exit(10s);
     REQUIRE_MESSAGE(code.has_value(), path << ": sluice --check did not exit within 10 s");
     CHECK_MESSAGE(*code == 0, path << ":\n" << check.transcript());
