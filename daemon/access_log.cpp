@@ -1,5 +1,6 @@
 #include "sluice/access_log.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,8 +13,12 @@ namespace sluice {
 
 namespace {
 
-std::shared_ptr<spdlog::logger> g_access;  // null while the access log is off
-LogFormat g_format = LogFormat::text;
+// Made once and then only adjusted (formatter, level, on/off), all of which is thread-safe, so that
+// a reload on the main thread never swaps a logger under a worker thread that is writing to it.
+std::shared_ptr<spdlog::logger> g_main;
+std::shared_ptr<spdlog::logger> g_access;
+std::atomic<bool> g_access_enabled{false};
+std::atomic<LogFormat> g_format{LogFormat::text};
 
 // "%j": the log message escaped for a JSON string, so format: json stays valid JSON whatever
 // an error text contains.
@@ -70,27 +75,26 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name) 
 }
 
 void setup_logging(const LogConfig& log, std::optional<spdlog::level::level_enum> level) {
-  // A sink each (a sink has one formatter); each line is one fwrite, which stdio keeps whole.
-  auto main_logger = std::make_shared<spdlog::logger>("sluice", std::make_shared<spdlog::sinks::stdout_sink_mt>());
-  main_logger->set_formatter(make_formatter(log.format, false));
-  main_logger->set_level(level.value_or(parse_log_level(log.level).value_or(spdlog::level::info)));
-  main_logger->flush_on(spdlog::level::trace);  // stdout is usually a pipe to a collector
-  spdlog::set_default_logger(main_logger);
-
-  g_format = log.format;
-  g_access.reset();
-  if (log.access_log) {
+  if (!g_main) {
+    // A sink each (a sink has one formatter); each line is one fwrite, which stdio keeps whole.
+    g_main = std::make_shared<spdlog::logger>("sluice", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    g_main->flush_on(spdlog::level::trace);  // stdout is usually a pipe to a collector
+    spdlog::set_default_logger(g_main);
     g_access = std::make_shared<spdlog::logger>("access", std::make_shared<spdlog::sinks::stdout_sink_mt>());
-    g_access->set_formatter(make_formatter(log.format, true));
     g_access->flush_on(spdlog::level::trace);
   }
+  g_main->set_formatter(make_formatter(log.format, false));
+  g_main->set_level(level.value_or(parse_log_level(log.level).value_or(spdlog::level::info)));
+  g_access->set_formatter(make_formatter(log.format, true));
+  g_format = log.format;
+  g_access_enabled = log.access_log;
 }
 
-bool access_log_enabled() { return g_access != nullptr; }
+bool access_log_enabled() { return g_access_enabled.load(std::memory_order_relaxed); }
 
 void log_access(const AccessRecord& r) {
-  if (!g_access) return;
-  if (g_format == LogFormat::json) {
+  if (!access_log_enabled()) return;
+  if (g_format.load(std::memory_order_relaxed) == LogFormat::json) {
     auto quoted = [](std::string_view text) { return "\"" + json_escape(text) + "\""; };
     auto number = [](double seconds) { return seconds < 0 ? std::string("null") : seconds_text(seconds); };
     g_access->info(

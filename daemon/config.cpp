@@ -160,6 +160,14 @@ auto uint_value(std::uint32_t min, std::uint32_t max) {
   };
 }
 
+// `workers`: a count, or `auto` (stored as 0) for one per core.
+std::optional<std::uint32_t> workers_value(const YAML::Node& value, std::string& why) {
+  if (value.IsScalar() && value.Scalar() == "auto") return 0;
+  auto count = uint_value(1, Config::kMaxWorkers)(value, why);
+  if (!count) why += " (or auto, one per core)";
+  return count;
+}
+
 enum class Zero { allowed, refused };
 
 auto duration_value(Zero zero) {
@@ -368,6 +376,7 @@ class ConfigParser {
   Config parse(const YAML::Node& root) {
     Config config;
     KeyReader keys(root, "top level", diag_);
+    keys.read("workers", config.workers, workers_value);
     keys.read("drain_timeout", config.drain_timeout, duration_value(Zero::allowed));
     if (const auto* log = keys.find("log"); log != nullptr && expect_map(log->value, "log", diag_)) {
       config.log = parse_log(log->value);

@@ -9,16 +9,13 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/access_log.hpp"
-#include "sluice/backends_json.hpp"
+#include "sluice/metrics_merge.hpp"
 #include "sluice/process_metrics.hpp"
 #include "sluice/sockaddr_text.hpp"
 
 namespace sluice {
 
 namespace {
-
-// How often replaced services and listeners are checked for their last session.
-constexpr std::uint64_t kReapIntervalMs = 1000;
 
 // Descriptors kept free of clients: backend sockets of admitted clients, health checks, the admin.
 constexpr int kDescriptorReserve = 32;
@@ -42,21 +39,24 @@ std::string health_check_summary(const HealthCheckConfig& check) {
          ",fall=" + std::to_string(check.fall);
 }
 
+// `workers: auto` (0) is one per core the process may run on.
+std::uint32_t worker_count(std::uint32_t configured) {
+  if (configured != 0) return configured;
+  return static_cast<std::uint32_t>(std::clamp<unsigned>(uv_available_parallelism(), 1, Config::kMaxWorkers));
+}
+
 }  // namespace
 
-Daemon::Daemon(Config config, Options options) : config_(std::move(config)), options_(std::move(options)) {
+Daemon::Daemon(Config config, Options options)
+    : config_(std::move(config)), options_(std::move(options)), descriptor_ceiling_(raise_descriptor_limit() - kDescriptorReserve) {
   uv_loop_init(&loop_);
-  worker_ = std::make_unique<Worker>(&loop_);
-  worker_->descriptor_ceiling = raise_descriptor_limit() - kDescriptorReserve;
 }
 
 Daemon::~Daemon() {
-  listeners_.clear();
-  retired_listeners_.clear();
-  services_.clear();
-  retired_services_.clear();
+  for (auto& remote : remote_workers_) remote.thread->finish();
+  remote_workers_.clear();  // engines after their loops ended, then the threads
   watcher_.reset();
-  worker_.reset();
+  engine_.reset();
   uv_loop_close(&loop_);
 }
 
@@ -64,13 +64,11 @@ int Daemon::run() {
   // A peer that closes while we write must not kill the process; the write reports EPIPE instead.
   std::signal(SIGPIPE, SIG_IGN);
 
-  // Nothing here blocks on DNS: named backends start down and come up with their first answer.
-  for (const ServiceConfig& config : config_.services) services_[config.name] = make_service(config, nullptr);
   uv_signal_init(&loop_, &sigterm_);
   uv_signal_init(&loop_, &sigint_);
   uv_timer_init(&loop_, &drain_timer_);
-  uv_timer_init(&loop_, &reap_timer_);
-  sigterm_.data = sigint_.data = drain_timer_.data = reap_timer_.data = this;
+  uv_async_init(&loop_, &drained_, [](uv_async_t* async) { static_cast<Daemon*>(async->data)->on_engine_drained(); });
+  sigterm_.data = sigint_.data = drain_timer_.data = drained_.data = this;
   watcher_ = std::make_unique<ConfigWatcher>(&loop_, options_.config_path,
                                              [this](std::string_view trigger) { reload(trigger); });
 
@@ -81,55 +79,64 @@ int Daemon::run() {
   uv_signal_start(&sigint_, on_signal, SIGINT);
   watcher_->start();
 
-  const bool ok = start_listeners() && start_admin();
+  std::string why;
+  const bool ok = start_workers(worker_count(config_.workers), why) && start_admin();
   if (ok) {
+    log_listeners();
     log_summary();
-    for (auto& [name, entry] : services_) entry.monitor->start();
+    for_each_engine([](Engine& engine) { engine.start_monitors(); });
   } else {
-    for (auto& listener : listeners_) listener->stop_accepting();
+    if (!why.empty()) spdlog::error("{}", why);
     close_control_handles();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
+  for (auto& remote : remote_workers_) remote.thread->finish();
   if (ok) spdlog::info("stopped");
   return ok ? 0 : 1;
 }
 
-Daemon::ServiceEntry Daemon::make_service(const ServiceConfig& config, const Service* previous) {
-  ServiceEntry entry;
-  entry.service = std::make_unique<Service>(config, uv_hrtime());
-  if (previous != nullptr) entry.service->inherit_state(*previous);
-  entry.monitor = std::make_unique<ServiceMonitor>(&loop_, *entry.service);
-  return entry;
-}
-
-std::unique_ptr<Listener> Daemon::open_listener(const ListenerConfig& config, Service& service, std::string& why) {
-  sockaddr_storage bind{};
-  if (!resolve_blocking(config.bind, bind, why)) {
-    why = "listener " + config.name + ": cannot resolve bind address " + config.bind.to_string() + ": " + why;
-    return nullptr;
-  }
-  auto listener = std::make_unique<Listener>(*worker_, config, service);
-  if (!listener->start(reinterpret_cast<const sockaddr*>(&bind), why)) {
-    why = "listener " + config.name + ": " + why;
-    retire(std::move(listener));  // its socket handle closes on the next loop turn
-    return nullptr;
-  }
-  spdlog::info("listening listener={} address={} service={}", config.name, listener->bound_address(),
-               config.service);
-  return listener;
-}
-
-bool Daemon::start_listeners() {
-  for (const ListenerConfig& config : config_.listeners) {
-    std::string why;
-    auto listener = open_listener(config, *services_.at(config.service).service, why);
-    if (!listener) {
-      spdlog::error("{}", why);
+bool Daemon::start_workers(std::uint32_t count, std::string& why) {
+  // Worker 1 binds first; a listener on port 0 then has a port for the others to share.
+  const bool reuse_port = count > 1;
+  engine_ = std::make_unique<Engine>(&loop_, 1, descriptor_ceiling_, reuse_port);
+  if (!engine_->start(config_, why)) return false;
+  const Config shared = with_bound_ports(config_);
+  for (std::uint32_t index = 2; index <= count; ++index) {
+    RemoteWorker remote;
+    remote.thread = std::make_unique<WorkerThread>(("sluice-w" + std::to_string(index)).c_str());
+    bool started = remote.thread->call([&] {
+      remote.engine = std::make_unique<Engine>(remote.thread->loop(), index, descriptor_ceiling_, reuse_port);
+      return remote.engine->start(shared, why);
+    });
+    remote_workers_.push_back(std::move(remote));
+    if (!started) {
+      why = "worker " + std::to_string(index) + ": " + why;
       return false;
     }
-    listeners_.push_back(std::move(listener));
   }
   return true;
+}
+
+Config Daemon::with_bound_ports(Config config) const {
+  const std::vector<std::uint16_t> ports = engine_->bound_ports();
+  for (std::size_t i = 0; i < config.listeners.size() && i < ports.size(); ++i) {
+    if (config.listeners[i].bind.port == 0) config.listeners[i].bind.port = ports[i];
+  }
+  return config;
+}
+
+void Daemon::for_each_engine(const std::function<void(Engine&)>& task) {
+  if (engine_) task(*engine_);
+  if (remote_workers_finished_) return;
+  for (auto& remote : remote_workers_) {
+    if (remote.engine) remote.thread->call([&] { task(*remote.engine); });
+  }
+}
+
+std::size_t Daemon::session_count() {
+  std::size_t count = 0;
+  for_each_engine([&](Engine& engine) { count += engine.session_count(); });
+  return count;
 }
 
 bool Daemon::start_admin() {
@@ -145,18 +152,31 @@ bool Daemon::start_admin() {
 }
 
 std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
-  std::vector<const Service*> services;
-  for (const auto& [name, entry] : services_) services.push_back(entry.service.get());
+  const std::uint64_t now = uv_hrtime();
   if (path == "/backends") {
+    // Worker 1's view: every worker checks the same backends; /metrics has the sums.
     const double unix_now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    return AdminResponse{200, "application/json", render_backends_json(services, uv_hrtime(), unix_now)};
+    return AdminResponse{200, "application/json", engine_->render_backends_json(now, unix_now)};
   }
   if (path != "/metrics") return std::nullopt;
-  std::vector<const Listener*> listeners;
-  for (const auto& listener : listeners_) listeners.push_back(listener.get());
-  auto families = collect_metrics(listeners, services, stats_, uv_hrtime());
+  auto families = engine_->collect_metrics(stats_, now);
+  if (!remote_workers_finished_) {
+    for (auto& remote : remote_workers_) {
+      merge_metric_families(families,
+                            remote.thread->call([&] { return remote.engine->collect_metrics(DaemonStats{}, now); }));
+    }
+  }
   for (auto& family : collect_process_metrics()) families.push_back(std::move(family));
   return AdminResponse{200, std::string(kMetricsContentType), serialize_metrics(families)};
+}
+
+void Daemon::log_listeners() const {
+  const std::vector<std::string> addresses = engine_->bound_addresses();
+  for (std::size_t i = 0; i < config_.listeners.size() && i < addresses.size(); ++i) {
+    const ListenerConfig& listener = config_.listeners[i];
+    spdlog::info("listening listener={} address={} service={} workers={}", listener.name, addresses[i],
+                 listener.service, 1 + remote_workers_.size());
+  }
 }
 
 void Daemon::log_summary() const {
@@ -168,22 +188,21 @@ void Daemon::log_summary() const {
         service.retries, service.queue.mode == QueueMode::shared ? "shared" : "per_backend",
         service.queue.max_length, service.queue.timeout.count(), service.resolve_interval.count(),
         health_check_summary(service.health_check));
-    for (const Backend& backend : services_.at(service.name).service->backends()) {
-      spdlog::info("  backend {} address={} node={} weight={} max_connections={}",
-                   backend.config.name, backend.config.address.to_string(),
-                   backend.config.node.empty() ? "-" : backend.config.node, backend.config.weight,
-                   backend.config.max_connections);
+    for (const BackendConfig& backend : service.backends) {
+      spdlog::info("  backend {} address={} node={} weight={} max_connections={}", backend.name,
+                   backend.address.to_string(), backend.node.empty() ? "-" : backend.node, backend.weight,
+                   backend.max_connections);
     }
   }
 }
 
 void Daemon::on_signal(int signum) {
   if (draining_) {
-    spdlog::warn("signal {} during drain: closing {} sessions now", signum, worker_->session_count);
-    worker_->abort_all_sessions();
+    spdlog::warn("signal {} during drain: closing {} sessions now", signum, session_count());
+    for_each_engine([](Engine& engine) { engine.abort_sessions(); });
     return;
   }
-  spdlog::info("signal {}: draining {} sessions (up to {} ms)", signum, worker_->session_count,
+  spdlog::info("signal {}: draining {} sessions (up to {} ms)", signum, session_count(),
                config_.drain_timeout.count());
   begin_drain();
 }
@@ -191,34 +210,48 @@ void Daemon::on_signal(int signum) {
 void Daemon::begin_drain() {
   draining_ = true;
   if (admin_) admin_->set_draining(true);
-  for (auto& listener : listeners_) listener->stop_accepting();
-  if (worker_->session_count == 0) {
-    close_control_handles();
-    return;
-  }
-  worker_->on_last_session_closed = [this] { close_control_handles(); };
+  engines_draining_ = 1 + remote_workers_.size();
   uv_timer_start(
       &drain_timer_,
       [](uv_timer_t* timer) {
         auto* self = static_cast<Daemon*>(timer->data);
-        spdlog::warn("drain timeout: closing {} sessions", self->worker_->session_count);
-        self->worker_->abort_all_sessions();
+        spdlog::warn("drain timeout: closing {} sessions", self->session_count());
+        self->for_each_engine([](Engine& engine) { engine.abort_sessions(); });
       },
       static_cast<std::uint64_t>(config_.drain_timeout.count()), 0);
+  // Each engine reports when its last session has gone: worker 1 directly, the others by waking
+  // this loop (uv_async_send may fold several wake-ups into one, hence the counter).
+  engine_->begin_drain([this] {
+    --engines_draining_;
+    on_engine_drained();
+  });
+  for (auto& remote : remote_workers_) {
+    remote.thread->call([&] {
+      remote.engine->begin_drain([this] {
+        --engines_draining_;
+        uv_async_send(&drained_);
+      });
+    });
+  }
+}
+
+void Daemon::on_engine_drained() {
+  if (draining_ && engines_draining_ == 0) close_control_handles();
 }
 
 void Daemon::close_control_handles() {
-  // With the listeners and these closed, the loop has nothing left and uv_run returns.
+  // With these closed and every engine's handles closed, the loops have nothing left and end.
   if (control_handles_closed_) return;
   control_handles_closed_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&reap_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drained_), nullptr);
   watcher_->stop();
-  for (auto& [name, entry] : services_) entry.monitor->stop();
-  for (auto& entry : retired_services_) entry.monitor->stop();
   if (admin_) admin_->stop();
+  for_each_engine([](Engine& engine) { engine.close_handles(); });
+  for (auto& remote : remote_workers_) remote.thread->finish();
+  remote_workers_finished_ = true;
 }
 
 // --- live reload ------------------------------------------------------------------------------
@@ -234,6 +267,7 @@ void Daemon::reload(std::string_view trigger) {
   } else if (apply(std::move(*loaded.config), why)) {
     ++stats_.reloads_success;
     spdlog::info("config: reload applied");
+    log_listeners();
     log_summary();
     return;
   }
@@ -242,69 +276,21 @@ void Daemon::reload(std::string_view trigger) {
 }
 
 bool Daemon::apply(Config next, std::string& why) {
-  // 1. Services: an unchanged one is kept as it is (queues, slots, counters); a changed or new
-  //    one is built fresh, starting from the old backends' addresses and health.
-  Services fresh;
-  auto service_for = [&](const std::string& name) -> Service& {
-    auto it = fresh.find(name);
-    return it != fresh.end() ? *it->second.service : *services_.at(name).service;
-  };
-  for (const ServiceConfig& config : next.services) {
-    auto old = services_.find(config.name);
-    if (old != services_.end() && old->second.service->config() == config) continue;
-    fresh[config.name] = make_service(config, old != services_.end() ? old->second.service.get() : nullptr);
-  }
-
-  // 2. Listeners, matched by bind address: a kept one keeps its socket, so no client is refused.
-  //    New sockets are bound before anything changes; if one fails, the reload is undone.
-  std::vector<std::unique_ptr<Listener>> opened(next.listeners.size());
-  std::vector<Listener*> reused(next.listeners.size(), nullptr);
-  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
-    const ListenerConfig& config = next.listeners[i];
-    for (auto& listener : listeners_) {
-      if (listener->config().bind == config.bind &&
-          std::find(reused.begin(), reused.end(), listener.get()) == reused.end()) {
-        reused[i] = listener.get();
-        break;
-      }
-    }
-    if (reused[i] != nullptr) continue;
-    opened[i] = open_listener(config, service_for(config.service), why);
-    if (!opened[i]) {
-      for (auto& listener : opened) {
-        if (listener) retire(std::move(listener));
-      }
-      for (auto& [name, entry] : fresh) retire(std::move(entry));
-      return false;
+  // Worker 1 first: if its new listeners cannot bind, nothing has changed anywhere. The others
+  // then bind the same ports, which SO_REUSEPORT lets them share.
+  if (!engine_->apply(next, why)) return false;
+  const Config shared = with_bound_ports(next);
+  for (std::size_t i = 0; i < remote_workers_.size(); ++i) {
+    RemoteWorker& remote = remote_workers_[i];
+    std::string remote_why;
+    if (!remote.thread->call([&] { return remote.engine->apply(shared, remote_why); })) {
+      // Worker 1 already runs the new config: say loudly that this worker does not.
+      spdlog::error("config: worker {} keeps the old config: {}", i + 2, remote_why);
     }
   }
-
-  // 3. Commit. Sessions already open keep the listener and service they started with.
-  std::vector<std::unique_ptr<Listener>> listeners;
-  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
-    if (opened[i]) {
-      listeners.push_back(std::move(opened[i]));
-      continue;
-    }
-    auto it = std::find_if(listeners_.begin(), listeners_.end(),
-                           [&](const auto& listener) { return listener.get() == reused[i]; });
-    (*it)->reconfigure(next.listeners[i], service_for(next.listeners[i].service));
-    listeners.push_back(std::move(*it));
+  if (next.workers != config_.workers) {
+    spdlog::warn("config: workers changes take effect at the next start; {} workers run", 1 + remote_workers_.size());
   }
-  for (auto& listener : listeners_) {
-    if (listener) retire(std::move(listener));
-  }
-  listeners_ = std::move(listeners);
-
-  for (auto& [name, entry] : services_) {
-    if (fresh.count(name) != 0 || next.find_service(name) == nullptr) retire(std::move(entry));
-  }
-  std::erase_if(services_, [](const auto& item) { return !item.second.service; });
-  for (auto& [name, entry] : fresh) {
-    entry.monitor->start();
-    services_[name] = std::move(entry);
-  }
-
   if (next.admin != config_.admin) {
     spdlog::warn("config: admin.bind changes take effect at the next start; admin stays on {}",
                  admin_ ? admin_->bound_address() : "none");
@@ -312,35 +298,6 @@ bool Daemon::apply(Config next, std::string& why) {
   if (next.log != config_.log) setup_logging(next.log, options_.log_level);
   config_ = std::move(next);
   return true;
-}
-
-void Daemon::retire(ServiceEntry entry) {
-  retired_services_.push_back(std::move(entry));
-  start_reaping();
-}
-
-void Daemon::retire(std::unique_ptr<Listener> listener) {
-  listener->stop_accepting();
-  retired_listeners_.push_back(std::move(listener));
-  start_reaping();
-}
-
-void Daemon::start_reaping() {
-  if (control_handles_closed_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&reap_timer_))) return;
-  uv_timer_start(
-      &reap_timer_, [](uv_timer_t* timer) { static_cast<Daemon*>(timer->data)->reap_retired(); }, 0,
-      kReapIntervalMs);
-}
-
-void Daemon::reap_retired() {
-  std::erase_if(retired_listeners_, [](const auto& listener) { return listener->finished(); });
-  std::erase_if(retired_services_, [](ServiceEntry& entry) {
-    // Its health checks run on while queued or active sessions may still need a backend.
-    if (entry.service->in_use()) return false;
-    entry.monitor->stop();
-    return entry.monitor->finished();
-  });
-  if (retired_listeners_.empty() && retired_services_.empty()) uv_timer_stop(&reap_timer_);
 }
 
 }  // namespace sluice

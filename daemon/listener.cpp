@@ -1,5 +1,9 @@
 #include "sluice/listener.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <spdlog/spdlog.h>
 
 #include "sluice/session.hpp"
@@ -17,12 +21,18 @@ constexpr std::uint64_t kAcceptErrorLogIntervalMs = 1000;
 Listener::Listener(Worker& worker, ListenerConfig config, Service& service)
     : worker_(worker), config_(std::move(config)), service_(&service) {}
 
-bool Listener::start(const sockaddr* bind, std::string& why) {
-  uv_tcp_init(worker_.loop, &server_);
+bool Listener::start(const sockaddr* bind, bool reuse_port, std::string& why) {
+  // With a family given, libuv creates the socket now, so that options can be set before bind.
+  int rc = uv_tcp_init_ex(worker_.loop, &server_, bind->sa_family);
+  if (rc != 0) {
+    why = "cannot open a socket for " + sockaddr_to_string(bind) + ": " + uv_strerror(rc);
+    return false;
+  }
   server_.data = this;
   listening_ = true;
   socket_open_ = true;
-  int rc = uv_tcp_bind(&server_, bind, 0);
+  if (reuse_port) rc = set_reuse_port();
+  if (rc == 0) rc = uv_tcp_bind(&server_, bind, 0);
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), static_cast<int>(config_.backlog),
                    [](uv_stream_t* server, int status) {
@@ -35,6 +45,13 @@ bool Listener::start(const sockaddr* bind, std::string& why) {
     return false;
   }
   return true;
+}
+
+int Listener::set_reuse_port() {
+  uv_os_fd_t fd;
+  if (int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&server_), &fd); rc != 0) return rc;
+  const int on = 1;
+  return setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0 ? 0 : uv_translate_sys_error(errno);
 }
 
 void Listener::stop_accepting() {
@@ -54,6 +71,15 @@ std::string Listener::bound_address() const {
   int length = sizeof address;
   if (uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
   return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+}
+
+std::uint16_t Listener::bound_port() const {
+  sockaddr_storage address{};
+  int length = sizeof address;
+  if (uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+  const auto* any = reinterpret_cast<const sockaddr*>(&address);
+  return ntohs(any->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(any)->sin6_port
+                                          : reinterpret_cast<const sockaddr_in*>(any)->sin_port);
 }
 
 void Listener::on_connection(int status) {
@@ -85,6 +111,7 @@ void Listener::on_connection(int status) {
     return;
   }
   ++stats_.accepted_total;
+  ++worker_.accepted_total;
   session->start();
 }
 

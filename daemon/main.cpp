@@ -12,6 +12,7 @@
 #include "sluice/access_log.hpp"
 #include "sluice/config.hpp"
 #include "sluice/daemon.hpp"
+#include "sluice/exact_metrics.hpp"
 
 namespace {
 
@@ -91,6 +92,9 @@ int main(int argc, char** argv) {
   sluice::setup_logging(loaded.config->log, level);
 
   spdlog::info("sluice {} starting with {}", SLUICE_VERSION, config_path);
+  if constexpr (!sluice::kExactMetrics) {
+    spdlog::warn("built with SLUICE_EXACT_METRICS=OFF (a benchmark build): time integrals and histograms read 0");
+  }
   sluice::Daemon daemon(std::move(*loaded.config), {config_path, level});
   return daemon.run();
 }

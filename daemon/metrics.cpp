@@ -215,6 +215,14 @@ MetricFamily build_info_family() {
 
 }  // namespace
 
+MetricFamily worker_accepted_family(std::uint32_t worker_number, std::uint64_t accepted_total) {
+  ClientMetric sample;
+  sample.label = {{"worker", std::to_string(worker_number)}};
+  sample.counter.value = to_double(accepted_total);
+  return {"sluice_worker_connections_accepted_total", "Clients accepted by this worker's event loop.",
+          MetricType::Counter, {std::move(sample)}};
+}
+
 std::vector<MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
                                           std::span<const Service* const> services,
                                           const DaemonStats& daemon, std::uint64_t now_ns) {

@@ -45,6 +45,10 @@ if [ -z "${SLUICE_BINARY:-}" ]; then
   cmake --build "$build" --target sluice > /dev/null
   export SLUICE_BINARY="$build/sluice"
 fi
+# The same build without the exact integrals and histograms, for the metrics-off figure.
+cmake -S "$root" -B "$build-nometrics" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+  -DSLUICE_TESTS=OFF -DSLUICE_EXACT_METRICS=OFF > /dev/null
+cmake --build "$build-nometrics" --target sluice > /dev/null
 mkdir -p "$build/bench-tools"
 cc -O2 -Wall -Wextra -Werror -o "$build/bench-tools/idleconns" "$root/tools/bench/idleconns.c"
 
@@ -70,5 +74,5 @@ fi
 
 # Each idle connection is one descriptor here and two in the proxy.
 ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
-exec "$python" "$root/tools/bench/bench.py" --sluice "$SLUICE_BINARY" \
+exec "$python" "$root/tools/bench/bench.py" --sluice "$SLUICE_BINARY" --sluice-nometrics "$build-nometrics/sluice" \
   --idleconns "$build/bench-tools/idleconns" "${args[@]}"

@@ -98,6 +98,8 @@ struct AdminConfig {
 };
 
 struct Config {
+  static constexpr std::uint32_t kMaxWorkers = 64;
+  std::uint32_t workers = 1;     // event loops, each with SO_REUSEPORT listeners; 0 = auto (one per core)
   Millis drain_timeout{25000};   // on SIGTERM: sessions get this long to finish
   LogConfig log;
   AdminConfig admin;

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 
+#include "sluice/exact_metrics.hpp"
+
 namespace sluice {
 
 class DurationHistogram {
@@ -15,6 +17,7 @@ class DurationHistogram {
       0.25,   0.5,     1.0,    2.5,   5.0,    10.0,  20.0,  30.0,  60.0};
 
   void observe(double seconds) {
+    if constexpr (!kExactMetrics) return;
     std::size_t i = 0;
     while (i < kBoundsSeconds.size() && seconds > kBoundsSeconds[i]) ++i;
     ++counts_[i];

@@ -22,7 +22,9 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
 
   /// Binds and listens on `bind`; false with `why` naming the address and the reason on failure.
-  bool start(const sockaddr* bind, std::string& why);
+  /// `reuse_port` sets SO_REUSEPORT first, so that every worker binds the port and the kernel
+  /// spreads new connections over them.
+  bool start(const sockaddr* bind, bool reuse_port, std::string& why);
 
   /// Stops accepting; the socket is closed on the next loop turn. Sessions carry on.
   void stop_accepting();
@@ -34,6 +36,8 @@ class Listener {
 
   /// "ip:port" actually bound (the real port when 0 was configured).
   std::string bound_address() const;
+  /// The port actually bound (0 if none).
+  std::uint16_t bound_port() const;
 
   const ListenerConfig& config() const { return config_; }
   Service& service() { return *service_; }
@@ -45,6 +49,7 @@ class Listener {
   const ListenerStats& stats() const { return stats_; }
 
  private:
+  int set_reuse_port();
   void on_connection(int status);
   bool is_allowed(const sockaddr* client) const;
   void log_accept_error(const char* error);

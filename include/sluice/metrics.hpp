@@ -32,6 +32,10 @@ std::vector<prometheus::MetricFamily> collect_metrics(std::span<const Listener* 
                                                       const DaemonStats& daemon,
                                                       std::uint64_t now_ns);
 
+/// sluice_worker_connections_accepted_total{worker}: how the kernel spread clients over the
+/// workers' SO_REUSEPORT listeners (the one family that is per worker, not summed).
+prometheus::MetricFamily worker_accepted_family(std::uint32_t worker_number, std::uint64_t accepted_total);
+
 /// The text exposition format of `families` (prometheus::TextSerializer; counter names are written
 /// as given, so the families carry their `_total` suffix themselves).
 std::string serialize_metrics(const std::vector<prometheus::MetricFamily>& families);

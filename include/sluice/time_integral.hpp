@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "sluice/exact_metrics.hpp"
+
 namespace sluice {
 
 class TimeIntegral {
@@ -32,6 +34,7 @@ class TimeIntegral {
 
  private:
   void accumulate(std::uint64_t now_ns) {
+    if constexpr (!kExactMetrics) return;
     if (value_ > 0) busy_seconds_ += elapsed_seconds(now_ns);
     accumulated_seconds_ += value_seconds(now_ns);
     if (now_ns > last_change_ns_) last_change_ns_ = now_ns;

@@ -3,6 +3,7 @@
 // Nothing here is locked: one loop, one thread.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 
 #include <uv.h>
@@ -23,6 +24,8 @@ struct Worker {
   // first, so all below it are in use): the rest are kept for backend sockets and the admin. The
   // daemon sets it from RLIMIT_NOFILE.
   int descriptor_ceiling = 1 << 30;
+
+  std::uint64_t accepted_total = 0;  // clients this loop accepted, over all its listeners ever
 
   Session* sessions = nullptr;   // intrusive list of live sessions
   std::size_t session_count = 0;

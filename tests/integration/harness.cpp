@@ -11,6 +11,7 @@ namespace sluice::it {
 
 std::string ConfigSpec::yaml() const {
   std::ostringstream out;
+  if (workers != 1) out << "workers: " << workers << "\n";
   out << "drain_timeout: " << drain_timeout << "\n"
       << "log: { level: info";
   if (log_format != "text") out << ", format: " << log_format;
@@ -59,6 +60,23 @@ std::string single_service_config(const ServiceSpec& service, const ListenerSpec
   ListenerSpec front = listener;
   front.service = service.name;
   return ConfigSpec{.listeners = {front}, .services = {service}}.yaml();
+}
+
+std::string name_servers_config(const std::vector<const NameServer*>& backends, std::uint32_t workers) {
+  ConfigSpec spec;
+  spec.workers = workers;
+  spec.admin = true;
+  spec.listeners = {ListenerSpec{}};
+  ServiceSpec service;
+  for (const NameServer* backend : backends) service.backends.push_back({backend->name(), backend->address()});
+  spec.services = {service};
+  return spec.yaml();
+}
+
+std::string served_by(const Address& proxy) {
+  Client client = Client::connect(proxy);
+  std::string data = client.read_until_end(2s).data;
+  return data.empty() ? "" : data.substr(0, data.size() - 1);
 }
 
 Address wait_admin_address(DaemonProcess& daemon, Millis timeout) {

@@ -69,6 +69,7 @@ struct ListenerSpec {
 };
 
 struct ConfigSpec {
+  std::uint32_t workers = 1;        // written when not 1
   std::string drain_timeout = "5s";
   std::vector<ListenerSpec> listeners{};
   std::vector<ServiceSpec> services{};
@@ -82,6 +83,13 @@ struct ConfigSpec {
 
 /// One listener "web" on 127.0.0.1:0 in front of `service`.
 std::string single_service_config(const ServiceSpec& service, const ListenerSpec& listener = {});
+
+/// The admin endpoint and one listener "web" in front of a round-robin service of these name
+/// servers (each backend named as its server), on `workers` event loops.
+std::string name_servers_config(const std::vector<const NameServer*>& backends, std::uint32_t workers = 1);
+
+/// The name a NameServer behind `proxy` answered one new connection with ("" if none answered).
+std::string served_by(const Address& proxy);
 
 /// Waits for `admin listening address=HOST:PORT` and returns the address. Throws when the deadline
 /// passes or the daemon's output ends first.

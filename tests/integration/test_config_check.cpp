@@ -96,7 +96,8 @@ TEST_CASE("check and start both reject a bad config with FILE LINE COL errors an
 
 TEST_CASE("every example in config/ passes --check") {
   std::vector<std::string> examples;
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(SLUICE_SOURCE_DIR) + "/config")) {
+  const std::filesystem::path directory = std::filesystem::path(SLUICE_SOURCE_DIR) / "config";
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
     if (entry.path().extension() == ".yaml") examples.push_back(entry.path().string());
   }
   CHECK(examples.size() >= 2);  // demo.yaml, minikube.yaml

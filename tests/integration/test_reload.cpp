@@ -18,16 +18,6 @@ namespace {
 constexpr const char* kReloadsOk = R"(sluice_config_reloads_total{result="success"})";
 constexpr const char* kReloadsFailed = R"(sluice_config_reloads_total{result="failure"})";
 
-std::string config_with(const std::vector<const NameServer*>& backends) {
-  ConfigSpec spec;
-  spec.admin = true;
-  spec.listeners = {ListenerSpec{}};
-  ServiceSpec service;
-  for (const NameServer* backend : backends) service.backends.push_back({backend->name(), backend->address()});
-  spec.services = {service};
-  return spec.yaml();
-}
-
 // Short connections, one after another, until stopped: each must end cleanly with a name.
 class Load {
  public:
@@ -67,18 +57,11 @@ class Load {
   std::thread thread_;
 };
 
-// The name the next new connection is served by.
-std::string served_by(const Address& proxy) {
-  Client client = Client::connect(proxy);
-  std::string data = client.read_until_end(2s).data;
-  return data.empty() ? "" : data.substr(0, data.size() - 1);
-}
-
 }  // namespace
 
 TEST_CASE("reload: 20 SIGHUP reloads under load refuse no client, a bad config changes nothing and is counted") {
   NameServer a("a"), b("b"), c("c");
-  TempConfig file(config_with({&a, &b}));
+  TempConfig file(name_servers_config({&a, &b}));
   DaemonProcess daemon(file);
   const Address proxy = daemon.wait_listening_on("web");
   const Address admin = wait_admin_address(daemon);
@@ -86,7 +69,7 @@ TEST_CASE("reload: 20 SIGHUP reloads under load refuse no client, a bad config c
   Load load(proxy);
   for (int i = 1; i <= 20; ++i) {
     const bool odd = i % 2 == 1;
-    file.write(odd ? config_with({&c}) : config_with({&a, &b}));
+    file.write(odd ? name_servers_config({&c}) : name_servers_config({&a, &b}));
     daemon.send_signal(SIGHUP);
     REQUIRE_MESSAGE(wait_metric(admin, kReloadsOk, i, 5s), "reload " << i << " not applied");
     // Every new connection after the reload uses the new backends.
@@ -97,7 +80,7 @@ TEST_CASE("reload: 20 SIGHUP reloads under load refuse no client, a bad config c
   }
 
   // Invalid: every error logged with its place, counted, and the running config (a, b) stays.
-  file.write(config_with({&c}) + "    bogus_key: 1\n");
+  file.write(name_servers_config({&c}) + "    bogus_key: 1\n");
   daemon.send_signal(SIGHUP);
   REQUIRE(wait_metric(admin, kReloadsFailed, 1, 5s));
   CHECK(daemon.wait_for_line(file.path() + ":", 2s));
@@ -127,7 +110,7 @@ TEST_CASE("reload: a ConfigMap-style symlink swap in the config directory is app
     fs::create_directory(dir / name);
     std::ofstream(dir / name / "sluice.yaml") << yaml;
   };
-  write_version("..2026_v1", config_with({&a}));
+  write_version("..2026_v1", name_servers_config({&a}));
   fs::create_directory_symlink("..2026_v1", dir / "..data");
   fs::remove(dir / "sluice.yaml");
   fs::create_symlink("..data/sluice.yaml", dir / "sluice.yaml");
@@ -138,7 +121,7 @@ TEST_CASE("reload: a ConfigMap-style symlink swap in the config directory is app
   CHECK(served_by(proxy) == "a");
 
   // kubelet's update: a new version directory, a temporary symlink, renamed over ..data.
-  write_version("..2026_v2", config_with({&b}));
+  write_version("..2026_v2", name_servers_config({&b}));
   fs::create_directory_symlink("..2026_v2", dir / "..data_tmp");
   fs::rename(dir / "..data_tmp", dir / "..data");
   REQUIRE(wait_metric(admin, kReloadsOk, 1, 3s));
@@ -166,7 +149,7 @@ TEST_CASE("reload: a session open on a replaced service keeps flowing, new clien
   old_client.send_all("before\n");
   CHECK(old_client.read_exact(7) == "before\n");
 
-  file.write(config_with({&a}));
+  file.write(name_servers_config({&a}));
   daemon.send_signal(SIGHUP);
   REQUIRE(wait_metric(admin, kReloadsOk, 1, 5s));
   CHECK(served_by(proxy) == "a");

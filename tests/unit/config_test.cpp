@@ -67,8 +67,8 @@ const std::vector<BrokenConfig> broken_configs = {
      std::string(minimal) + "drain_timout: 5s\n",
      {"t.yaml:10:1: unknown key 'drain_timout' in top level; did you mean 'drain_timeout'?"}},
     {"unknown top-level key without a hint",
-     std::string(minimal) + "workers: 2\n",
-     {"t.yaml:10:1: unknown key 'workers' in top level"}},
+     std::string(minimal) + "processes: 2\n",
+     {"t.yaml:10:1: unknown key 'processes' in top level"}},
     {"unknown key in log",
      std::string(minimal) + "log:\n  level: info\n  fromat: json\n",
      {"t.yaml:12:3: unknown key 'fromat' in log; did you mean 'format'?"}},
@@ -140,6 +140,15 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:5: duplicate key 'bind' in listener 'web' (first at line 3)"}},
+    {"workers: zero",
+     std::string(minimal) + "workers: 0\n",
+     {"t.yaml:10:10: workers: 0 is out of range 1..64 (or auto, one per core)"}},
+    {"workers: a word other than auto",
+     std::string(minimal) + "workers: all\n",
+     {"t.yaml:10:10: workers: expected a non-negative integer, got 'all' (or auto, one per core)"}},
+    {"workers: too many",
+     std::string(minimal) + "workers: 65\n",
+     {"t.yaml:10:10: workers: 65 is out of range 1..64 (or auto, one per core)"}},
     {"bad drain_timeout: fraction",
      std::string(minimal) + "drain_timeout: 2.5s\n",
      {"t.yaml:10:16: drain_timeout: expected a duration such as 250ms, 2s, 1m or 1h, got '2.5s'"}},
@@ -573,6 +582,7 @@ TEST_CASE("defaults are applied to everything left out") {
   REQUIRE(result.config.has_value());
   const Config& config = *result.config;
 
+  CHECK(config.workers == 1);
   CHECK(config.drain_timeout == Millis(25000));
   CHECK(config.log.level == "info");
 
@@ -606,6 +616,7 @@ TEST_CASE("a full config file is read into the struct, every key") {
   REQUIRE(result.config.has_value());
   const Config& config = *result.config;
 
+  CHECK(config.workers == 0);  // auto
   CHECK(config.drain_timeout == Millis(40000));
   CHECK(config.log.level == "debug");
 

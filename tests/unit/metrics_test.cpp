@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "sluice/histogram.hpp"
 #include "sluice/listener.hpp"
 #include "sluice/metrics.hpp"
+#include "sluice/metrics_merge.hpp"
 #include "sluice/process_metrics.hpp"
 #include "sluice/service.hpp"
 #include "sluice/time_integral.hpp"
@@ -425,4 +427,56 @@ TEST_CASE("serialize_metrics: exact names (no doubled _total) and a clean promto
   INFO("promtool said: " << output);
   CHECK(status == 0);
   CHECK(output.empty());
+}
+
+TEST_CASE("merge_metric_families: workers' counters, integrals and histograms add up, up is the minimum") {
+  // Two workers with the same config and different traffic, as two engines would report them.
+  Fixture one;
+  Fixture two;
+  one.listener_stats().accepted_total = 5;
+  two.listener_stats().accepted_total = 7;
+  one.listener_stats().reject(RejectReason::queue_full);
+  two.listener_stats().reject(RejectReason::queue_full);
+  two.listener_stats().reject(RejectReason::queue_full);
+  one.backend_stats(0).connections_total = 3;
+  two.backend_stats(0).connections_total = 4;
+  one.backend_stats(0).active.set(0, 2);  // 2 busy for 1 s
+  two.backend_stats(0).active.set(0, 1);  // 1 busy for 1 s
+  one.backend_stats(0).queue_wait.observe(0.3);
+  two.backend_stats(0).queue_wait.observe(0.3);
+  two.backend_stats(0).queue_wait.observe(30.0);
+  two.service->backends()[1].up = false;  // worker two's checks took node-b down
+
+  auto total = one.collect(1'000'000'000, DaemonStats{2, 1});
+  merge_metric_families(total, two.collect(1'000'000'000));
+
+  CHECK(counter(total, "sluice_listener_connections_accepted_total", {{"listener", "web-in"}}) == 12);
+  CHECK(counter(total, "sluice_listener_connections_rejected_total",
+                {{"listener", "web-in"}, {"reason", "queue_full"}}) == 3);
+  CHECK(counter(total, "sluice_backend_connections_total", kNodeA) == 7);
+  CHECK(gauge(total, "sluice_backend_connections_active", kNodeA) == 3);
+  CHECK(counter(total, "sluice_backend_connections_active_seconds_total", kNodeA) == doctest::Approx(3.0));
+  CHECK(counter(total, "sluice_backend_busy_seconds_total", kNodeA) == doctest::Approx(2.0));
+  CHECK(gauge(total, "sluice_backend_max_connections", kNodeA) == 16);  // 8 slots in each worker
+  CHECK(gauge(total, "sluice_backend_up", kNodeA) == 1);
+  CHECK(gauge(total, "sluice_backend_up", kNodeB) == 0);
+  CHECK(counter(total, "sluice_config_reloads_total", {{"result", "success"}}) == 2);
+  CHECK(gauge(total, "sluice_build_info", {{"version", SLUICE_VERSION}}) == 1);
+
+  const auto& waits = sample(family(total, "sluice_backend_queue_wait_seconds"), kNodeA).histogram;
+  CHECK(waits.sample_count == 3);
+  CHECK(waits.sample_sum == doctest::Approx(30.6));
+  CHECK(waits.bucket.back().cumulative_count == 3);     // +Inf
+  CHECK(waits.bucket.front().cumulative_count == 0);    // nothing at 0 s
+
+  // Each family is still there once, and samples a worker alone has are kept.
+  std::set<std::string> names;
+  for (const auto& f : total) CHECK(names.insert(f.name).second);
+  std::vector<MetricFamily> extra = {{"sluice_test_only_total", "t", MetricType::Counter, {}}};
+  extra[0].metric.resize(1);
+  extra[0].metric[0].counter.value = 4;
+  merge_metric_families(total, extra);
+  CHECK(counter(total, "sluice_test_only_total", {}) == 4);
+  CHECK(serialize_metrics(total).find("sluice_backend_connections_total{service=\"web\",backend=\"node-a\",node=\"n1\"} 7") !=
+        std::string::npos);
 }

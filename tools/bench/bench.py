@@ -46,11 +46,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PROXY_CPU = "0"
 LOAD_CPU = "1"
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
-ALL_PROXIES = ["none", "sluice", "sluice-lc", "sluice+scrape", "haproxy", "haproxy-lc",
-               "haproxy+splice", "nginx", "nginx-lc"]
+ALL_PROXIES = ["none", "sluice", "sluice-lc", "sluice+scrape", "sluice-nometrics", "sluice-nosplice",
+               "sluice-w2", "haproxy", "haproxy-lc", "haproxy+splice", "nginx", "nginx-lc"]
 # Which HAProxy a row is compared with (same balancing policy).
 REFERENCE = {p: ("haproxy-lc" if p.endswith("-lc") else "haproxy") for p in ALL_PROXIES}
-THROUGHPUT_ONLY = {"haproxy+splice"}
+THROUGHPUT_ONLY = {"haproxy+splice", "sluice-nosplice"}
+# Sluice with `workers: 2` may use both CPUs (the load generators' too): see the report's note.
+PROXY_CPUS = {"sluice-w2": "0,1"}
 QUICK_PROXIES = ["none", "sluice", "sluice+scrape", "haproxy", "haproxy+splice", "nginx"]  # a variant that only matters for bulk transfer
 TESTS = ["idle", "ka", "close", "big", "iperf1", "iperf4"]
 
@@ -434,19 +436,22 @@ class Proxy:
                         f"    health_check: {{ enabled: false }}\n    queue: {{ max_length: 20000 }}\n"
                         f"    backends:\n{backends}\n")
 
-            config = (f"drain_timeout: 1s\nlog: {{ level: warn }}\n{admin}listeners:\n"
+            workers = "workers: 2\n" if self.name == "sluice-w2" else ""
+            splice = ", splice: false" if self.name == "sluice-nosplice" else ""
+            config = (f"{workers}drain_timeout: 1s\nlog: {{ level: warn }}\n{admin}listeners:\n"
                       f'  - {{ name: web, bind: "127.0.0.1:{self.web}", service: web, max_connections: 20000,'
-                      f" idle_timeout: 1h }}\n"
+                      f" idle_timeout: 1h{splice} }}\n"
                       f'  - {{ name: iperf, bind: "127.0.0.1:{self.iperf}", service: iperf, max_connections: 20000,'
-                      f" idle_timeout: 1h }}\n"
+                      f" idle_timeout: 1h{splice} }}\n"
                       f'  - {{ name: idle, bind: "127.0.0.1:{self.idle}", service: idle, max_connections: 20000,'
-                      f" idle_timeout: 1h }}\n"
+                      f" idle_timeout: 1h{splice} }}\n"
                       f"services:\n{service('web', b.web)}{service('iperf', [b.iperf])}"
                       f"{service('idle', [b.sink_port])}")
             path = os.path.join(self.dir, "sluice.yaml")
             with open(path, "w") as f:
                 f.write(config)
-            return [self.binary or self.args.sluice, "--config", path]
+            binary = self.binary or (self.args.sluice_nometrics if self.name == "sluice-nometrics" else self.args.sluice)
+            return [binary, "--config", path]
 
         if self.name.startswith("haproxy"):
             balance = "leastconn" if self.name.endswith("-lc") else "roundrobin"
@@ -499,7 +504,7 @@ class Proxy:
             if not port_is_free(port):
                 raise RuntimeError(f"port {port} for {self.name} is in use")
         cmd = self.wrapper + self.write_config()
-        self.proc = start(cmd, PROXY_CPU, stdout=open(os.path.join(self.dir, "stdout.log"), "a"),
+        self.proc = start(cmd, PROXY_CPUS.get(self.name, PROXY_CPU), stdout=open(os.path.join(self.dir, "stdout.log"), "a"),
                           stderr=open(os.path.join(self.dir, "stderr.log"), "a"))
         wait_listening(self.proc, self.listen_ports(), self.name, timeout=self.start_timeout)
         self.pid = self.proc.pid
@@ -890,7 +895,7 @@ class Profiler:
         tests = ["ka", "close"]
         for name in names:
             proxy = Proxy(name, os.path.join(self.dir, "proxies"), self.ports, self.backends, self.args)
-            if name.startswith("sluice") and self.args.sluice_prof:
+            if name in ("sluice", "sluice-lc", "sluice+scrape") and self.args.sluice_prof:
                 proxy.binary = self.args.sluice_prof
             for test in tests:
                 log(f"profile {name} {test}")
@@ -1102,25 +1107,42 @@ def report(args, results, proxies, reps, meta, capacity, out_dir):
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
 
-    if "sluice" in proxies and "sluice+scrape" in proxies:
-        lines.append("Metrics collection (`sluice+scrape`: admin endpoint present and scraped every 1 s, vs `sluice`: "
-                     "no admin endpoint; the per-connection bookkeeping runs in both):")
+    def comparison(variant, intro, tests=None):
+        """A Sluice variant against plain `sluice`, figure by figure, from the same repetitions."""
+        if "sluice" not in proxies or variant not in proxies:
+            return
+        lines.append(intro)
         lines.append("")
-        lines.append("| figure | sluice | sluice+scrape | ratio (per-repetition median) |")
+        lines.append(f"| figure | sluice | {variant} | ratio (per-repetition median) |")
         lines.append("|---|---:|---:|---:|")
         for test, field, title, fmt, _ in COLUMNS:
-            a, b = summary.get(("sluice", test, field)), summary.get(("sluice+scrape", test, field))
-            if not a or not b:
+            a, b = summary.get(("sluice", test, field)), summary.get((variant, test, field))
+            if not a or not b or (tests and test not in tests):
                 continue
             ratios = []
             for rep in range(reps):
                 va = value(results, rep, "sluice", test, field)
-                vb = value(results, rep, "sluice+scrape", test, field)
+                vb = value(results, rep, variant, test, field)
                 if va and vb:
                     ratios.append(vb / va)
             ratio = f"{statistics.median(ratios):.3f}" if ratios else "—"
             lines.append(f"| {title} | {fmt.format(a['median'])} | {fmt.format(b['median'])} | {ratio} |")
         lines.append("")
+
+    comparison("sluice+scrape", "Metrics collection (`sluice+scrape`: admin endpoint present and scraped every 1 s, "
+               "vs `sluice`: no admin endpoint; the per-connection bookkeeping runs in both):")
+    comparison("sluice-nometrics", "Metrics bookkeeping (`sluice-nometrics`: built with `SLUICE_EXACT_METRICS=OFF`, "
+               "so no time integral or histogram is kept, vs `sluice`: the exact integrals and histograms "
+               "updated at every change):")
+    comparison("sluice-nosplice", "Zero-copy (`sluice-nosplice`: `splice: false`, every byte read into a "
+               "pooled buffer and written out, vs `sluice`: bulk transfers through `splice(2)`):",
+               tests=("big", "iperf1", "iperf4"))
+    comparison("sluice-w2", "Workers (`sluice-w2`: `workers: 2` on both CPUs, vs `sluice`: one worker on CPU 0). "
+               "This machine has 2 cores and the load generator and the backends run on CPU 1, so with two "
+               "workers Sluice competes with them for that core: where wrk and nginx on CPU 1 were already "
+               "the bottleneck for one worker (see the CPU table), a second worker cannot raise req/s, and "
+               "this figure says nothing of how Sluice scales on a machine with cores to spare:",
+               tests=("ka", "close", "big", "iperf4"))
 
     lines.append("Targets (Sluice single worker vs HAProxy single thread, same run, medians):")
     lines.append("")
@@ -1224,6 +1246,7 @@ def main():
     parser.add_argument("--sluice-prof", help="a Sluice built with -g for the profile (bench.sh builds it)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--sluice", required=True)
+    parser.add_argument("--sluice-nometrics", help="Sluice built with SLUICE_EXACT_METRICS=OFF (bench.sh builds it)")
     parser.add_argument("--idleconns", required=True)
     args = parser.parse_args()
     # --quick changes the defaults; explicit values win

@@ -1,0 +1,218 @@
+#include "sluice/engine.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "sluice/backends_json.hpp"
+#include "sluice/sockaddr_text.hpp"
+
+namespace sluice {
+
+namespace {
+
+// How often replaced services and listeners are checked for their last session.
+constexpr std::uint64_t kReapIntervalMs = 1000;
+
+}  // namespace
+
+Engine::Engine(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bool reuse_port)
+    : loop_(loop), number_(number), reuse_port_(reuse_port), worker_(loop) {
+  worker_.descriptor_ceiling = descriptor_ceiling;
+  uv_timer_init(loop_, &reap_timer_);
+  reap_timer_.data = this;
+}
+
+Engine::~Engine() {
+  listeners_.clear();
+  retired_listeners_.clear();
+  services_.clear();
+  retired_services_.clear();
+}
+
+bool Engine::start(const Config& config, std::string& why) {
+  // Nothing here blocks on DNS: named backends start down and come up with their first answer.
+  for (const ServiceConfig& service : config.services) services_[service.name] = make_service(service, nullptr);
+  for (const ListenerConfig& listener_config : config.listeners) {
+    auto listener = open_listener(listener_config, *services_.at(listener_config.service).service, why);
+    if (!listener) return false;
+    listeners_.push_back(std::move(listener));
+  }
+  return true;
+}
+
+void Engine::start_monitors() {
+  for (auto& [name, entry] : services_) entry.monitor->start();
+}
+
+Engine::ServiceEntry Engine::make_service(const ServiceConfig& config, const Service* previous) {
+  ServiceEntry entry;
+  entry.service = std::make_unique<Service>(config, uv_hrtime());
+  if (previous != nullptr) entry.service->inherit_state(*previous);
+  entry.monitor = std::make_unique<ServiceMonitor>(loop_, *entry.service);
+  return entry;
+}
+
+std::unique_ptr<Listener> Engine::open_listener(const ListenerConfig& config, Service& service, std::string& why) {
+  sockaddr_storage bind{};
+  if (!resolve_blocking(config.bind, bind, why)) {
+    why = "listener " + config.name + ": cannot resolve bind address " + config.bind.to_string() + ": " + why;
+    return nullptr;
+  }
+  auto listener = std::make_unique<Listener>(worker_, config, service);
+  if (!listener->start(reinterpret_cast<const sockaddr*>(&bind), reuse_port_, why)) {
+    why = "listener " + config.name + ": " + why;
+    retire(std::move(listener));  // its socket handle closes on the next loop turn
+    return nullptr;
+  }
+  return listener;
+}
+
+std::vector<std::string> Engine::bound_addresses() const {
+  std::vector<std::string> addresses;
+  for (const auto& listener : listeners_) addresses.push_back(listener->bound_address());
+  return addresses;
+}
+
+std::vector<std::uint16_t> Engine::bound_ports() const {
+  std::vector<std::uint16_t> ports;
+  for (const auto& listener : listeners_) ports.push_back(listener->bound_port());
+  return ports;
+}
+
+std::vector<const Service*> Engine::service_list() const {
+  std::vector<const Service*> services;
+  for (const auto& [name, entry] : services_) services.push_back(entry.service.get());
+  return services;
+}
+
+std::vector<prometheus::MetricFamily> Engine::collect_metrics(const DaemonStats& daemon, std::uint64_t now_ns) const {
+  std::vector<const Listener*> listeners;
+  for (const auto& listener : listeners_) listeners.push_back(listener.get());
+  auto families = sluice::collect_metrics(listeners, service_list(), daemon, now_ns);
+  families.push_back(worker_accepted_family(number_, worker_.accepted_total));
+  return families;
+}
+
+std::string Engine::render_backends_json(std::uint64_t now_ns, double unix_now_seconds) const {
+  return sluice::render_backends_json(service_list(), now_ns, unix_now_seconds);
+}
+
+// --- drain and shutdown -----------------------------------------------------------------------
+
+void Engine::begin_drain(std::function<void()> on_drained) {
+  for (auto& listener : listeners_) listener->stop_accepting();
+  if (worker_.session_count == 0) {
+    on_drained();
+    return;
+  }
+  worker_.on_last_session_closed = std::move(on_drained);
+}
+
+void Engine::close_handles() {
+  if (handles_closed_) return;
+  handles_closed_ = true;
+  for (auto& listener : listeners_) listener->stop_accepting();
+  uv_close(reinterpret_cast<uv_handle_t*>(&reap_timer_), nullptr);
+  for (auto& [name, entry] : services_) entry.monitor->stop();
+  for (auto& entry : retired_services_) entry.monitor->stop();
+}
+
+// --- live reload ------------------------------------------------------------------------------
+
+bool Engine::apply(const Config& next, std::string& why) {
+  // 1. Services: an unchanged one is kept as it is (queues, slots, counters); a changed or new
+  //    one is built fresh, starting from the old backends' addresses and health.
+  Services fresh;
+  auto service_for = [&](const std::string& name) -> Service& {
+    auto it = fresh.find(name);
+    return it != fresh.end() ? *it->second.service : *services_.at(name).service;
+  };
+  for (const ServiceConfig& config : next.services) {
+    auto old = services_.find(config.name);
+    if (old != services_.end() && old->second.service->config() == config) continue;
+    fresh[config.name] = make_service(config, old != services_.end() ? old->second.service.get() : nullptr);
+  }
+
+  // 2. Listeners, matched by bind address: a kept one keeps its socket, so no client is refused.
+  //    New sockets are bound before anything changes; if one fails, the reload is undone.
+  std::vector<std::unique_ptr<Listener>> opened(next.listeners.size());
+  std::vector<Listener*> reused(next.listeners.size(), nullptr);
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    const ListenerConfig& config = next.listeners[i];
+    for (auto& listener : listeners_) {
+      if (listener->config().bind == config.bind &&
+          std::find(reused.begin(), reused.end(), listener.get()) == reused.end()) {
+        reused[i] = listener.get();
+        break;
+      }
+    }
+    if (reused[i] != nullptr) continue;
+    opened[i] = open_listener(config, service_for(config.service), why);
+    if (!opened[i]) {
+      for (auto& listener : opened) {
+        if (listener) retire(std::move(listener));
+      }
+      for (auto& [name, entry] : fresh) retire(std::move(entry));
+      return false;
+    }
+  }
+
+  // 3. Commit. Sessions already open keep the listener and service they started with.
+  std::vector<std::unique_ptr<Listener>> listeners;
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    if (opened[i]) {
+      listeners.push_back(std::move(opened[i]));
+      continue;
+    }
+    auto it = std::find_if(listeners_.begin(), listeners_.end(),
+                           [&](const auto& listener) { return listener.get() == reused[i]; });
+    (*it)->reconfigure(next.listeners[i], service_for(next.listeners[i].service));
+    listeners.push_back(std::move(*it));
+  }
+  for (auto& listener : listeners_) {
+    if (listener) retire(std::move(listener));
+  }
+  listeners_ = std::move(listeners);
+
+  for (auto& [name, entry] : services_) {
+    if (fresh.count(name) != 0 || next.find_service(name) == nullptr) retire(std::move(entry));
+  }
+  std::erase_if(services_, [](const auto& item) { return !item.second.service; });
+  for (auto& [name, entry] : fresh) {
+    entry.monitor->start();
+    services_[name] = std::move(entry);
+  }
+  return true;
+}
+
+void Engine::retire(ServiceEntry entry) {
+  retired_services_.push_back(std::move(entry));
+  start_reaping();
+}
+
+void Engine::retire(std::unique_ptr<Listener> listener) {
+  listener->stop_accepting();
+  retired_listeners_.push_back(std::move(listener));
+  start_reaping();
+}
+
+void Engine::start_reaping() {
+  if (handles_closed_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&reap_timer_))) return;
+  uv_timer_start(
+      &reap_timer_, [](uv_timer_t* timer) { static_cast<Engine*>(timer->data)->reap_retired(); }, 0,
+      kReapIntervalMs);
+}
+
+void Engine::reap_retired() {
+  std::erase_if(retired_listeners_, [](const auto& listener) { return listener->finished(); });
+  std::erase_if(retired_services_, [](ServiceEntry& entry) {
+    // Its health checks run on while queued or active sessions may still need a backend.
+    if (entry.service->in_use()) return false;
+    entry.monitor->stop();
+    return entry.monitor->finished();
+  });
+  if (retired_listeners_.empty() && retired_services_.empty()) uv_timer_stop(&reap_timer_);
+}
+
+}  // namespace sluice

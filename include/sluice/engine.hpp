@@ -1,0 +1,97 @@
+#pragma once
+// One event loop's share of the daemon: its services (with their resolvers and health checks), its
+// listeners, its sessions, and the live-reload swap of all three. With `workers: N` the daemon
+// runs N engines, each on a loop and thread of its own with its own SO_REUSEPORT listeners, so
+// nothing in an engine is shared or locked. Every method runs on the engine's loop thread.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+#include <uv.h>
+
+#include "sluice/config.hpp"
+#include "sluice/listener.hpp"
+#include "sluice/metrics.hpp"
+#include "sluice/service.hpp"
+#include "sluice/service_monitor.hpp"
+#include "sluice/worker.hpp"
+
+namespace sluice {
+
+class Engine {
+ public:
+  /// `number`: the worker's number, 1..N. `reuse_port`: listeners set SO_REUSEPORT, so that the
+  /// engines of one process share a port.
+  Engine(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bool reuse_port);
+  ~Engine();  // after the loop has ended
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Builds the services and binds the listeners of `config`; false with `why` on the first
+  /// listener that cannot bind (the caller then closes everything).
+  bool start(const Config& config, std::string& why);
+  /// Starts resolving names and health-checking backends.
+  void start_monitors();
+
+  /// Live reload: a valid config replaces the running one. New listener sockets are bound before
+  /// anything changes; if one fails, nothing changes and `why` says which.
+  bool apply(const Config& next, std::string& why);
+
+  /// "ip:port" actually bound by each listener, in config order (the real port when 0 was asked).
+  std::vector<std::string> bound_addresses() const;
+  /// The port each listener bound, in config order.
+  std::vector<std::uint16_t> bound_ports() const;
+
+  /// Stops accepting; `on_drained` runs (on this loop) once no session is left, perhaps at once.
+  void begin_drain(std::function<void()> on_drained);
+  /// Ends every session now.
+  void abort_sessions() { worker_.abort_all_sessions(); }
+  std::size_t session_count() const { return worker_.session_count; }
+
+  /// Stops the timers, checks and lookups, so the loop can end once the sessions have.
+  void close_handles();
+
+  /// This engine's metric families (see collect_metrics), `daemon` included as given, and its own
+  /// sluice_worker_connections_accepted_total{worker}.
+  std::vector<prometheus::MetricFamily> collect_metrics(const DaemonStats& daemon, std::uint64_t now_ns) const;
+  /// The GET /backends document of this engine's services.
+  std::string render_backends_json(std::uint64_t now_ns, double unix_now_seconds) const;
+
+ private:
+  // A service with what keeps its backends current. The monitor goes first (declared last).
+  struct ServiceEntry {
+    std::unique_ptr<Service> service;
+    std::unique_ptr<ServiceMonitor> monitor;
+  };
+  using Services = std::map<std::string, ServiceEntry>;
+
+  ServiceEntry make_service(const ServiceConfig& config, const Service* previous);
+  /// Binds a listener for `config` in front of `service`; nullptr with `why` on failure.
+  std::unique_ptr<Listener> open_listener(const ListenerConfig& config, Service& service, std::string& why);
+  std::vector<const Service*> service_list() const;
+
+  void retire(ServiceEntry entry);
+  void retire(std::unique_ptr<Listener> listener);
+  /// Frees replaced services and listeners once no session refers to them.
+  void start_reaping();
+  void reap_retired();
+
+  uv_loop_t* loop_;
+  std::uint32_t number_;
+  bool reuse_port_;
+  Worker worker_;
+  Services services_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<ServiceEntry> retired_services_;
+  std::vector<std::unique_ptr<Listener>> retired_listeners_;
+  uv_timer_t reap_timer_;
+  bool handles_closed_ = false;
+};
+
+}  // namespace sluice
