@@ -487,6 +487,7 @@ class ConfigParser {
     }
     keys.read("idle_timeout", listener.idle_timeout, duration_value(Zero::refused));
     keys.read("backlog", listener.backlog, uint_value(1, 65535));
+    keys.read("splice", listener.splice, bool_value);
     keys.finish();
     return listener;
   }

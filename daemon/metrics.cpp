@@ -71,9 +71,15 @@ const std::array<Column<Listener>, 1> kListenerColumnsBeforeRejected = {{
      }},
 }};
 
-const std::array<Column<Listener>, 1> kListenerColumnsAfterRejected = {{
+const std::array<Column<Listener>, 2> kListenerColumnsAfterRejected = {{
     {"sluice_listener_connections_active", "Clients connected now.", MetricType::Gauge,
      [](ClientMetric& m, const Listener& l, std::uint64_t) { m.gauge.value = l.stats().active; }},
+    {"sluice_listener_spliced_bytes_total",
+     "Bytes forwarded with splice(2) through a kernel pipe, without a copy (both directions).",
+     MetricType::Counter,
+     [](ClientMetric& m, const Listener& l, std::uint64_t) {
+       m.counter.value = to_double(l.stats().spliced_bytes_total);
+     }},
 }};
 
 const std::array<Column<Service>, 3> kServiceColumns = {{

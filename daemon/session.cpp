@@ -1,9 +1,11 @@
 #include "sluice/session.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <unistd.h>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -30,6 +32,11 @@ bool was_reset(uv_stream_t* stream) {
   return getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == ECONNRESET;
 }
 
+int descriptor_of(uv_stream_t* stream) {
+  uv_os_fd_t fd;
+  return uv_fileno(reinterpret_cast<uv_handle_t*>(stream), &fd) == 0 ? fd : -1;
+}
+
 // Out of descriptors or memory here, not a fault of the backend.
 bool is_local_error(int status) {
   return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS || status == UV_ENOMEM;
@@ -49,13 +56,14 @@ Session::Session(Listener& listener)
 }
 
 Session::~Session() {
-  for (Pipe* pipe : {&upstream_, &downstream_}) {
-    if (pipe->reading_into != nullptr) worker_.buffers.give_back(pipe->reading_into);
-    while (pipe->waiting_head != nullptr) {
-      Chunk* next = pipe->waiting_head->next;
-      worker_.buffers.give_back(pipe->waiting_head);
-      pipe->waiting_head = next;
+  for (Direction* direction : {&upstream_, &downstream_}) {
+    if (direction->reading_into != nullptr) worker_.buffers.give_back(direction->reading_into);
+    while (direction->waiting_head != nullptr) {
+      Chunk* next = direction->waiting_head->next;
+      worker_.buffers.give_back(direction->waiting_head);
+      direction->waiting_head = next;
     }
+    direction->pump.release(worker_.pipes);
   }
   if (access_log_enabled()) write_access_log();
   listener_.session_closed();
@@ -164,20 +172,9 @@ void Session::on_dispatched(Backend& backend) {
 
 void Session::watch_waiting_client() {
   if (client_watch_ != nullptr) return;
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&client_), &fd) != 0) return;
-  // libuv allows one handle per descriptor, hence the duplicate. Only errors are of interest:
-  // epoll reports EPOLLERR/EPOLLHUP whatever was asked, and a reset raises them.
-  auto* watch = new ClientWatch{{}, dup(fd)};
-  if (watch->fd < 0 || uv_poll_init(worker_.loop, &watch->poll, watch->fd) != 0) {
-    if (watch->fd >= 0) ::close(watch->fd);
-    delete watch;
-    return;
-  }
-  client_watch_ = watch;
-  watch->poll.data = this;
-  ++open_handles_;
-  uv_poll_start(&watch->poll, UV_PRIORITIZED, [](uv_poll_t* poll, int, int) {
+  // Only errors are of interest: epoll reports EPOLLERR/EPOLLHUP whatever was asked, and a reset
+  // raises them. A queued client's reset must be seen even when descriptors run short.
+  client_watch_ = open_watch(stream(client_), UV_PRIORITIZED, [](uv_poll_t* poll, int, int) {
     Session* self = owner_of(poll->data);
     int error = 0;
     socklen_t length = sizeof error;
@@ -185,15 +182,34 @@ void Session::watch_waiting_client() {
     if (error == 0 && self->phase_ == Phase::waiting) return;
     self->stop_watching_client();
     if (self->phase_ == Phase::waiting) self->turn_away(RejectReason::abandoned, "abandoned");
-  });
+  }, std::numeric_limits<int>::max());
 }
 
-void Session::stop_watching_client() {
-  if (client_watch_ == nullptr) return;
-  ClientWatch* watch = client_watch_;
-  client_watch_ = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll), [](uv_handle_t* closed) {
-    auto* done = reinterpret_cast<ClientWatch*>(closed);  // poll is the first member
+void Session::stop_watching_client() { close_watch(client_watch_); }
+
+Session::SocketWatch* Session::open_watch(uv_stream_t* socket, int events, uv_poll_cb on_event,
+                                          int descriptor_ceiling) {
+  const int fd = descriptor_of(socket);
+  if (fd < 0) return nullptr;
+  auto* watch = new SocketWatch{{}, fcntl(fd, F_DUPFD_CLOEXEC, 0)};
+  if (watch->fd < 0 || watch->fd >= descriptor_ceiling ||
+      uv_poll_init(worker_.loop, &watch->poll, watch->fd) != 0) {
+    if (watch->fd >= 0) ::close(watch->fd);
+    delete watch;
+    return nullptr;
+  }
+  watch->poll.data = this;
+  ++open_handles_;
+  uv_poll_start(&watch->poll, events, on_event);
+  return watch;
+}
+
+void Session::close_watch(SocketWatch*& watch) {
+  if (watch == nullptr) return;
+  SocketWatch* closing = watch;
+  watch = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&closing->poll), [](uv_handle_t* closed) {
+    auto* done = reinterpret_cast<SocketWatch*>(closed);  // poll is the first member
     Session* self = owner_of(closed->data);
     ::close(done->fd);
     delete done;
@@ -288,58 +304,67 @@ void Session::on_connected() {
 
 // --- splicing ---------------------------------------------------------------------------------
 
-void Session::start_reading(Pipe& pipe) {
-  if (pipe.reading || pipe.eof || phase_ == Phase::closing) return;
-  pipe.reading = true;
+void Session::start_reading(Direction& direction) {
+  if (direction.reading || direction.eof || phase_ == Phase::closing) return;
+  direction.reading = true;
   uv_read_start(
-      pipe.source,
+      direction.source,
       [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
         Session* self = owner_of(handle->data);
-        Pipe& pipe = self->pipe_from(reinterpret_cast<uv_stream_t*>(handle));
-        pipe.reading_into = self->worker_.buffers.take();
-        *buf = uv_buf_init(pipe.reading_into->data, Chunk::kCapacity);
+        Direction& direction = self->direction_from(reinterpret_cast<uv_stream_t*>(handle));
+        if (direction.transfer == Transfer::splice) {
+          // No buffer: libuv reads nothing and reports UV_ENOBUFS, and the bytes are spliced.
+          *buf = uv_buf_init(nullptr, 0);
+          return;
+        }
+        direction.reading_into = self->worker_.buffers.take();
+        *buf = uv_buf_init(direction.reading_into->data, Chunk::kCapacity);
       },
       [](uv_stream_t* source, ssize_t nread, const uv_buf_t*) {
         Session* self = owner_of(source->data);
-        self->on_read(self->pipe_from(source), nread);
+        self->on_read(self->direction_from(source), nread);
       });
 }
 
-void Session::stop_reading(Pipe& pipe) {
-  if (!pipe.reading || phase_ == Phase::closing) return;
-  pipe.reading = false;
-  uv_read_stop(pipe.source);
+void Session::stop_reading(Direction& direction) {
+  if (!direction.reading || phase_ == Phase::closing) return;
+  direction.reading = false;
+  uv_read_stop(direction.source);
 }
 
-void Session::on_read(Pipe& pipe, ssize_t nread) {
-  Chunk* chunk = pipe.reading_into;
-  pipe.reading_into = nullptr;
+void Session::on_read(Direction& direction, ssize_t nread) {
+  if (nread == UV_ENOBUFS && direction.transfer == Transfer::splice) {
+    on_readable_for_splice(direction);
+    return;
+  }
+  Chunk* chunk = direction.reading_into;
+  direction.reading_into = nullptr;
   if (nread > 0) {
     chunk->length = static_cast<std::size_t>(nread);
-    pipe.bytes_total += chunk->length;
-    if (&pipe == &downstream_) backend_->stats.received_bytes_total += chunk->length;
-    pipe.unsent_bytes += chunk->length;
+    // A full chunk says more is coming: bulk, worth the pipe's two extra descriptors.
+    if (chunk->length == Chunk::kCapacity && !direction.splice_refused) direction.splice_wanted = true;
+    direction.bytes_total += chunk->length;
+    if (&direction == &downstream_) backend_->stats.received_bytes_total += chunk->length;
+    direction.unsent_bytes += chunk->length;
     last_activity_ms_ = uv_now(worker_.loop);
     if (phase_ == Phase::splicing) {
-      write(pipe, chunk);
+      write(direction, chunk);
     } else {
-      (pipe.waiting_tail != nullptr ? pipe.waiting_tail->next : pipe.waiting_head) = chunk;
-      pipe.waiting_tail = chunk;
+      (direction.waiting_tail != nullptr ? direction.waiting_tail->next : direction.waiting_head) = chunk;
+      direction.waiting_tail = chunk;
     }
-    if (pipe.unsent_bytes > kHighWatermarkBytes) {
-      stop_reading(pipe);
+    if (direction.unsent_bytes > kHighWatermarkBytes) {
+      stop_reading(direction);
       if (phase_ == Phase::waiting) watch_waiting_client();
     }
+    switch_to_splice_when_idle(direction);
     return;
   }
   if (chunk != nullptr) worker_.buffers.give_back(chunk);
   if (nread == 0) return;  // nothing this time (EAGAIN)
-  if (nread == UV_EOF && !was_reset(pipe.source)) {
-    pipe.eof = true;
-    pipe.reading = false;  // libuv stops reading at EOF by itself
-    if (end_reason_ == nullptr) end_reason_ = &pipe == &upstream_ ? "client_close" : "backend_close";
-    if (phase_ == Phase::splicing) pass_on_eof(pipe);
-    if (phase_ == Phase::waiting && &pipe == &upstream_) watch_waiting_client();
+  if (nread == UV_EOF && !was_reset(direction.source)) {
+    direction.reading = false;  // libuv stops reading at EOF by itself
+    on_source_eof(direction);
     return;
   }
   if (phase_ == Phase::waiting) {
@@ -348,74 +373,205 @@ void Session::on_read(Pipe& pipe, ssize_t nread) {
     return;
   }
   // The source failed (ECONNRESET and the like): pass it on to the other side as a reset.
-  finish("reset", &pipe == &upstream_ ? &backend_socket_ : &client_);
+  finish("reset", tcp(direction.sink));
 }
 
-void Session::write(Pipe& pipe, Chunk* chunk) {
-  if (&pipe == &upstream_) backend_->stats.sent_bytes_total += chunk->length;
+void Session::on_source_eof(Direction& direction) {
+  direction.eof = true;
+  if (end_reason_ == nullptr) end_reason_ = &direction == &upstream_ ? "client_close" : "backend_close";
+  if (phase_ == Phase::splicing) pass_on_eof(direction);
+  if (phase_ == Phase::waiting && &direction == &upstream_) watch_waiting_client();
+}
+
+void Session::write(Direction& direction, Chunk* chunk) {
+  if (&direction == &upstream_) backend_->stats.sent_bytes_total += chunk->length;
   uv_buf_t buf = uv_buf_init(chunk->data, static_cast<unsigned>(chunk->length));
-  if (uv_stream_get_write_queue_size(pipe.sink) == 0) {
+  if (uv_stream_get_write_queue_size(direction.sink) == 0) {
     // Nothing queued: most writes complete here, without a request or a callback.
-    int written = uv_try_write(pipe.sink, &buf, 1);
+    int written = uv_try_write(direction.sink, &buf, 1);
     if (written == static_cast<int>(chunk->length)) {
-      pipe.unsent_bytes -= chunk->length;
+      direction.unsent_bytes -= chunk->length;
       worker_.buffers.give_back(chunk);
       return;
     }
     if (written > 0) {
-      pipe.unsent_bytes -= static_cast<std::size_t>(written);
+      direction.unsent_bytes -= static_cast<std::size_t>(written);
       chunk->length -= static_cast<std::size_t>(written);
       buf = uv_buf_init(chunk->data + written, static_cast<unsigned>(chunk->length));
     } else if (written != UV_EAGAIN) {
-      on_written(pipe, chunk, written);
+      on_written(direction, chunk, written);
       return;
     }
   }
   chunk->write_req.data = this;
-  int rc = uv_write(&chunk->write_req, pipe.sink, &buf, 1, [](uv_write_t* req, int status) {
+  int rc = uv_write(&chunk->write_req, direction.sink, &buf, 1, [](uv_write_t* req, int status) {
     Session* self = owner_of(req->data);
     Chunk* written = reinterpret_cast<Chunk*>(reinterpret_cast<char*>(req) - offsetof(Chunk, write_req));
     self->on_written(req->handle == self->upstream_.sink ? self->upstream_ : self->downstream_,
                      written, status);
   });
-  if (rc != 0) on_written(pipe, chunk, rc);
+  if (rc != 0) on_written(direction, chunk, rc);
 }
 
-void Session::on_written(Pipe& pipe, Chunk* chunk, int status) {
-  pipe.unsent_bytes -= chunk->length;
+void Session::on_written(Direction& direction, Chunk* chunk, int status) {
+  direction.unsent_bytes -= chunk->length;
   worker_.buffers.give_back(chunk);
   if (status == UV_ECANCELED) return;  // the session is closing
   if (status < 0) {
     // The sink's peer is gone: tell the source's peer with a reset rather than a clean close.
-    finish("reset", &pipe == &upstream_ ? &client_ : &backend_socket_);
+    finish("reset", tcp(direction.source));
     return;
   }
-  if (!pipe.reading && phase_ == Phase::splicing && pipe.unsent_bytes <= kLowWatermarkBytes) {
-    start_reading(pipe);
+  switch_to_splice_when_idle(direction);
+  if (!direction.reading && phase_ == Phase::splicing && direction.unsent_bytes <= kLowWatermarkBytes) {
+    start_reading(direction);
   }
 }
 
-void Session::pass_on_eof(Pipe& pipe) {
-  if (pipe.shutdown_started) return;
-  pipe.shutdown_started = true;
-  pipe.shutdown_req.data = this;
+void Session::pass_on_eof(Direction& direction) {
+  if (direction.shutdown_started) return;
+  direction.shutdown_started = true;
+  direction.shutdown_req.data = this;
   // uv_shutdown waits for the pending writes, so the FIN follows the last byte.
-  int rc = uv_shutdown(&pipe.shutdown_req, pipe.sink, [](uv_shutdown_t* req, int status) {
+  int rc = uv_shutdown(&direction.shutdown_req, direction.sink, [](uv_shutdown_t* req, int status) {
     Session* self = owner_of(req->data);
     self->on_shutdown(req == &self->upstream_.shutdown_req ? self->upstream_ : self->downstream_,
                       status);
   });
-  if (rc != 0) on_shutdown(pipe, rc);
+  if (rc != 0) on_shutdown(direction, rc);
 }
 
-void Session::on_shutdown(Pipe& pipe, int status) {
+void Session::on_shutdown(Direction& direction, int status) {
   if (status == UV_ECANCELED) return;
   if (status < 0) {
-    finish("reset", &pipe == &upstream_ ? &client_ : &backend_socket_);
+    finish("reset", &direction == &upstream_ ? &client_ : &backend_socket_);
     return;
   }
-  pipe.done = true;
+  direction.done = true;
   if (upstream_.done && downstream_.done) finish(end_reason_);
+}
+
+// --- zero-copy: splice(2) through a kernel pipe -------------------------------------------------
+
+void Session::switch_to_splice_when_idle(Direction& direction) {
+  // Only with nothing in flight, so that no spliced byte can overtake a queued chunk.
+  if (!direction.splice_wanted || direction.transfer == Transfer::splice || phase_ != Phase::splicing ||
+      direction.unsent_bytes != 0 || direction.waiting_head != nullptr || !listener_.config().splice) {
+    return;
+  }
+  direction.splice_wanted = false;
+  direction.transfer = Transfer::splice;
+}
+
+void Session::on_readable_for_splice(Direction& direction) {
+  const SplicePump::Result result = direction.pump.pump(descriptor_of(direction.source), descriptor_of(direction.sink),
+                                                        worker_.pipes, worker_.descriptor_ceiling);
+  count_spliced(direction, result);
+  // Readable, yet splice found nothing: urgent data (which splice stops at) or a stale event.
+  if (result.outcome == SplicePump::Outcome::idle && result.bytes_in == 0) {
+    read_one_chunk(direction);
+    return;
+  }
+  act_on(direction, result);
+}
+
+void Session::on_sink_writable(Direction& direction, int status) {
+  const SplicePump::Result result = direction.pump.drain(descriptor_of(direction.sink), worker_.pipes);
+  count_spliced(direction, result);
+  if (result.outcome == SplicePump::Outcome::sink_blocked) {
+    // libuv stops a poll that reports an error; a sink that failed without splice saying so is
+    // treated as gone.
+    if (status < 0) finish("reset", tcp(direction.source));
+    return;
+  }
+  close_watch(direction.sink_watch);
+  act_on(direction, result);
+  if (result.outcome == SplicePump::Outcome::idle) start_reading(direction);
+}
+
+void Session::count_spliced(Direction& direction, const SplicePump::Result& result) {
+  // As the chunk path counts a read and a write; bytes in the pipe are unsent bytes.
+  if (result.bytes_in > 0) {
+    direction.bytes_total += result.bytes_in;
+    direction.unsent_bytes += result.bytes_in;
+    if (&direction == &downstream_) backend_->stats.received_bytes_total += result.bytes_in;
+    last_activity_ms_ = uv_now(worker_.loop);
+  }
+  direction.unsent_bytes -= result.bytes_out;
+  if (&direction == &upstream_) backend_->stats.sent_bytes_total += result.bytes_out;
+  listener_.count_spliced(result.bytes_out);
+}
+
+void Session::act_on(Direction& direction, const SplicePump::Result& result) {
+  using Outcome = SplicePump::Outcome;
+  switch (result.outcome) {
+    case Outcome::idle:
+      return;
+    case Outcome::sink_blocked:
+      // The pipe is the buffer now (at most its 256 KiB): read no more until the sink took it all.
+      stop_reading(direction);
+      if (direction.sink_watch == nullptr) {
+        direction.sink_watch = open_watch(direction.sink, UV_WRITABLE, [](uv_poll_t* poll, int status, int) {
+          Session* self = owner_of(poll->data);
+          const bool upstream = self->upstream_.sink_watch != nullptr && &self->upstream_.sink_watch->poll == poll;
+          self->on_sink_writable(upstream ? self->upstream_ : self->downstream_, status);
+        }, worker_.descriptor_ceiling);
+      }
+      if (direction.sink_watch == nullptr) spill_pipe(direction);
+      return;
+    case Outcome::source_eof:
+      if (was_reset(direction.source)) {
+        finish("reset", tcp(direction.sink));
+        return;
+      }
+      stop_reading(direction);  // libuv did not see the EOF, so it would keep reporting it
+      on_source_eof(direction);
+      return;
+    case Outcome::source_failed:
+      finish("reset", tcp(direction.sink));
+      return;
+    case Outcome::sink_failed:
+      finish("reset", tcp(direction.source));
+      return;
+    case Outcome::no_pipe:
+      read_one_chunk(direction);
+      return;
+    case Outcome::unsupported:
+      spdlog::debug("splice refused listener={} error={}: read/write for this direction", listener_.config().name,
+                    result.error);
+      direction.splice_refused = true;
+      direction.splice_wanted = false;
+      if (direction.pump.buffered_bytes() > 0) {
+        stop_reading(direction);
+        spill_pipe(direction);
+      } else {
+        direction.transfer = Transfer::chunks;
+      }
+      return;
+  }
+}
+
+void Session::spill_pipe(Direction& direction) {
+  // The pipe's bytes join libuv's write queue in order, as read bytes do; they stay counted as
+  // unsent until written. Splice resumes once everything is written.
+  direction.transfer = Transfer::chunks;
+  direction.splice_wanted = !direction.splice_refused;
+  while (direction.pump.buffered_bytes() > 0 && phase_ == Phase::splicing) {
+    Chunk* chunk = worker_.buffers.take();
+    chunk->length = direction.pump.copy_out(chunk->data, Chunk::kCapacity, worker_.pipes);
+    if (chunk->length == 0) {  // our own pipe unreadable: the stream cannot be kept whole
+      worker_.buffers.give_back(chunk);
+      finish("reset", tcp(direction.source));
+      return;
+    }
+    write(direction, chunk);
+  }
+  if (phase_ == Phase::splicing && direction.unsent_bytes <= kLowWatermarkBytes) start_reading(direction);
+}
+
+void Session::read_one_chunk(Direction& direction) {
+  direction.transfer = Transfer::chunks;
+  direction.splice_wanted = true;
 }
 
 void Session::on_timer() {
@@ -451,6 +607,8 @@ void Session::finish(const char* reason, uv_tcp_t* reset_socket) {
   end_reason_ = reason;
   service_.leave_queue(*this, uv_hrtime());
   stop_watching_client();
+  close_watch(upstream_.sink_watch);
+  close_watch(downstream_.sink_watch);
   close_handle(reinterpret_cast<uv_handle_t*>(&timer_), false);
   close_handle(reinterpret_cast<uv_handle_t*>(&client_), reset_socket == &client_);
   if (backend_open_) {

@@ -77,6 +77,7 @@ struct ListenerConfig {
   std::vector<Cidr> allow;             // empty means everyone
   Millis idle_timeout{300000};         // no byte either way for this long closes the session
   std::uint32_t backlog = 511;
+  bool splice = true;                  // bulk transfers zero-copy with splice(2); false: read/write only
 
   bool operator==(const ListenerConfig&) const = default;
 };

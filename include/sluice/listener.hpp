@@ -46,6 +46,7 @@ class Listener {
   void session_opened() { ++stats_.active; }
   void session_closed() { --stats_.active; }
   void reject(RejectReason reason) { stats_.reject(reason); }
+  void count_spliced(std::uint64_t bytes) { stats_.spliced_bytes_total += bytes; }
   const ListenerStats& stats() const { return stats_; }
 
  private:

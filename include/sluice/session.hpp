@@ -2,8 +2,10 @@
 // One proxied connection: the client socket, the backend socket, and the bytes between them.
 // Reads from one side are written to the other; when a side's unsent bytes pass the high
 // watermark its source stops reading until they drain below the low watermark. EOF becomes a
-// shutdown after pending writes; a reset is passed on as a reset. Knows nothing of YAML or
-// how the backend was chosen beyond asking its Service.
+// shutdown after pending writes; a reset is passed on as a reset. A direction that carries bulk
+// (a read filled a whole chunk) moves on to splice(2) through a kernel pipe, with the same
+// semantics (see SplicePump). Knows nothing of YAML or how the backend was chosen beyond asking
+// its Service.
 
 #include <cstdint>
 #include <vector>
@@ -12,6 +14,7 @@
 #include <uv.h>
 
 #include "sluice/buffer_pool.hpp"
+#include "sluice/splice_pump.hpp"
 #include "sluice/stats.hpp"
 #include "sluice/wait_queue.hpp"
 
@@ -55,24 +58,43 @@ class Session final : public Waiter {
   enum class Phase {
     waiting,     // no slot yet: asking the service, or in its queue (timer: queue timeout)
     connecting,  // slot taken, TCP connect to the backend under way (timer: connect timeout)
-    splicing,    // both sockets open, bytes flowing (timer: idle timeout)
+    splicing,    // both sockets open, bytes flowing, by read/write or splice(2) (timer: idle timeout)
     closing,     // handles closing; the session frees itself in the last close callback
   };
 
+  // A poll handle on a duplicate of one of the session's sockets: libuv allows one handle per
+  // descriptor, and the socket's own is busy with the stream.
+  struct SocketWatch {
+    uv_poll_t poll;  // first member: the close callback finds the watch from the handle
+    int fd;          // the duplicate, closed with the watch
+  };
+
+  // How a direction moves its bytes.
+  enum class Transfer {
+    chunks,  // read into pooled chunks, written with uv_write
+    splice,  // splice(2) source -> kernel pipe -> sink; libuv only says when the source is readable
+  };
+
   // One direction of the session: bytes read from `source` are written to `sink`.
-  struct Pipe {
+  struct Direction {
     uv_stream_t* source = nullptr;
     uv_stream_t* sink = nullptr;
     Chunk* reading_into = nullptr;  // chunk handed to libuv by the alloc callback
     Chunk* waiting_head = nullptr;  // read before the sink was connected, not yet written
     Chunk* waiting_tail = nullptr;
-    std::size_t unsent_bytes = 0;   // read but not yet acknowledged by the sink's writes
-    std::uint64_t bytes_total = 0;  // moved through this pipe
+    std::size_t unsent_bytes = 0;   // read but not yet written to the sink (chunks and pipe)
+    std::uint64_t bytes_total = 0;  // moved through this direction
     bool reading = false;
     bool eof = false;               // the source sent FIN
     bool shutdown_started = false;  // FIN passed on to the sink (after pending writes)
     bool done = false;              // the shutdown completed
     uv_shutdown_t shutdown_req;
+
+    Transfer transfer = Transfer::chunks;
+    bool splice_wanted = false;     // bulk seen: switch to splice once nothing is in flight
+    bool splice_refused = false;    // splice(2) failed on these sockets: chunks for good
+    SplicePump pump;                // holds a pipe only while bytes are in it
+    SocketWatch* sink_watch = nullptr;  // while the pipe waits for the sink to be writable
   };
 
   Session(Listener& listener);
@@ -84,13 +106,27 @@ class Session final : public Waiter {
   void on_connect_failed(const char* error);
   void begin_splicing();
 
-  void start_reading(Pipe& pipe);
-  void stop_reading(Pipe& pipe);
-  void on_read(Pipe& pipe, ssize_t nread);
-  void write(Pipe& pipe, Chunk* chunk);
-  void on_written(Pipe& pipe, Chunk* chunk, int status);
-  void pass_on_eof(Pipe& pipe);
-  void on_shutdown(Pipe& pipe, int status);
+  void start_reading(Direction& direction);
+  void stop_reading(Direction& direction);
+  void on_read(Direction& direction, ssize_t nread);
+  void write(Direction& direction, Chunk* chunk);
+  void on_written(Direction& direction, Chunk* chunk, int status);
+  void on_source_eof(Direction& direction);
+  void pass_on_eof(Direction& direction);
+  void on_shutdown(Direction& direction, int status);
+
+  // Zero-copy transfer (splice(2)) of a direction in bulk.
+  void switch_to_splice_when_idle(Direction& direction);
+  /// The source is readable (libuv was given no buffer, so it read nothing).
+  void on_readable_for_splice(Direction& direction);
+  void on_sink_writable(Direction& direction, int status);
+  void count_spliced(Direction& direction, const SplicePump::Result& result);
+  /// What a pump outcome means for the session: wait, fall back, end of stream or a reset.
+  void act_on(Direction& direction, const SplicePump::Result& result);
+  /// Sends the pipe's bytes through the read/write path when the sink cannot be waited for.
+  void spill_pipe(Direction& direction);
+  /// The next read of `direction` goes into a chunk; splice resumes once it is written.
+  void read_one_chunk(Direction& direction);
   void on_timer();
   void arm_timer(std::uint64_t timeout_ms);
   /// Ends a session that never reached a backend, counted against the listener.
@@ -100,14 +136,18 @@ class Session final : public Waiter {
   /// watched for a reset through a poll handle on a duplicate of its descriptor.
   void watch_waiting_client();
   void stop_watching_client();
+  /// nullptr when no duplicate below `descriptor_ceiling` or no handle could be had.
+  SocketWatch* open_watch(uv_stream_t* socket, int events, uv_poll_cb on_event, int descriptor_ceiling);
+  void close_watch(SocketWatch*& watch);
 
   /// Closes both sockets; with `reset_peer_of` set, that socket is closed with a RST.
   void finish(const char* reason, uv_tcp_t* reset_socket = nullptr);
   void close_handle(uv_handle_t* handle, bool reset);
   void on_handle_closed(uv_handle_t* handle);
 
-  Pipe& pipe_from(uv_stream_t* source) { return source == stream(client_) ? upstream_ : downstream_; }
+  Direction& direction_from(uv_stream_t* source) { return source == stream(client_) ? upstream_ : downstream_; }
   static uv_stream_t* stream(uv_tcp_t& tcp) { return reinterpret_cast<uv_stream_t*>(&tcp); }
+  static uv_tcp_t* tcp(uv_stream_t* stream) { return reinterpret_cast<uv_tcp_t*>(stream); }
 
   Listener& listener_;
   Service& service_;
@@ -130,13 +170,9 @@ class Session final : public Waiter {
   uv_tcp_t backend_socket_;
   uv_timer_t timer_;              // connect timeout, then idle timeout
   uv_connect_t connect_req_;
-  struct ClientWatch {
-    uv_poll_t poll;
-    int fd;  // a dup() of the client's descriptor, closed with the watch
-  };
-  ClientWatch* client_watch_ = nullptr;  // only while queued and not reading
-  Pipe upstream_;                 // client -> backend
-  Pipe downstream_;               // backend -> client
+  SocketWatch* client_watch_ = nullptr;  // only while queued and not reading
+  Direction upstream_;                 // client -> backend
+  Direction downstream_;               // backend -> client
 };
 
 }  // namespace sluice

@@ -26,6 +26,7 @@ struct ListenerStats {
   std::uint64_t accepted_total = 0;
   std::array<std::uint64_t, kRejectReasonNames.size()> rejected_total{};  // by RejectReason
   std::uint32_t active = 0;  // clients connected now
+  std::uint64_t spliced_bytes_total = 0;  // written to a sink by splice(2), without a copy
   void reject(RejectReason reason) { ++rejected_total[static_cast<std::size_t>(reason)]; }
 };
 

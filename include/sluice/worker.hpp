@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "sluice/buffer_pool.hpp"
+#include "sluice/pipe_pool.hpp"
 
 namespace sluice {
 
@@ -19,6 +20,7 @@ struct Worker {
 
   uv_loop_t* loop;
   BufferPool buffers;
+  PipePool pipes;  // for splice(2); its descriptors count against descriptor_ceiling
 
   // A client whose descriptor number reaches this is refused (descriptors are handed out lowest
   // first, so all below it are in use): the rest are kept for backend sockets and the admin. The

@@ -338,6 +338,24 @@ std::optional<SocketQueues> socket_queues(const std::string& filter, const std::
   return queues;
 }
 
+void read_slowly(Client& client, std::string& received) {
+  std::this_thread::sleep_for(250ms);  // the reader's pace, not a wait for the daemon
+  received += client.read_exact(256, 5s);
+}
+
+bool read_slowly_until_held_back(Client& client, std::string& received, const StreamServer& backend, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::uint64_t written = backend.written();
+  int still_reads = 0;
+  while (still_reads < 4 && Clock::now() < deadline) {
+    read_slowly(client, received);
+    const std::uint64_t now_written = backend.written();
+    still_reads = now_written == written ? still_reads + 1 : 0;
+    written = now_written;
+  }
+  return still_reads >= 4;
+}
+
 bool is_stream_prefix(const std::string& data, std::uint64_t seed) { return data == pattern(data.size(), seed); }
 
 std::vector<std::string> sorted(std::vector<std::string> values) {

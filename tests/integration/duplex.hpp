@@ -156,6 +156,13 @@ struct SocketQueues {
 };
 std::optional<SocketQueues> socket_queues(const std::string& filter, const std::string& state = "established");
 
+/// A reader of 1 KiB/s: waits 250 ms, then reads 256 bytes from `client` into `received`.
+void read_slowly(Client& client, std::string& received);
+/// Reads slowly until `backend` has written nothing more for 1 s (four reads): its send is blocked,
+/// held back through the proxy. False when that did not happen within `timeout`.
+bool read_slowly_until_held_back(Client& client, std::string& received, const StreamServer& backend,
+                                 Millis timeout = 20s);
+
 /// True when `data` equals the first data.size() bytes of ByteStream(seed).
 bool is_stream_prefix(const std::string& data, std::uint64_t seed);
 

@@ -25,6 +25,7 @@ std::string ConfigSpec::yaml() const {
         << "    service: " << listener.service << "\n";
     if (!listener.idle_timeout.empty()) out << "    idle_timeout: " << listener.idle_timeout << "\n";
     if (listener.max_connections != 0) out << "    max_connections: " << listener.max_connections << "\n";
+    if (listener.splice) out << "    splice: " << (*listener.splice ? "true" : "false") << "\n";
     if (!listener.allow.empty()) {
       out << "    allow: [";
       for (std::size_t i = 0; i < listener.allow.size(); ++i) out << (i ? ", \"" : "\"") << listener.allow[i] << "\"";

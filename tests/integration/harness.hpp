@@ -66,6 +66,7 @@ struct ListenerSpec {
   std::string idle_timeout{};  // empty: the daemon's default
   std::uint32_t max_connections = 0;  // 0: not written (the daemon's default)
   std::vector<std::string> allow{};   // source CIDRs; empty: not written (everyone)
+  std::optional<bool> splice{};       // nullopt: not written (the daemon's default, on)
 };
 
 struct ConfigSpec {

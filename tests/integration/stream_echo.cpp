@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
 #include <vector>
+
+#include <doctest/doctest.h>
 
 #include "client.hpp"
 #include "data.hpp"
@@ -75,6 +78,27 @@ StreamOutcome stream_echo(const Address& proxy, std::uint64_t size, std::uint64_
     outcome.failure = e.what();
   }
   return outcome;
+}
+
+std::vector<StreamOutcome> stream_echo_concurrently(const Address& proxy, int connections, std::uint64_t size,
+                                                    std::uint64_t first_seed, Millis stall_timeout) {
+  std::vector<StreamOutcome> outcomes(static_cast<std::size_t>(connections));
+  std::vector<std::jthread> clients;
+  for (int i = 0; i < connections; ++i) {
+    clients.emplace_back([&, i] { outcomes[i] = stream_echo(proxy, size, first_seed + i, stall_timeout); });
+  }
+  clients.clear();  // joins
+  return outcomes;
+}
+
+void check_streams_intact(const std::vector<StreamOutcome>& outcomes, std::uint64_t size) {
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    INFO("connection " << i << ": " << outcomes[i].failure);
+    CHECK(outcomes[i].failure.empty());
+    CHECK(outcomes[i].sent == size);
+    CHECK(outcomes[i].received == size);
+    CHECK(outcomes[i].received_sha == outcomes[i].sent_sha);
+  }
 }
 
 }  // namespace sluice::it

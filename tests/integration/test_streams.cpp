@@ -23,21 +23,9 @@ TEST_CASE("50 concurrent echo streams pass through the daemon byte for byte") {
   const Address proxy = daemon.wait_listening_on("web");
 
   const auto start = Clock::now();
-  std::vector<StreamOutcome> outcomes(connections);
-  {
-    std::vector<std::jthread> clients;
-    for (int i = 0; i < connections; ++i)
-      clients.emplace_back([&, i] { outcomes[i] = stream_echo(proxy, size, 1000 + i, 30s); });
-  }
+  const std::vector<StreamOutcome> outcomes = stream_echo_concurrently(proxy, connections, size, 1000, 30s);
   MESSAGE(connections << " x " << (size >> 20) << " MiB each way in " << elapsed_ms(start) << " ms");
-
-  for (int i = 0; i < connections; ++i) {
-    INFO("connection " << i << ": " << outcomes[i].failure);
-    CHECK(outcomes[i].failure.empty());
-    CHECK(outcomes[i].sent == size);
-    CHECK(outcomes[i].received == size);
-    CHECK(outcomes[i].received_sha == outcomes[i].sent_sha);
-  }
+  check_streams_intact(outcomes, size);
   CHECK(echo1.accepted() == connections / 2);  // round robin, equal weights
   CHECK(echo2.accepted() == connections / 2);
 }

@@ -46,6 +46,13 @@ services:
         address: 127.0.0.1:9000
 )";
 
+// `minimal` with one more line in its listener (line 5).
+std::string minimal_with_listener_line(const std::string& line) {
+  std::string yaml = minimal;
+  yaml.insert(yaml.find("services:"), line);
+  return yaml;
+}
+
 const std::vector<BrokenConfig> broken_configs = {
     {"empty file", "", {"t.yaml: config is empty"}},
     {"only comments", "# nothing here\n", {"t.yaml: config is empty"}},
@@ -271,6 +278,12 @@ services:
         address: 127.0.0.1:9000
 )",
      {"t.yaml:5:14: backlog: 70000 is out of range 1..65535"}},
+    {"splice not a boolean",
+     minimal_with_listener_line("    splice: auto\n"),
+     {"t.yaml:5:13: splice: expected true or false, got 'auto'"}},
+    {"splice misspelt",
+     minimal_with_listener_line("    splise: false\n"),
+     {"t.yaml:5:5: unknown key 'splise' in listener 'web'; did you mean 'splice'?"}},
     {"max_connections zero",
      R"(listeners:
   - name: web
@@ -592,6 +605,7 @@ TEST_CASE("defaults are applied to everything left out") {
   CHECK(listener.allow.empty());
   CHECK(listener.idle_timeout == Millis(5 * 60 * 1000));
   CHECK(listener.backlog == 511);
+  CHECK(listener.splice);
 
   REQUIRE(config.services.size() == 1);
   const auto& service = config.services[0];
@@ -633,6 +647,7 @@ TEST_CASE("a full config file is read into the struct, every key") {
   CHECK(web.allow[2].to_string() == "192.168.1.7/32");
   CHECK(web.idle_timeout == Millis(90000));
   CHECK(web.backlog == 1024);
+  CHECK_FALSE(web.splice);
 
   const auto& admin = config.listeners[1];
   CHECK(admin.name == "admin.v6");
@@ -640,6 +655,7 @@ TEST_CASE("a full config file is read into the struct, every key") {
   CHECK(admin.bind.port == 0);
   CHECK(admin.bind.to_string() == "[::1]:0");
   CHECK(admin.service == "api");
+  CHECK(admin.splice);  // left out: on
 
   REQUIRE(config.services.size() == 2);
   const auto& service = config.services[0];

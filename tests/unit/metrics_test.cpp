@@ -219,6 +219,7 @@ TEST_CASE("collect_metrics: every family of the contract, in order, with its typ
       {"sluice_listener_connections_accepted_total", MetricType::Counter},
       {"sluice_listener_connections_rejected_total", MetricType::Counter},
       {"sluice_listener_connections_active", MetricType::Gauge},
+      {"sluice_listener_spliced_bytes_total", MetricType::Counter},
       {"sluice_service_queue_length", MetricType::Gauge},
       {"sluice_service_queue_wait_seconds", MetricType::Histogram},
       {"sluice_service_queue_length_seconds_total", MetricType::Counter},
