@@ -105,7 +105,7 @@ void Listener::on_connection(int status) {
     session->refuse("max_connections");
     return;
   }
-  if (!is_allowed(session->client_address())) {
+  if (!config_.allow.empty() && !is_allowed(session->client_address())) {
     reject(RejectReason::not_allowed);
     session->refuse("not_allowed");
     return;

@@ -110,11 +110,17 @@ Session* Session::accept(Listener& listener, uv_stream_t* server) {
     session->finish("accept_failed");
     return nullptr;
   }
-  int length = sizeof session->client_address_;
-  uv_tcp_getpeername(&session->client_, reinterpret_cast<sockaddr*>(&session->client_address_),
-                     &length);
   uv_tcp_nodelay(&session->client_, 1);
+  if (access_log_enabled()) session->client_address();  // asked now: the socket is gone by the log line
   return session;
+}
+
+const sockaddr* Session::client_address() const {
+  if (client_address_.sin6_family == AF_UNSPEC) {
+    int length = sizeof client_address_;
+    uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&client_address_), &length);
+  }
+  return reinterpret_cast<const sockaddr*>(&client_address_);
 }
 
 int Session::client_descriptor() const {
@@ -252,6 +258,9 @@ void Session::connect_to(Backend& backend) {
     on_connect_failed(uv_err_name(rc));
     return;
   }
+  // Reading is asked for now, with the connect: libuv then registers the socket once for both,
+  // instead of twice (and reports nothing readable before the connect callback).
+  start_reading(downstream_);
   arm_timer(static_cast<std::uint64_t>(service_.config().connect_timeout.count()));
 }
 
@@ -264,6 +273,7 @@ void Session::on_connect_failed(const char* error) {
   tried_[backend_->index] = true;
   service_.record_health(*backend_, HealthEvidence::connect_failed, error, uv_hrtime());
   // The next try needs the socket handle back, which libuv returns only in the close callback.
+  downstream_.reading = false;  // that socket's read goes with it
   retry_after_close_ = attempts_ <= service_.config().retries;
   close_handle(reinterpret_cast<uv_handle_t*>(&backend_socket_), false);
   if (!retry_after_close_) turn_away(RejectReason::no_backend, "connect_failed");
@@ -431,6 +441,15 @@ void Session::on_written(Direction& direction, Chunk* chunk, int status) {
 void Session::pass_on_eof(Direction& direction) {
   if (direction.shutdown_started) return;
   direction.shutdown_started = true;
+  if (uv_stream_get_write_queue_size(direction.sink) == 0 && direction.pump.buffered_bytes() == 0) {
+    // Every byte is already with the kernel (the usual case): the FIN can follow at once. This
+    // spares uv_shutdown's writable watch, its extra loop turn and two epoll_ctl calls.
+    const int fd = descriptor_of(direction.sink);
+    int status = UV_EBADF;
+    if (fd >= 0) status = ::shutdown(fd, SHUT_WR) == 0 ? 0 : uv_translate_sys_error(errno);
+    on_shutdown(direction, status);
+    return;
+  }
   direction.shutdown_req.data = this;
   // uv_shutdown waits for the pending writes, so the FIN follows the last byte.
   int rc = uv_shutdown(&direction.shutdown_req, direction.sink, [](uv_shutdown_t* req, int status) {

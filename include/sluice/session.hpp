@@ -34,8 +34,9 @@ class Session final : public Waiter {
   /// if accept fails. The session owns itself from here on and frees itself once closed.
   static Session* accept(Listener& listener, uv_stream_t* server);
 
-  /// The client's address (AF_INET or AF_INET6).
-  const sockaddr* client_address() const { return reinterpret_cast<const sockaddr*>(&client_address_); }
+  /// The client's address (AF_INET or AF_INET6), asked of the socket on first use (at accept when
+  /// the access log is on): most sessions never need it, and getpeername is a syscall each.
+  const sockaddr* client_address() const;
   /// The client socket's descriptor number (-1 if it has none).
   int client_descriptor() const;
 
@@ -165,7 +166,7 @@ class Session final : public Waiter {
   const char* end_reason_ = nullptr;   // first EOF, or what ended the session
   const Backend* served_by_ = nullptr; // the last backend tried, for the session's log line
 
-  sockaddr_in6 client_address_{};  // large enough for IPv4 too
+  mutable sockaddr_in6 client_address_{};  // large enough for IPv4 too; AF_UNSPEC until asked
   uv_tcp_t client_;
   uv_tcp_t backend_socket_;
   uv_timer_t timer_;              // connect timeout, then idle timeout
