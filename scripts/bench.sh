@@ -12,8 +12,10 @@
 #   scripts/bench.sh --help                     every option (of tools/bench/bench.py)
 #
 # Installs what is missing with apt-get (haproxy nginx libnginx-mod-stream wrk iperf3 linux-perf
-# valgrind), builds Sluice in build-bench/ (Release, -O2) and tools/bench/idleconns.c with the
-# system C compiler into build-bench/bench-tools/. SLUICE_BINARY overrides the Sluice binary.
+# valgrind), builds Sluice in build-bench/ (Release, -O2), the same without the exact metrics in
+# build-bench-nometrics/ (SLUICE_EXACT_METRICS=OFF, for the metrics-cost figure), and
+# tools/bench/idleconns.c with the system C compiler into build-bench/bench-tools/.
+# SLUICE_BINARY overrides the Sluice binary.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=/usr/bin/python3  # Debian's; the driver needs only the standard library
