@@ -157,11 +157,20 @@ TEST_CASE("SIGTERM during a 64 MiB echo stream: /healthz says draining, new clie
       },
       10s));
 
+  // A second session, quiet until the checks below are done: the stream alone may finish (and the
+  // drain with it, ending the process) before /healthz is asked.
+  Client quiet = Client::connect(proxy);
+  quiet.send_all("hold\n");
+  REQUIRE(quiet.read_line() == "hold");
+
   daemon.send_signal(SIGTERM);
   check_refused_soon(proxy);
   const HttpResponse health = http_get(admin, "/healthz");
   CHECK(health.status == 503);
   CHECK(health.body == "draining\n");
+  quiet.send_all("still\n");
+  CHECK(quiet.read_line() == "still");
+  quiet.close();
 
   const StreamOutcome outcome = stream.get();
   CHECK_MESSAGE(outcome.failure.empty(), outcome.failure);
