@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +29,16 @@ namespace {
 
 std::mutex g_transcripts_mutex;
 std::vector<std::string> g_transcripts;
+
+/// How the sanitizers start a report (ASan, LSan, TSan, and UBSan's "file:line:col: runtime error:").
+bool is_sanitizer_report(const std::string& line) {
+  return line.find("ERROR: AddressSanitizer") != std::string::npos ||
+         line.find("ERROR: LeakSanitizer") != std::string::npos ||
+         line.find("WARNING: ThreadSanitizer") != std::string::npos ||
+         line.find("ERROR: ThreadSanitizer") != std::string::npos ||
+         line.find("runtime error: ") != std::string::npos ||
+         line.find("SUMMARY: UndefinedBehaviorSanitizer") != std::string::npos;
+}
 
 /// Parses `listening listener=NAME address=HOST:PORT` (anywhere in the line) into NAME and address.
 std::optional<std::pair<std::string, Address>> parse_listening(const std::string& line) {
@@ -112,6 +124,7 @@ DaemonProcess::DaemonProcess(const std::string& config_yaml, std::vector<std::st
     : owned_config_(std::make_unique<TempConfig>(config_yaml)), config_path_(owned_config_->path()) {
   extra_args.insert(extra_args.begin(), sluice_binary());
   extra_args.insert(extra_args.end(), {"--config", config_path_});
+  is_sluice_ = true;
   start(std::move(extra_args), launch);
 }
 
@@ -119,6 +132,7 @@ DaemonProcess::DaemonProcess(const TempConfig& config, std::vector<std::string> 
     : config_path_(config.path()) {
   extra_args.insert(extra_args.begin(), sluice_binary());
   extra_args.insert(extra_args.end(), {"--config", config_path_});
+  is_sluice_ = true;
   start(std::move(extra_args), launch);
 }
 
@@ -182,19 +196,42 @@ void DaemonProcess::start(std::vector<std::string> args, const Launch& launch) {
 }
 
 DaemonProcess::~DaemonProcess() {
-  if (!exit_expected_ && pid_ > 0 && reap(false)) {
-    const std::string how = *exit_code_ > 128 ? "killed by signal " + std::to_string(*exit_code_ - 128)
-                                              : "exit code " + std::to_string(*exit_code_);
-    FAIL_CHECK(program_ << " exited on its own during the test: " << how);
-  }
-  if (!exit_code_ && pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    reap(true);
+  auto describe = [](int code) {
+    return code > 128 ? "killed by signal " + std::to_string(code - 128) : "exit code " + std::to_string(code);
+  };
+  if (pid_ > 0) {
+    if (!exit_expected_ && reap(false))
+      FAIL_CHECK(program_ << " exited on its own during the test: " << describe(*exit_code_));
+    if (!exit_code_) {
+      // Stopped as production stops it; a test that leaves a session open pays one drain bound,
+      // then the second signal closes what is left.
+      send_signal(SIGTERM);
+      auto code = wait_exit(test::scaled(Millis(10s)));
+      if (!code) {
+        send_signal(SIGTERM);
+        code = wait_exit(test::scaled(Millis(5s)));
+      }
+      if (!code) {
+        FAIL_CHECK(program_ << " did not exit within the bound after two SIGTERMs: SIGKILL");
+        ::kill(pid_, SIGKILL);
+        reap(true);
+      } else if (is_sluice_ && !killed_ && *code != 0) {
+        FAIL_CHECK(program_ << " ended with " << describe(*code) << " after SIGTERM, not exit 0");
+      }
+    }
   }
   if (reader_.joinable()) reader_.join();
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& line : lines_)
+      if (is_sanitizer_report(line.text)) {
+        FAIL_CHECK(program_ << " printed a sanitizer report: " << line.text);
+        break;
+      }
+  }
   std::string text = "---- " + program_ + " (pid " + std::to_string(pid_) +
                      (config_path_.empty() ? std::string(")") : ", config " + config_path_ + ")");
-  text += exit_code_ ? ", exit code " + std::to_string(*exit_code_) : "";
+  text += exit_code_ ? ", " + describe(*exit_code_) : "";
   text += " ----\n" + transcript();
   std::lock_guard lock(g_transcripts_mutex);
   g_transcripts.push_back(std::move(text));
@@ -307,9 +344,12 @@ std::string DaemonProcess::transcript() const {
 }
 
 void DaemonProcess::send_signal(int signal_number) {
-  exit_expected_ = true;
+  if (signal_number == SIGTERM || signal_number == SIGINT || signal_number == SIGKILL) exit_expected_ = true;
+  if (signal_number == SIGKILL) killed_ = true;
   if (!exit_code_ && ::kill(pid_, signal_number) != 0) throw_errno("kill", errno);
 }
+
+void DaemonProcess::kill() { send_signal(SIGKILL); }
 
 std::optional<long> DaemonProcess::status_kib(const std::string& key) const {
   std::ifstream status("/proc/" + std::to_string(pid_) + "/status");

@@ -65,9 +65,14 @@ class DaemonProcess {
   /// Runs another program with the same output capture, deadlines and crash check; there is no
   /// config, and the sluice-specific waits (wait_listening) do not apply.
   explicit DaemonProcess(Command command, Launch launch = {});
-  /// Fails the test when the daemon exited although the test neither signalled it nor waited for
-  /// its exit (a crash); SIGKILLs it if it still runs; keeps the transcript for the failure report
-  /// (see take_transcripts).
+  /// Ends the process the way production does and checks how it ended:
+  /// - it exited on its own although the test neither stopped it nor waited for its exit: a crash,
+  ///   the test fails;
+  /// - it still runs: SIGTERM, then the exit must come within a bounded time (a second SIGTERM
+  ///   after the first wait closes open sessions at once) and, for sluice, be 0;
+  /// - in every case, a sanitizer report (ASan, UBSan, LSan, TSan) in its output fails the test.
+  /// Only kill() ends it without these checks on the exit code. Keeps the transcript for the
+  /// failure report (see take_transcripts).
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -91,8 +96,12 @@ class DaemonProcess {
   /// Everything the daemon printed so far, each line tagged with its stream.
   std::string transcript() const;
 
-  /// Sends a signal; from then on an exit is expected.
+  /// Sends a signal. SIGTERM and SIGINT make an exit expected (the test waits for it, or the
+  /// destructor does and checks it is 0); any other signal (SIGHUP: a reload) does not, so a
+  /// daemon that dies after it fails the test.
   void send_signal(int signal_number);
+  /// SIGKILL, on purpose (a crash of the host): an exit is expected and its code not checked.
+  void kill();
   /// A memory figure of the running daemon from /proc/PID/status, in KiB ("VmRSS", "VmHWM").
   std::optional<long> status_kib(const std::string& key) const;
   /// True while the process has not exited.
@@ -115,7 +124,9 @@ class DaemonProcess {
   std::string program_;      // the program's file name, for messages
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
-  bool exit_expected_ = false;  // the test signalled the daemon or waits for its exit
+  bool exit_expected_ = false;  // the test stopped the daemon or waits for its exit
+  bool killed_ = false;         // kill(): the exit code is the test's doing
+  bool is_sluice_ = false;      // the daemon under test (not a Command): exit 0 after SIGTERM
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Line> lines_;

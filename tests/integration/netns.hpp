@@ -22,7 +22,7 @@ namespace sluice::it {
 struct NetnsSupport {
   /// Empty when this process may create network namespaces, veth pairs and bridges; otherwise why
   /// not ("not root", "ip netns add failed: ..."). Probed once per process. A test that needs
-  /// namespaces prints MESSAGE("skipped: " << reason) and returns when it is not empty.
+  /// namespaces ends with SLUICE_SKIP(reason) (tests/common/test_support.hpp) when it is not empty.
   static std::string check();
 };
 

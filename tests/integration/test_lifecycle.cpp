@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <future>
@@ -59,8 +61,7 @@ void check_refused_soon(const Address& proxy) {
 
 TEST_CASE("IPv6 listener and IPv6 backend serve a client") {
   if (!ipv6_loopback_available()) {
-    MESSAGE("skipped: ::1 is not available on this host");
-    return;
+    SLUICE_SKIP("::1 is not available on this host");
   }
   NameServer backend("six", AF_INET6);
   DaemonProcess daemon(single_service_config(ServiceSpec{.backends = {{"six", backend.address()}}},

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -335,8 +337,7 @@ TEST_CASE("Little's law holds on the exact integrals: L = lambda * W within 2%")
 TEST_CASE("promtool check metrics finds nothing to complain about in a live scrape") {
   const std::string promtool = "/usr/bin/promtool";
   if (::access(promtool.c_str(), X_OK) != 0) {
-    MESSAGE("skipped: " << promtool << " is missing (scripts/install-deps.sh installs package prometheus)");
-    return;
+    SLUICE_SKIP(promtool << " is missing (scripts/install-deps.sh installs package prometheus)");
   }
   EchoServer echo;
   DaemonProcess daemon(ConfigSpec{.listeners = {ListenerSpec{}},
@@ -388,8 +389,7 @@ TEST_CASE("promtool check metrics finds nothing to complain about in a live scra
 TEST_CASE("a real Prometheus server scrapes the daemon and sees every connection") {
   const std::string prometheus = "/usr/bin/prometheus";
   if (::access(prometheus.c_str(), X_OK) != 0) {
-    MESSAGE("skipped: " << prometheus << " is missing (scripts/install-deps.sh installs package prometheus)");
-    return;
+    SLUICE_SKIP(prometheus << " is missing (scripts/install-deps.sh installs package prometheus)");
   }
   NameServer backend("only");
   DaemonProcess daemon(ConfigSpec{.listeners = {ListenerSpec{}},

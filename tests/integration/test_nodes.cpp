@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -163,8 +165,7 @@ struct Nodes {
 
 TEST_CASE("nodes: a node whose link goes down leaves the rotation within fall checks and returns after rise checks") {
   if (const std::string reason = NetnsSupport::check(); !reason.empty()) {
-    MESSAGE("skipped: " << reason);
-    return;
+    SLUICE_SKIP(reason);
   }
   Nodes nodes({"a", "b", "c"});
   NetnsNetwork& network = nodes.network;
@@ -283,8 +284,7 @@ TEST_CASE("nodes: a node whose link goes down leaves the rotation within fall ch
 
 TEST_CASE("nodes: without traffic, active checks alone take a cut node out after fall failed checks") {
   if (const std::string reason = NetnsSupport::check(); !reason.empty()) {
-    MESSAGE("skipped: " << reason);
-    return;
+    SLUICE_SKIP(reason);
   }
   Nodes nodes({"a", "b"});
   // Bounds: the first check after the cut starts within one interval; the fall-th failure ends

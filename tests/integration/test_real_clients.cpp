@@ -10,6 +10,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <signal.h>
 
 #include <memory>
@@ -69,8 +71,7 @@ TEST_CASE("reliability: real clients: redis-benchmark through Sluice, a redis-se
   const auto redis_server = find_executable("redis-server");
   const auto redis_benchmark = find_executable("redis-benchmark");
   if (!redis_server || !redis_benchmark) {
-    MESSAGE("skipped: redis-server and redis-benchmark are not installed (Debian: redis-server, redis-tools)");
-    return;
+    SLUICE_SKIP("redis-server and redis-benchmark are not installed (Debian: redis-server, redis-tools)");
   }
   RedisServer a(*redis_server);
   RedisServer b(*redis_server);
@@ -142,9 +143,8 @@ TEST_CASE("reliability: real clients: redis-benchmark through Sluice, a redis-se
 TEST_CASE("reliability: real clients: pgbench through Sluice, a PostgreSQL backend killed with SIGKILL fails only its own clients") {
   const auto bin = postgres_bin_dir();
   if (!bin || !find_executable("setpriv")) {
-    MESSAGE("skipped: PostgreSQL server binaries (/usr/lib/postgresql/N/bin: initdb, postgres, pgbench) or setpriv "
+    SLUICE_SKIP("PostgreSQL server binaries (/usr/lib/postgresql/N/bin: initdb, postgres, pgbench) or setpriv "
             "are not installed (Debian: postgresql, postgresql-contrib)");
-    return;
   }
   const std::string pgbench = *bin + "/pgbench";
   const auto setup_start = Clock::now();

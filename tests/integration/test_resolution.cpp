@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -91,8 +93,7 @@ std::unique_ptr<DaemonProcess> start_daemon(const NetnsNetwork& network, const S
 
 TEST_CASE("resolution: a changed address takes new connections within resolve_interval, open ones stay, a lost name keeps it") {
   if (const std::string reason = NetnsSupport::check(); !reason.empty()) {
-    MESSAGE("skipped: " << reason);
-    return;
+    SLUICE_SKIP(reason);
   }
   NetnsNetwork network({"dns"}, 1);
   network.write_hosts("dns", kLocalhost + "127.0.0.2 web.sluice.test\n");
@@ -166,8 +167,7 @@ TEST_CASE("resolution: a changed address takes new connections within resolve_in
 
 TEST_CASE("resolution: a name that resolves only later starts down, then comes up and serves the queued client") {
   if (const std::string reason = NetnsSupport::check(); !reason.empty()) {
-    MESSAGE("skipped: " << reason);
-    return;
+    SLUICE_SKIP(reason);
   }
   NetnsNetwork network({"dns"}, 1);
   // resolv.conf names 127.0.0.1, where nothing answers: a name the hosts file lacks fails at once.
@@ -238,8 +238,7 @@ TEST_CASE("resolution: a name that resolves only later starts down, then comes u
 
 TEST_CASE("resolution: SIGTERM while a DNS lookup hangs: the daemon still exits within drain_timeout") {
   if (const std::string reason = NetnsSupport::check(); !reason.empty()) {
-    MESSAGE("skipped: " << reason);
-    return;
+    SLUICE_SKIP(reason);
   }
   NetnsNetwork network({"dns"}, 1);
   // A name server that never answers: a UDP socket of the test, on the bridge address, never read.

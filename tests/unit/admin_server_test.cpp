@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <array>
 #include <chrono>
 #include <cstring>
@@ -239,8 +241,7 @@ TEST_CASE("admin server: a client that half-closes after its request still gets 
 
 TEST_CASE("admin server: binds IPv6 loopback with port 0") {
   if (!ipv6_loopback_available()) {
-    MESSAGE("no IPv6 loopback here: skipped");
-    return;
+    SLUICE_SKIP("no IPv6 loopback here");
   }
   LoopWithAdmin loop("[::1]:0");
   REQUIRE(loop.address().starts_with("[::1]:"));

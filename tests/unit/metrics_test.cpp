@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <unistd.h>
 #include <array>
 #include <cmath>
@@ -409,8 +411,7 @@ TEST_CASE("serialize_metrics: exact names (no doubled _total) and a clean promto
 
   const char* promtool = "/usr/bin/promtool";
   if (access(promtool, X_OK) != 0) {
-    MESSAGE("promtool not installed (Debian package prometheus): lint skipped");
-    return;
+    SLUICE_SKIP("promtool not installed (Debian package prometheus)");
   }
   char path[] = "/tmp/sluice-metrics-XXXXXX";
   const int fd = mkstemp(path);
