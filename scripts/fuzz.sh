@@ -4,7 +4,7 @@
 # fuzz/corpus/ and the project's configs, writes the inputs it finds to build-fuzz/corpus/
 # (ignored by git), and replays every crash, leak, timeout or out-of-memory input it saved to print why.
 # Prints executions, exec/s, coverage and findings; exits 1 when anything was found.
-# Not part of scripts/test.sh: run it by hand or in a nightly job.
+# scripts/test.sh runs it for 45 s (a ctest entry); run it longer by hand or in a nightly job.
 #
 #   scripts/fuzz.sh [--seconds N] [--max-len BYTES] [--no-fork] [--skip-known] [--build-only]
 #

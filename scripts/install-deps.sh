@@ -28,6 +28,7 @@ if [ "$build_only" -eq 0 ]; then
     util-linux  # prlimit: the descriptor-exhaustion tests
     python3-numpy python3-matplotlib  # scripts/experiment: Erlang C, batch means, plots
     haproxy  # scripts/experiment (and bench): HAProxy measured beside Sluice
+    clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer with ASan+UBSan, run by the test suite
   )
 fi
 

@@ -323,7 +323,7 @@ TEST_CASE("Little's law holds on the exact integrals: L = lambda * W within 2%")
   CHECK(increase(session_count) == kClients);
   CHECK(backend.accepted() == static_cast<std::uint64_t>(kClients));
   CHECK(mean_session >= 0.100);
-  CHECK(mean_session <= 0.115);
+  CHECK(mean_session <= 0.100 + 0.015 * sluice::test::time_scale());  // the proxy's own delay, slower under sanitizers
   CHECK(std::abs(in_service / (lambda * mean_session) - 1) < 0.02);
   CHECK(std::abs(in_service / (lambda * mean_slot) - 1) < 0.002);
   CHECK(utilisation <= 1.0);

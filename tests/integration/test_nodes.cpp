@@ -30,7 +30,7 @@ constexpr int kRise = 2;
 constexpr int kFall = 3;
 // What the shared 2-core machine may add to a bound: the daemon's timers and the test's scrapes
 // (every 5 ms) are scheduled late by other processes, the ASan daemon is several times slower.
-constexpr Millis kTolerance = 300ms;
+const Millis kTolerance = sluice::test::scaled(300ms);  // the VM's and the sanitizers' slack
 
 std::string backend_series(const std::string& metric, const std::string& label) {
   return metric + R"({service="web",backend=")" + label + R"(",node="node-)" + label + R"("})";

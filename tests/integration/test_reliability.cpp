@@ -535,7 +535,7 @@ TEST_CASE("reliability: refused and timed-out connects are retried on another ba
     INFO("client " << i << " ended with " << result.end << " after " << elapsed_ms(start) << " ms");
     CHECK(result.end == End::eof);
     CHECK(result.data == "good\n");
-    CHECK(elapsed_ms(start) < 3000);  // at most one 300 ms timeout and one refusal before "good"
+    CHECK(elapsed_ms(start) < sluice::test::scaled(3000ms).count());  // at most one 300 ms timeout and one refusal before "good"
   }
   CHECK(good.accepted() == clients);
   const std::string text = scrape(admin);
@@ -583,7 +583,7 @@ TEST_CASE("reliability: retries 0: a refused or timed-out connect closes the cli
   for (int i = 0; i < clients; ++i) expect_closed_without_data(silent[i], "timed-out client " + std::to_string(i), 3s);
   const auto all_closed_ms = elapsed_ms(start);
   MESSAGE("10 clients of backends that refuse or never answer, retries 0: all closed after " << all_closed_ms << " ms");
-  CHECK(all_closed_ms < 2500);
+  CHECK(all_closed_ms < sluice::test::scaled(2500ms).count());
 
   CHECK(wait_metric(admin, rejected("refusing", "no_backend"), clients, 3s));
   CHECK(wait_metric(admin, rejected("silent", "no_backend"), clients, 3s));
@@ -767,14 +767,14 @@ TEST_CASE("reliability: slowloris: 2000 silent clients are closed by idle_timeou
   // is read once per loop turn, so a client accepted late in a turn of many accepts may go a little
   // early; hence 700 ms rather than 1000.
   CHECK(shortest_ms >= 700);
-  CHECK(longest_ms <= 6000);    // ... and not much later, even with 2000 timers and a loaded host
+  CHECK(longest_ms <= sluice::test::scaled(6000ms).count());    // ... and not much later, even with 2000 timers and a loaded host
   {
     std::lock_guard lock(mutex);
     CHECK_MESSAGE(failures.empty(), "the well-behaved client failed: " << (failures.empty() ? "" : failures.front()));
   }
   CHECK(during_attack.size() >= 10);
-  CHECK(percentile(during_attack, 0.5) < 200);
-  CHECK(percentile(during_attack, 1.0) < 2000);
+  CHECK(percentile(during_attack, 0.5) < sluice::test::scaled(200ms).count());
+  CHECK(percentile(during_attack, 1.0) < sluice::test::scaled(2000ms).count());
 
   CHECK(wait_metric(admin, active("web"), 0, 5s));
   const std::string text = scrape(admin);
