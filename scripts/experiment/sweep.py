@@ -146,9 +146,10 @@ def execute(spec: RunSpec, bins: dict, rundir: Path, rt: list[str], scrape_every
         backends = harness.start_backends(procs, bins["backend"], rundir, spec.c, spec.mean_service_s,
                                           spec.overhead_s, spec.backend_concurrency, spec.seed, rt)
         admin = None
+        sluice = None
         if spec.balancer == "sluice":
             config = harness.sluice_config(backends, spec.queue_mode, spec.policy, spec.max_length, spec.slots)
-            _, target, admin = harness.start_sluice(procs, bins["sluice"], rundir, config, rt)
+            sluice, target, admin = harness.start_sluice(procs, bins["sluice"], rundir, config, rt)
         else:
             _, target = harness.start_haproxy(
                 procs, bins["haproxy"], rundir,
@@ -187,6 +188,11 @@ def execute(spec: RunSpec, bins: dict, rundir: Path, rt: list[str], scrape_every
             info["scrapes"].append({"phase": "after", **harness.scrape(admin)})
         for b in backends:  # SIGTERM: each prints its service-time line
             procs.stop(b.proc)
+        if sluice:  # stopped as production stops it: the drain must end in exit 0
+            code = procs.stop(sluice, timeout=10)
+            if code != 0:
+                raise HarnessError(f"{spec.id}: sluice exited {code} after SIGTERM, not 0:\n"
+                                   f"{sluice.log.read_text(errors='replace')[-3000:]}")
         info["backend_stats"] = [b.proc.log.read_text(errors="replace").strip().splitlines()[-1:] for b in backends]
     info["loadgen"] = json.loads((rundir / "loadgen.json").read_text())
     (rundir / "run.json").write_text(json.dumps(info))
