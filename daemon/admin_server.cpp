@@ -216,9 +216,14 @@ class AdminServer::Http {
       return;
     }
     if (request->path == "/healthz") {
-      // Answered here, without the data loop: a health probe must not queue behind a scrape.
+      // Answered here, without the control loop: a health probe must not queue behind a scrape.
       const bool draining = owner_.draining_.load(std::memory_order_relaxed);
-      respond(c, plain(draining ? 503 : 200, draining ? "draining\n" : "ok\n"));
+      if (draining) {
+        respond(c, plain(503, "draining\n"));
+        return;
+      }
+      const std::string problem = owner_.liveness_ ? owner_.liveness_() : std::string();
+      respond(c, problem.empty() ? plain(200, "ok\n") : plain(503, problem + "\n"));
       return;
     }
     c->state = Connection::State::rendering;
@@ -322,12 +327,12 @@ class AdminServer::Http {
   AdminServer& owner_;
   uv_loop_t loop_;
   uv_tcp_t server_;
-  uv_async_t reply_async_;  // the data loop has put replies in owner_.replies_
+  uv_async_t reply_async_;  // the control loop has put replies in owner_.replies_
   uv_async_t stop_async_;
   bool stopping_ = false;
   std::uint64_t next_id_ = 1;
   std::unordered_set<Connection*> connections_;               // every open connection
-  std::unordered_map<std::uint64_t, Connection*> rendering_;  // waiting for the data loop
+  std::unordered_map<std::uint64_t, Connection*> rendering_;  // waiting for the control loop
 };
 
 AdminServer::AdminServer(uv_loop_t* loop, Renderer render, std::chrono::milliseconds render_timeout)

@@ -431,6 +431,7 @@ class ConfigParser {
     KeyReader keys(map, "admin", diag_);
     Endpoint bind;
     if (keys.read("bind", bind, endpoint_value(Zero::allowed), Need::required)) admin.bind = bind;
+    keys.read("worker_timeout", admin.worker_timeout, duration_value(Zero::refused));
     keys.finish();
     return admin;
   }

@@ -1,8 +1,11 @@
 #include "sluice/daemon.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <csignal>
+#include <future>
+#include <thread>
 
 #include <sys/resource.h>
 
@@ -11,7 +14,6 @@
 #include "sluice/access_log.hpp"
 #include "sluice/metrics_merge.hpp"
 #include "sluice/process_metrics.hpp"
-#include "sluice/sockaddr_text.hpp"
 
 namespace sluice {
 
@@ -19,6 +21,8 @@ namespace {
 
 // Descriptors kept free of clients: backend sockets of admitted clients, health checks, the admin.
 constexpr int kDescriptorReserve = 32;
+// How often the control plane pings every worker (the liveness clock of /healthz).
+constexpr std::uint64_t kPingIntervalMs = 200;
 
 // Raises the soft RLIMIT_NOFILE to the hard one (each session needs two descriptors) and returns it.
 int raise_descriptor_limit() {
@@ -45,6 +49,49 @@ std::uint32_t worker_count(std::uint32_t configured) {
   return static_cast<std::uint32_t>(std::clamp<unsigned>(uv_available_parallelism(), 1, Config::kMaxWorkers));
 }
 
+// Waits for `future` until `deadline`; nullopt when it is late or its task never ran.
+template <typename T>
+std::optional<T> get_by(std::future<T>& future, std::chrono::steady_clock::time_point deadline) {
+  if (future.wait_until(deadline) != std::future_status::ready) return std::nullopt;
+  try {
+    return future.get();
+  } catch (const std::future_error&) {
+    return std::nullopt;  // the worker finished without running it
+  }
+}
+
+prometheus::MetricFamily worker_up_family(const std::vector<std::pair<std::uint32_t, bool>>& answered) {
+  prometheus::MetricFamily family{"sluice_worker_up",
+                                  "1 when the worker's loop answered this scrape within admin.worker_timeout, "
+                                  "0 when it is late (its numbers are then those of its last answer).",
+                                  prometheus::MetricType::Gauge,
+                                  {}};
+  for (const auto& [number, up] : answered) {
+    prometheus::ClientMetric sample;
+    sample.label = {{"worker", std::to_string(number)}};
+    sample.gauge.value = up ? 1 : 0;
+    family.metric.push_back(std::move(sample));
+  }
+  return family;
+}
+
+// The numbers of a test hook path: "/test/stall-worker/2/3000" with prefix "/test/stall-worker/"
+// -> {2, 3000}; empty when the rest is not numbers separated by '/'.
+std::vector<std::uint32_t> hook_numbers(std::string_view path, std::string_view prefix) {
+  if (!path.starts_with(prefix)) return {};
+  path.remove_prefix(prefix.size());
+  std::vector<std::uint32_t> numbers;
+  while (!path.empty()) {
+    const auto slash = std::min(path.find('/'), path.size());
+    std::uint32_t value = 0;
+    const auto parsed = std::from_chars(path.data(), path.data() + slash, value);
+    if (parsed.ec != std::errc{} || parsed.ptr != path.data() + slash) return {};
+    numbers.push_back(value);
+    path.remove_prefix(std::min(slash + 1, path.size()));
+  }
+  return numbers;
+}
+
 }  // namespace
 
 Daemon::Daemon(Config config, Options options)
@@ -53,10 +100,9 @@ Daemon::Daemon(Config config, Options options)
 }
 
 Daemon::~Daemon() {
-  for (auto& remote : remote_workers_) remote.thread->finish();
-  remote_workers_.clear();  // engines after their loops ended, then the threads
+  for (auto& worker : workers_) worker->thread->finish();
+  workers_.clear();  // engines after their loops ended, then the threads
   watcher_.reset();
-  engine_.reset();
   uv_loop_close(&loop_);
 }
 
@@ -67,8 +113,9 @@ int Daemon::run() {
   uv_signal_init(&loop_, &sigterm_);
   uv_signal_init(&loop_, &sigint_);
   uv_timer_init(&loop_, &drain_timer_);
-  uv_async_init(&loop_, &drained_, [](uv_async_t* async) { static_cast<Daemon*>(async->data)->on_engine_drained(); });
-  sigterm_.data = sigint_.data = drain_timer_.data = drained_.data = this;
+  uv_timer_init(&loop_, &ping_timer_);
+  uv_async_init(&loop_, &drained_, [](uv_async_t* async) { static_cast<Daemon*>(async->data)->on_worker_drained(); });
+  sigterm_.data = sigint_.data = drain_timer_.data = ping_timer_.data = drained_.data = this;
   watcher_ = std::make_unique<ConfigWatcher>(&loop_, options_.config_path,
                                              [this](std::string_view trigger) { reload(trigger); });
 
@@ -84,13 +131,16 @@ int Daemon::run() {
   if (ok) {
     log_listeners();
     log_summary();
-    for_each_engine([](Engine& engine) { engine.start_monitors(); });
+    post_to_workers([](Engine& engine) { engine.start_monitors(); });
+    uv_timer_start(
+        &ping_timer_, [](uv_timer_t* timer) { static_cast<Daemon*>(timer->data)->ping_workers(); }, 0,
+        kPingIntervalMs);
   } else {
     if (!why.empty()) spdlog::error("{}", why);
     close_control_handles();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
-  for (auto& remote : remote_workers_) remote.thread->finish();
+  for (auto& worker : workers_) worker->thread->finish();
   if (ok) spdlog::info("stopped");
   return ok ? 0 : 1;
 }
@@ -98,50 +148,89 @@ int Daemon::run() {
 bool Daemon::start_workers(std::uint32_t count, std::string& why) {
   // Worker 1 binds first; a listener on port 0 then has a port for the others to share.
   const bool reuse_port = count > 1;
-  engine_ = std::make_unique<Engine>(&loop_, 1, descriptor_ceiling_, reuse_port);
-  if (!engine_->start(config_, why)) return false;
-  const Config shared = with_bound_ports(config_);
-  for (std::uint32_t index = 2; index <= count; ++index) {
-    RemoteWorker remote;
-    remote.thread = std::make_unique<WorkerThread>(("sluice-w" + std::to_string(index)).c_str());
-    bool started = remote.thread->call([&] {
-      remote.engine = std::make_unique<Engine>(remote.thread->loop(), index, descriptor_ceiling_, reuse_port);
-      return remote.engine->start(shared, why);
+  Config shared = config_;
+  for (std::uint32_t number = 1; number <= count; ++number) {
+    auto worker = std::make_unique<DataWorker>();
+    worker->number = number;
+    worker->thread = std::make_unique<WorkerThread>(("sluice-w" + std::to_string(number)).c_str());
+    DataWorker& w = *worker;
+    workers_.push_back(std::move(worker));
+    const bool started = w.thread->call([&] {
+      w.engine = std::make_unique<Engine>(w.thread->loop(), number, descriptor_ceiling_, reuse_port);
+      return w.engine->start(shared, why);
     });
-    remote_workers_.push_back(std::move(remote));
     if (!started) {
-      why = "worker " + std::to_string(index) + ": " + why;
+      if (count > 1) why = "worker " + std::to_string(number) + ": " + why;
       return false;
+    }
+    if (number == 1) {
+      bound_addresses_ = w.thread->call([&] { return w.engine->bound_addresses(); });
+      shared = with_bound_ports(config_, w.thread->call([&] { return w.engine->bound_ports(); }));
     }
   }
   return true;
 }
 
-Config Daemon::with_bound_ports(Config config) const {
-  const std::vector<std::uint16_t> ports = engine_->bound_ports();
+Config Daemon::with_bound_ports(Config config, const std::vector<std::uint16_t>& ports) const {
   for (std::size_t i = 0; i < config.listeners.size() && i < ports.size(); ++i) {
     if (config.listeners[i].bind.port == 0) config.listeners[i].bind.port = ports[i];
   }
   return config;
 }
 
-void Daemon::for_each_engine(const std::function<void(Engine&)>& task) {
-  if (engine_) task(*engine_);
-  if (remote_workers_finished_) return;
-  for (auto& remote : remote_workers_) {
-    if (remote.engine) remote.thread->call([&] { task(*remote.engine); });
+void Daemon::post_to_workers(const std::function<void(Engine&)>& task) {
+  if (workers_finished_) return;
+  for (auto& worker : workers_) {
+    if (worker->engine) worker->thread->post([engine = worker->engine.get(), task] { task(*engine); });
   }
 }
 
-std::size_t Daemon::session_count() {
-  std::size_t count = 0;
-  for_each_engine([&](Engine& engine) { count += engine.session_count(); });
-  return count;
+std::size_t Daemon::session_count(std::chrono::milliseconds timeout) {
+  if (workers_finished_) return 0;
+  std::vector<std::future<std::size_t>> counts;
+  for (auto& worker : workers_)
+    counts.push_back(worker->thread->submit([engine = worker->engine.get()] { return engine->session_count(); }));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t total = 0;
+  for (auto& count : counts) total += get_by(count, deadline).value_or(0);
+  return total;
+}
+
+void Daemon::ping_workers() {
+  const std::uint64_t now = uv_hrtime();
+  for (auto& worker : workers_) {
+    std::uint64_t expected = 0;
+    // One ping in flight per worker: its time is the start of the wait that /healthz measures.
+    if (!worker->pinged_ns.compare_exchange_strong(expected, now)) continue;
+    worker->thread->post([w = worker.get()] {
+      w->answered_ns.store(uv_hrtime());
+      w->pinged_ns.store(0);
+    });
+  }
+}
+
+std::string Daemon::liveness_problem() const {
+  const std::uint64_t now = uv_hrtime();
+  const auto limit_ns = static_cast<std::uint64_t>(config_.admin.worker_timeout.count()) * 1'000'000;
+  for (const auto& worker : workers_) {
+    const std::uint64_t pinged = worker->pinged_ns.load();
+    if (pinged != 0 && now > pinged && now - pinged > limit_ns) {
+      return "worker " + std::to_string(worker->number) + " has not answered for " +
+             std::to_string((now - pinged) / 1'000'000) + " ms";
+    }
+  }
+  return {};
 }
 
 bool Daemon::start_admin() {
   if (!config_.admin.bind) return true;
-  admin_ = std::make_unique<AdminServer>(&loop_, [this](std::string_view path) { return render_admin(path); });
+  // The admin thread answers 503 to a request the control plane has not rendered in time; a
+  // render waits for the workers up to worker_timeout, so it gets a little longer.
+  admin_ = std::make_unique<AdminServer>(
+      &loop_, [this](std::string_view path) { return render_admin(path); },
+      config_.admin.worker_timeout + std::chrono::seconds(1));
+  // Read on the admin thread: only atomics and the timeout, fixed from start.
+  admin_->set_liveness([this] { return liveness_problem(); });
   std::string why;
   if (!admin_->start(*config_.admin.bind, why)) {
     spdlog::error("admin: {}", why);
@@ -152,30 +241,68 @@ bool Daemon::start_admin() {
 }
 
 std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
-  const std::uint64_t now = uv_hrtime();
+  if (path == "/metrics") return AdminResponse{200, std::string(kMetricsContentType), render_metrics()};
   if (path == "/backends") {
     // Worker 1's view: every worker checks the same backends; /metrics has the sums.
+    if (workers_finished_ || workers_.empty()) return AdminResponse{503, "text/plain; charset=utf-8", "stopping\n"};
     const double unix_now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    return AdminResponse{200, "application/json", engine_->render_backends_json(now, unix_now)};
+    auto json = workers_.front()->thread->submit(
+        [engine = workers_.front()->engine.get(), unix_now] { return engine->render_backends_json(uv_hrtime(), unix_now); });
+    if (auto body = get_by(json, std::chrono::steady_clock::now() + config_.admin.worker_timeout))
+      return AdminResponse{200, "application/json", std::move(*body)};
+    return AdminResponse{503, "text/plain; charset=utf-8", "worker 1 did not answer in time\n"};
   }
-  if (path != "/metrics") return std::nullopt;
-  auto families = engine_->collect_metrics(stats_, now);
-  if (!remote_workers_finished_) {
-    for (auto& remote : remote_workers_) {
-      merge_metric_families(families,
-                            remote.thread->call([&] { return remote.engine->collect_metrics(DaemonStats{}, now); }));
+  if (options_.test_hooks) return render_test_hook(path);
+  return std::nullopt;
+}
+
+std::optional<AdminResponse> Daemon::render_test_hook(std::string_view path) {
+  auto valid_worker = [&](std::uint32_t number) { return number >= 1 && number <= workers_.size(); };
+  if (const auto stall = hook_numbers(path, "/test/stall-worker/"); stall.size() == 2 && valid_worker(stall[0])) {
+    workers_[stall[0] - 1]->thread->post(
+        [ms = stall[1]] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+    return AdminResponse{200, "text/plain; charset=utf-8", "stalling\n"};
+  }
+  if (const auto fail = hook_numbers(path, "/test/fail-next-reload/"); fail.size() == 1 && valid_worker(fail[0])) {
+    fail_next_reload_in_ = fail[0];
+    return AdminResponse{200, "text/plain; charset=utf-8", "armed\n"};
+  }
+  return std::nullopt;
+}
+
+std::string Daemon::render_metrics() {
+  // Every worker collects at once on its own loop; the control plane waits for each up to one
+  // deadline. A late worker counts with its last answer, so no counter goes backwards.
+  const std::uint64_t now = uv_hrtime();
+  std::vector<std::future<std::vector<prometheus::MetricFamily>>> pending;
+  if (!workers_finished_) {
+    for (auto& worker : workers_) {
+      const DaemonStats stats = worker->number == 1 ? stats_ : DaemonStats{};
+      pending.push_back(worker->thread->submit(
+          [engine = worker->engine.get(), stats, now] { return engine->collect_metrics(stats, now); }));
     }
   }
+  const auto deadline = std::chrono::steady_clock::now() + config_.admin.worker_timeout;
+  std::vector<prometheus::MetricFamily> families;
+  std::vector<std::pair<std::uint32_t, bool>> answered;
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    DataWorker& worker = *workers_[i];
+    std::optional<std::vector<prometheus::MetricFamily>> fresh;
+    if (i < pending.size()) fresh = get_by(pending[i], deadline);
+    if (fresh) worker.last_metrics = std::move(*fresh);
+    answered.emplace_back(worker.number, fresh.has_value());
+    merge_metric_families(families, worker.last_metrics);
+  }
+  families.push_back(worker_up_family(answered));
   for (auto& family : collect_process_metrics()) families.push_back(std::move(family));
-  return AdminResponse{200, std::string(kMetricsContentType), serialize_metrics(families)};
+  return serialize_metrics(families);
 }
 
 void Daemon::log_listeners() const {
-  const std::vector<std::string> addresses = engine_->bound_addresses();
-  for (std::size_t i = 0; i < config_.listeners.size() && i < addresses.size(); ++i) {
+  for (std::size_t i = 0; i < config_.listeners.size() && i < bound_addresses_.size(); ++i) {
     const ListenerConfig& listener = config_.listeners[i];
-    spdlog::info("listening listener={} address={} service={} workers={}", listener.name, addresses[i],
-                 listener.service, 1 + remote_workers_.size());
+    spdlog::info("listening listener={} address={} service={} workers={}", listener.name, bound_addresses_[i],
+                 listener.service, workers_.size());
   }
 }
 
@@ -198,11 +325,11 @@ void Daemon::log_summary() const {
 
 void Daemon::on_signal(int signum) {
   if (draining_) {
-    spdlog::warn("signal {} during drain: closing {} sessions now", signum, session_count());
-    for_each_engine([](Engine& engine) { engine.abort_sessions(); });
+    spdlog::warn("signal {} during drain: closing {} sessions now", signum, session_count(config_.admin.worker_timeout));
+    post_to_workers([](Engine& engine) { engine.abort_sessions(); });
     return;
   }
-  spdlog::info("signal {}: draining {} sessions (up to {} ms)", signum, session_count(),
+  spdlog::info("signal {}: draining {} sessions (up to {} ms)", signum, session_count(config_.admin.worker_timeout),
                config_.drain_timeout.count());
   begin_drain();
 }
@@ -210,33 +337,28 @@ void Daemon::on_signal(int signum) {
 void Daemon::begin_drain() {
   draining_ = true;
   if (admin_) admin_->set_draining(true);
-  engines_draining_ = 1 + remote_workers_.size();
+  uv_timer_stop(&ping_timer_);  // a worker busy closing sessions is not a stuck one
   uv_timer_start(
       &drain_timer_,
       [](uv_timer_t* timer) {
         auto* self = static_cast<Daemon*>(timer->data);
-        spdlog::warn("drain timeout: closing {} sessions", self->session_count());
-        self->for_each_engine([](Engine& engine) { engine.abort_sessions(); });
+        spdlog::warn("drain timeout: closing {} sessions", self->session_count(self->config_.admin.worker_timeout));
+        self->post_to_workers([](Engine& engine) { engine.abort_sessions(); });
       },
       static_cast<std::uint64_t>(config_.drain_timeout.count()), 0);
-  // Each engine reports when its last session has gone: worker 1 directly, the others by waking
-  // this loop (uv_async_send may fold several wake-ups into one, hence the counter).
-  engine_->begin_drain([this] {
-    --engines_draining_;
-    on_engine_drained();
-  });
-  for (auto& remote : remote_workers_) {
-    remote.thread->call([&] {
-      remote.engine->begin_drain([this] {
-        --engines_draining_;
-        uv_async_send(&drained_);
-      });
+  // Each worker reports when its last session has gone by waking this loop (uv_async_send may
+  // fold several wake-ups into one, hence the counter).
+  workers_draining_ = workers_.size();
+  post_to_workers([this](Engine& engine) {
+    engine.begin_drain([this] {
+      --workers_draining_;
+      uv_async_send(&drained_);
     });
-  }
+  });
 }
 
-void Daemon::on_engine_drained() {
-  if (draining_ && engines_draining_ == 0) close_control_handles();
+void Daemon::on_worker_drained() {
+  if (draining_ && workers_draining_ == 0) close_control_handles();
 }
 
 void Daemon::close_control_handles() {
@@ -246,12 +368,13 @@ void Daemon::close_control_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&ping_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drained_), nullptr);
   watcher_->stop();
   if (admin_) admin_->stop();
-  for_each_engine([](Engine& engine) { engine.close_handles(); });
-  for (auto& remote : remote_workers_) remote.thread->finish();
-  remote_workers_finished_ = true;
+  post_to_workers([](Engine& engine) { engine.close_handles(); });
+  for (auto& worker : workers_) worker->thread->finish();
+  workers_finished_ = true;
 }
 
 // --- live reload ------------------------------------------------------------------------------
@@ -276,24 +399,62 @@ void Daemon::reload(std::string_view trigger) {
 }
 
 bool Daemon::apply(Config next, std::string& why) {
-  // Worker 1 first: if its new listeners cannot bind, nothing has changed anywhere. The others
-  // then bind the same ports, which SO_REUSEPORT lets them share.
-  if (!engine_->apply(next, why)) return false;
-  const Config shared = with_bound_ports(next);
-  for (std::size_t i = 0; i < remote_workers_.size(); ++i) {
-    RemoteWorker& remote = remote_workers_[i];
-    std::string remote_why;
-    if (!remote.thread->call([&] { return remote.engine->apply(shared, remote_why); })) {
-      // Worker 1 already runs the new config: say loudly that this worker does not.
-      spdlog::error("config: worker {} keeps the old config: {}", i + 2, remote_why);
+  // Two phases: every worker prepares (builds services, binds new sockets) without changing what
+  // runs; only when all have succeeded in time does every worker commit, else every one aborts.
+  // Worker 1 prepares first, so that a new listener on port 0 has a port for the others to share.
+  // A worker's tasks run in order, so an abort queued behind a late prepare still undoes it.
+  using Prepared = std::pair<bool, std::string>;
+  const auto deadline = std::chrono::steady_clock::now() + config_.admin.worker_timeout;
+  const std::uint32_t fail_in = std::exchange(fail_next_reload_in_, 0);  // a test hook
+  auto prepare = [&](DataWorker& worker, std::shared_ptr<const Config> config) {
+    return worker.thread->submit([engine = worker.engine.get(), config, fail = worker.number == fail_in] {
+      std::string reason;
+      const bool ok = engine->prepare(*config, reason);
+      if (ok && fail) return Prepared{false, "failure injected by /test/fail-next-reload"};
+      return Prepared{ok, reason};
+    });
+  };
+  auto abort_all = [&] { post_to_workers([](Engine& engine) { engine.abort_prepared(); }); };
+
+  DataWorker& first = *workers_.front();
+  auto first_result = prepare(first, std::make_shared<const Config>(next));
+  auto first_prepared = get_by(first_result, deadline);
+  if (!first_prepared || !first_prepared->first) {
+    why = first_prepared ? first_prepared->second : "worker 1 did not answer in time";
+    abort_all();
+    return false;
+  }
+  auto ports = first.thread->submit([engine = first.engine.get()] { return engine->prepared_ports(); });
+  const auto first_ports = get_by(ports, deadline);
+  if (!first_ports) {
+    why = "worker 1 did not answer in time";
+    abort_all();
+    return false;
+  }
+  const auto shared = std::make_shared<const Config>(with_bound_ports(next, *first_ports));
+  std::vector<std::future<Prepared>> results;
+  for (std::size_t i = 1; i < workers_.size(); ++i) results.push_back(prepare(*workers_[i], shared));
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto prepared = get_by(results[i], deadline);
+    if (!prepared || !prepared->first) {
+      why = "worker " + std::to_string(i + 2) + ": " + (prepared ? prepared->second : "did not answer in time");
+      abort_all();
+      return false;
     }
   }
+  post_to_workers([](Engine& engine) { engine.commit_prepared(); });
+  // Queued behind the commit: the addresses worker 1's listeners now have (for the log lines).
+  auto addresses = first.thread->submit([engine = first.engine.get()] { return engine->bound_addresses(); });
+  bound_addresses_ = get_by(addresses, std::chrono::steady_clock::now() + config_.admin.worker_timeout)
+                         .value_or(std::vector<std::string>{});
+
   if (next.workers != config_.workers) {
-    spdlog::warn("config: workers changes take effect at the next start; {} workers run", 1 + remote_workers_.size());
+    spdlog::warn("config: workers changes take effect at the next start; {} workers run", workers_.size());
   }
   if (next.admin != config_.admin) {
-    spdlog::warn("config: admin.bind changes take effect at the next start; admin stays on {}",
+    spdlog::warn("config: admin changes take effect at the next start; admin stays on {}",
                  admin_ ? admin_->bound_address() : "none");
+    next.admin = config_.admin;
   }
   if (next.log != config_.log) setup_logging(next.log, options_.log_level);
   config_ = std::move(next);

@@ -24,6 +24,7 @@ Engine::Engine(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bo
 }
 
 Engine::~Engine() {
+  pending_.reset();
   listeners_.clear();
   retired_listeners_.clear();
   services_.clear();
@@ -120,53 +121,83 @@ void Engine::close_handles() {
 
 // --- live reload ------------------------------------------------------------------------------
 
-bool Engine::apply(const Config& next, std::string& why) {
+bool Engine::prepare(const Config& next, std::string& why) {
+  abort_prepared();  // a reload that was never committed or aborted (e.g. the control plane gave up)
+  Pending pending;
+  pending.config = next;
   // 1. Services: an unchanged one is kept as it is (queues, slots, counters); a changed or new
   //    one is built fresh, starting from the old backends' addresses and health.
-  Services fresh;
-  auto service_for = [&](const std::string& name) -> Service& {
-    auto it = fresh.find(name);
-    return it != fresh.end() ? *it->second.service : *services_.at(name).service;
-  };
   for (const ServiceConfig& config : next.services) {
     auto old = services_.find(config.name);
     if (old != services_.end() && old->second.service->config() == config) continue;
-    fresh[config.name] = make_service(config, old != services_.end() ? old->second.service.get() : nullptr);
+    pending.fresh[config.name] = make_service(config, old != services_.end() ? old->second.service.get() : nullptr);
   }
+  auto service_for = [&](const std::string& name) -> Service& {
+    auto it = pending.fresh.find(name);
+    return it != pending.fresh.end() ? *it->second.service : *services_.at(name).service;
+  };
 
   // 2. Listeners, matched by bind address: a kept one keeps its socket, so no client is refused.
-  //    New sockets are bound before anything changes; if one fails, the reload is undone.
-  std::vector<std::unique_ptr<Listener>> opened(next.listeners.size());
-  std::vector<Listener*> reused(next.listeners.size(), nullptr);
+  //    New sockets are bound now, before anything changes; if one fails, the reload is undone.
+  pending.opened.resize(next.listeners.size());
+  pending.reused.assign(next.listeners.size(), nullptr);
   for (std::size_t i = 0; i < next.listeners.size(); ++i) {
     const ListenerConfig& config = next.listeners[i];
     for (auto& listener : listeners_) {
       if (listener->config().bind == config.bind &&
-          std::find(reused.begin(), reused.end(), listener.get()) == reused.end()) {
-        reused[i] = listener.get();
+          std::find(pending.reused.begin(), pending.reused.end(), listener.get()) == pending.reused.end()) {
+        pending.reused[i] = listener.get();
         break;
       }
     }
-    if (reused[i] != nullptr) continue;
-    opened[i] = open_listener(config, service_for(config.service), why);
-    if (!opened[i]) {
-      for (auto& listener : opened) {
-        if (listener) retire(std::move(listener));
-      }
-      for (auto& [name, entry] : fresh) retire(std::move(entry));
+    if (pending.reused[i] != nullptr) continue;
+    pending.opened[i] = open_listener(config, service_for(config.service), why);
+    if (!pending.opened[i]) {
+      pending_ = std::move(pending);
+      abort_prepared();
       return false;
     }
   }
+  pending_ = std::move(pending);
+  return true;
+}
 
-  // 3. Commit. Sessions already open keep the listener and service they started with.
+std::vector<std::uint16_t> Engine::prepared_ports() const {
+  std::vector<std::uint16_t> ports;
+  if (!pending_) return ports;
+  for (std::size_t i = 0; i < pending_->opened.size(); ++i) {
+    ports.push_back(pending_->opened[i] ? pending_->opened[i]->bound_port() : pending_->reused[i]->bound_port());
+  }
+  return ports;
+}
+
+void Engine::abort_prepared() {
+  if (!pending_) return;
+  for (auto& listener : pending_->opened) {
+    if (listener) retire(std::move(listener));
+  }
+  for (auto& [name, entry] : pending_->fresh) retire(std::move(entry));
+  pending_.reset();
+}
+
+void Engine::commit_prepared() {
+  if (!pending_) return;
+  Pending pending = std::move(*pending_);
+  pending_.reset();
+  const Config& next = pending.config;
+  auto service_for = [&](const std::string& name) -> Service& {
+    auto it = pending.fresh.find(name);
+    return it != pending.fresh.end() ? *it->second.service : *services_.at(name).service;
+  };
+  // Sessions already open keep the listener and service they started with.
   std::vector<std::unique_ptr<Listener>> listeners;
   for (std::size_t i = 0; i < next.listeners.size(); ++i) {
-    if (opened[i]) {
-      listeners.push_back(std::move(opened[i]));
+    if (pending.opened[i]) {
+      listeners.push_back(std::move(pending.opened[i]));
       continue;
     }
     auto it = std::find_if(listeners_.begin(), listeners_.end(),
-                           [&](const auto& listener) { return listener.get() == reused[i]; });
+                           [&](const auto& listener) { return listener.get() == pending.reused[i]; });
     (*it)->reconfigure(next.listeners[i], service_for(next.listeners[i].service));
     listeners.push_back(std::move(*it));
   }
@@ -176,14 +207,13 @@ bool Engine::apply(const Config& next, std::string& why) {
   listeners_ = std::move(listeners);
 
   for (auto& [name, entry] : services_) {
-    if (fresh.count(name) != 0 || next.find_service(name) == nullptr) retire(std::move(entry));
+    if (pending.fresh.count(name) != 0 || next.find_service(name) == nullptr) retire(std::move(entry));
   }
   std::erase_if(services_, [](const auto& item) { return !item.second.service; });
-  for (auto& [name, entry] : fresh) {
+  for (auto& [name, entry] : pending.fresh) {
     entry.monitor->start();
     services_[name] = std::move(entry);
   }
-  return true;
 }
 
 void Engine::retire(ServiceEntry entry) {

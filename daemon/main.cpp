@@ -3,9 +3,11 @@
 #include <getopt.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -95,6 +97,9 @@ int main(int argc, char** argv) {
   if constexpr (!sluice::kExactMetrics) {
     spdlog::warn("built with SLUICE_EXACT_METRICS=OFF (a benchmark build): time integrals and histograms read 0");
   }
-  sluice::Daemon daemon(std::move(*loaded.config), {config_path, level});
+  const char* hooks = std::getenv("SLUICE_TEST_HOOKS");
+  const bool test_hooks = hooks != nullptr && std::string_view(hooks) == "1";
+  if (test_hooks) spdlog::warn("SLUICE_TEST_HOOKS=1: the admin endpoint serves /test/ paths (tests only)");
+  sluice::Daemon daemon(std::move(*loaded.config), {config_path, level, test_hooks});
   return daemon.run();
 }

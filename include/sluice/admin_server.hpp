@@ -1,9 +1,10 @@
 #pragma once
 // The admin HTTP endpoint (GET /metrics, /healthz, ...). Its sockets live on a thread of its own
-// with its own libuv loop, so a slow or hostile scraper never costs the data loop anything but the
-// rendering. Responses that need loop state are rendered ON the data loop: the admin thread queues
-// the path, wakes the data loop with a uv_async_t, and the data loop hands the body back the same
-// way. No thread ever blocks on another.
+// with its own libuv loop, so a slow or hostile scraper never costs the control loop anything but
+// the rendering. Responses that need daemon state are rendered ON the control loop: the admin
+// thread queues the path, wakes the control loop with a uv_async_t, and the control loop hands the
+// body back the same way. The admin thread never waits for the control loop (a render that is late
+// gets a 503), and /healthz is answered on the admin thread itself.
 //
 // Why not civetweb (which prometheus-cpp's Exposer uses): Debian 12's libcivetweb 1.15 is built
 // without IPv6 (mg_check_feature(8) == 0; "[::1]:0" is an "invalid port spec"), and admin.bind
@@ -35,11 +36,11 @@ struct AdminResponse {
 
 class AdminServer {
  public:
-  /// Runs ON THE DATA LOOP THREAD with the request path (query string removed) and returns the
+  /// Runs ON THE CONTROL LOOP THREAD with the request path (query string removed) and returns the
   /// response for a path it serves; nullopt means 404. An exception becomes a 500.
   using Renderer = std::function<std::optional<AdminResponse>(std::string_view path)>;
 
-  /// `render_timeout`: a request that the data loop has not answered after this long (counted
+  /// `render_timeout`: a request that the control loop has not answered after this long (counted
   /// from the accept) gets a 503; it also bounds how long a slow client may take to send one.
   AdminServer(uv_loop_t* loop, Renderer render,
               std::chrono::milliseconds render_timeout = std::chrono::seconds(5));
@@ -57,8 +58,13 @@ class AdminServer {
   /// /healthz answers 200 "ok" normally and 503 "draining" once this is set. Any thread.
   void set_draining(bool draining) { draining_.store(draining, std::memory_order_relaxed); }
 
+  /// Called on the admin thread for every /healthz: empty when the process is live, else why not
+  /// (then 503 with that text). Set before start(); it must be safe to call from that thread.
+  using Liveness = std::function<std::string()>;
+  void set_liveness(Liveness liveness) { liveness_ = std::move(liveness); }
+
   /// Closes the admin socket and its connections (a request waiting for the loop gets a 503),
-  /// joins the admin thread, then closes the handle on the data loop. On the loop thread.
+  /// joins the admin thread, then closes the handle on the control loop. On the loop thread.
   void stop();
 
  private:
@@ -73,17 +79,18 @@ class AdminServer {
     AdminResponse response;
   };
 
-  void render_pending();  // data loop: answers every queued request
+  void render_pending();  // control loop: answers every queued request
 
   uv_loop_t* loop_;
   Renderer render_;
   std::uint64_t render_timeout_ms_;
   std::atomic<bool> draining_{false};
+  Liveness liveness_;
   std::string bound_address_;
 
   std::mutex mutex_;               // guards the two queues between the threads
-  std::vector<Request> requests_;  // admin thread -> data loop
-  std::vector<Reply> replies_;     // data loop -> admin thread
+  std::vector<Request> requests_;  // admin thread -> control loop
+  std::vector<Reply> replies_;     // control loop -> admin thread
 
   uv_async_t* render_async_ = nullptr;  // on `loop_`; owned by libuv from uv_close() on
   std::unique_ptr<Http> http_;

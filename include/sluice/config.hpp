@@ -94,6 +94,9 @@ struct LogConfig {
 
 struct AdminConfig {
   std::optional<Endpoint> bind;  // GET /metrics, /healthz; absent = no admin listener
+  // How long the control plane waits for a worker's answer (a scrape, a reload); a worker that
+  // leaves a ping unanswered this long makes /healthz fail.
+  Millis worker_timeout{5000};
 
   bool operator==(const AdminConfig&) const = default;
 };

@@ -1,7 +1,12 @@
 #pragma once
-// The process: runs `workers` engines (worker 1 on this thread's loop, the others on threads of
-// their own), handles signals, the graceful drain and live reload for all of them, and serves the
-// admin endpoint with their metrics summed. Knows nothing of protocol details.
+// The process: a control plane and N data workers.
+//
+// The control plane is this thread's loop: signals, the config watcher and reload, the drain, and
+// the admin endpoint's rendering (its sockets live on the admin thread). Each data worker is an
+// Engine on a WorkerThread of its own, even with `workers: 1`; a worker only accepts, dispatches
+// and moves bytes, and never waits for another thread. The control plane talks to the workers by
+// tasks posted to their loops; every answer it waits for has a deadline (admin.worker_timeout),
+// so one stuck worker cannot freeze /metrics or the others, and /healthz reports it.
 
 #include <atomic>
 #include <cstddef>
@@ -13,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include <prometheus/metric_family.h>
 #include <spdlog/common.h>
 #include <uv.h>
 
@@ -30,6 +36,10 @@ class Daemon {
   struct Options {
     std::string config_path;                              // reloaded on SIGHUP and when it changes
     std::optional<spdlog::level::level_enum> log_level;   // --log-level, kept across reloads
+    // SLUICE_TEST_HOOKS=1: the admin endpoint also serves GET /test/stall-worker/N/MS (blocks
+    // worker N's loop for MS milliseconds) and GET /test/fail-next-reload/N (worker N's part of
+    // the next reload fails after it prepared). For the tests only.
+    bool test_hooks = false;
   };
 
   Daemon(Config config, Options options);
@@ -41,46 +51,60 @@ class Daemon {
   int run();
 
  private:
-  // Workers 2..N: an engine on a thread of its own. Worker 1's engine runs on this thread.
-  struct RemoteWorker {
+  // One data worker: its thread, its engine (made, used and left on the thread), and the liveness
+  // clock: the control plane pings every worker; a ping unanswered for longer than
+  // admin.worker_timeout makes /healthz fail.
+  struct DataWorker {
+    std::uint32_t number = 0;
     std::unique_ptr<WorkerThread> thread;
-    std::unique_ptr<Engine> engine;  // made, used and left on `thread`
+    std::unique_ptr<Engine> engine;
+    std::atomic<std::uint64_t> pinged_ns{0};    // the oldest ping not yet answered (0: none)
+    std::atomic<std::uint64_t> answered_ns{0};  // when the worker last answered one
+    std::vector<prometheus::MetricFamily> last_metrics;  // its last scrape (control thread only)
   };
 
   bool start_workers(std::uint32_t count, std::string& why);
   bool start_admin();
-  /// Runs `task` with every engine, each on its own thread, one after the other; the caller waits.
-  void for_each_engine(const std::function<void(Engine&)>& task);
-  std::size_t session_count();
+  /// Queues `task` on every worker's loop; nobody waits.
+  void post_to_workers(const std::function<void(Engine&)>& task);
+  /// The sessions open on every worker that answers within `timeout` (for log lines).
+  std::size_t session_count(std::chrono::milliseconds timeout);
   std::optional<AdminResponse> render_admin(std::string_view path);
+  std::optional<AdminResponse> render_test_hook(std::string_view path);
+  std::string render_metrics();
+  /// Empty while every worker answers its pings in time, else which one does not.
+  std::string liveness_problem() const;
+  void ping_workers();
   void log_listeners() const;
   void log_summary() const;
   void on_signal(int signum);
   void begin_drain();
-  void on_engine_drained();
+  void on_worker_drained();
   void close_control_handles();
 
   // Live reload: a valid config replaces the running one; an invalid one changes nothing.
   void reload(std::string_view trigger);
   bool apply(Config next, std::string& why);
   /// `config` as workers 2..N bind it: a port 0 becomes the port worker 1 got for that listener.
-  Config with_bound_ports(Config config) const;
+  Config with_bound_ports(Config config, const std::vector<std::uint16_t>& ports) const;
 
   Config config_;
   Options options_;
   uv_loop_t loop_;
   int descriptor_ceiling_;
-  std::unique_ptr<Engine> engine_;
-  std::vector<RemoteWorker> remote_workers_;
-  bool remote_workers_finished_ = false;
+  std::vector<std::unique_ptr<DataWorker>> workers_;
+  std::vector<std::string> bound_addresses_;  // worker 1's, by listener in config order
+  bool workers_finished_ = false;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
   DaemonStats stats_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uv_timer_t drain_timer_;
-  uv_async_t drained_;                          // an engine on another thread has drained
-  std::atomic<std::size_t> engines_draining_{0};
+  uv_timer_t ping_timer_;
+  uv_async_t drained_;                          // a worker has drained
+  std::atomic<std::size_t> workers_draining_{0};
+  std::uint32_t fail_next_reload_in_ = 0;  // a worker number, set by /test/fail-next-reload
   bool draining_ = false;
   bool control_handles_closed_ = false;
 };

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,16 @@ class Engine {
   /// Starts resolving names and health-checking backends.
   void start_monitors();
 
-  /// Live reload: a valid config replaces the running one. New listener sockets are bound before
-  /// anything changes; if one fails, nothing changes and `why` says which.
-  bool apply(const Config& next, std::string& why);
+  /// Live reload, in two phases so that every worker takes a config or none does. prepare()
+  /// builds the changed services and binds the new listeners' sockets without changing anything
+  /// that runs; false with `why` (and nothing kept) when a socket cannot be bound. Then exactly one
+  /// of commit_prepared() (swap it in) or abort_prepared() (drop it). A new prepare() drops a
+  /// prepared config that was neither.
+  bool prepare(const Config& next, std::string& why);
+  /// The port each listener of the prepared config has, in its config order (empty without one).
+  std::vector<std::uint16_t> prepared_ports() const;
+  void commit_prepared();
+  void abort_prepared();
 
   /// "ip:port" actually bound by each listener, in config order (the real port when 0 was asked).
   std::vector<std::string> bound_addresses() const;
@@ -70,6 +78,14 @@ class Engine {
     std::unique_ptr<ServiceMonitor> monitor;
   };
   using Services = std::map<std::string, ServiceEntry>;
+  // A prepared reload: the config, its new services, and for each of its listeners either a new
+  // bound socket or the running listener it keeps.
+  struct Pending {
+    Config config;
+    Services fresh;
+    std::vector<std::unique_ptr<Listener>> opened;
+    std::vector<Listener*> reused;
+  };
 
   ServiceEntry make_service(const ServiceConfig& config, const Service* previous);
   /// Binds a listener for `config` in front of `service`; nullptr with `why` on failure.
@@ -90,6 +106,7 @@ class Engine {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<ServiceEntry> retired_services_;
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
+  std::optional<Pending> pending_;
   uv_timer_t reap_timer_;
   bool handles_closed_ = false;
 };

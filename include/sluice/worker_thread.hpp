@@ -1,11 +1,13 @@
 #pragma once
-// A thread with an event loop of its own, for the engines of workers 2..N. Other threads talk to it
-// only through tasks that run on its loop: post() queues one, call() also waits for its result.
-// The loop runs until finish(), whatever else is on it, so a task can always be run before then.
+// A thread with an event loop of its own, for one data worker's engine. The control plane talks to
+// it only through tasks that run on its loop: post() queues one, submit() also hands back a future
+// of its result (to wait on with a deadline), call() waits for it (start-up only). The loop runs
+// until finish(), whatever else is on it, so a task can always be run before then.
 
 #include <deque>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -29,14 +31,25 @@ class WorkerThread {
   /// Runs `task` on the thread. Any thread.
   void post(std::function<void()> task);
 
-  /// Runs `function` on the thread and returns its result; the caller waits. Not from the thread
-  /// itself, and not after finish().
+  /// Runs `function` on the thread and returns its result; the caller waits as long as it takes.
+  /// Not from the thread itself, and not after finish().
   template <typename Function>
   auto call(Function function) -> std::invoke_result_t<Function&> {
     std::packaged_task<std::invoke_result_t<Function&>()> task(std::move(function));
     auto result = task.get_future();
     post([&task] { task(); });
     return result.get();
+  }
+
+  /// Queues `function` and returns the future of its result. The caller may stop waiting (a
+  /// deadline), so `function` must own everything it uses: capture by value, never a reference to
+  /// the caller's locals. A task never run (the thread finished first) leaves a broken promise.
+  template <typename Function>
+  auto submit(Function function) -> std::future<std::invoke_result_t<Function&>> {
+    auto task = std::make_shared<std::packaged_task<std::invoke_result_t<Function&>()>>(std::move(function));
+    auto result = task->get_future();
+    post([task] { (*task)(); });
+    return result;
   }
 
   /// Lets the loop end once nothing else is open on it, and waits for the thread to exit.

@@ -17,7 +17,11 @@ std::string ConfigSpec::yaml() const {
   if (log_format != "text") out << ", format: " << log_format;
   if (access_log) out << ", access_log: true";
   out << " }\n";
-  if (admin) out << "admin: { bind: \"" << admin_bind << "\" }\n";
+  if (admin) {
+    out << "admin: { bind: \"" << admin_bind << "\"";
+    if (!admin_worker_timeout.empty()) out << ", worker_timeout: " << admin_worker_timeout;
+    out << " }\n";
+  }
   out << "listeners:\n";
   for (const auto& listener : listeners) {
     out << "  - name: " << listener.name << "\n"

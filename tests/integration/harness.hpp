@@ -76,6 +76,7 @@ struct ConfigSpec {
   std::vector<ServiceSpec> services{};
   bool admin = false;               // `admin: { bind: 127.0.0.1:0 }`; see wait_admin_address
   std::string admin_bind = "127.0.0.1:0";  // the admin bind written when `admin` is set
+  std::string admin_worker_timeout{};      // `admin.worker_timeout`; empty: not written
   bool access_log = false;          // `log: { access_log: true }`
   std::string log_format = "text";  // `log: { format: ... }`, written when not text
 
