@@ -95,7 +95,12 @@ bool access_log_enabled() { return g_access_enabled.load(std::memory_order_relax
 void log_access(const AccessRecord& r) {
   if (!access_log_enabled()) return;
   if (g_format.load(std::memory_order_relaxed) == LogFormat::json) {
-    auto quoted = [](std::string_view text) { return "\"" + json_escape(text) + "\""; };
+    auto quoted = [](std::string_view text) {
+      std::string out(1, '"');
+      out += json_escape(text);
+      out += '"';
+      return out;
+    };
     auto number = [](double seconds) { return seconds < 0 ? std::string("null") : seconds_text(seconds); };
     g_access->info(
         R"({{"time":{},"client":{},"listener":{},"service":{},"backend":{},"node":{},"queue_wait_seconds":{},"connect_seconds":{},"duration_seconds":{},"bytes_from_client":{},"bytes_from_backend":{},"end":{}}})",

@@ -8,7 +8,12 @@ namespace sluice {
 
 namespace {
 
-std::string quoted(std::string_view text) { return "\"" + json_escape(text) + "\""; }
+std::string quoted(std::string_view text) {
+  std::string out(1, '"');
+  out += json_escape(text);
+  out += '"';
+  return out;
+}
 
 const char* queue_mode_name(QueueMode mode) { return mode == QueueMode::shared ? "shared" : "per_backend"; }
 

@@ -111,7 +111,7 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
   // "10.0.0.1/8" is almost always a typo for a host or for 10.0.0.0/8; refuse to guess which.
   if (clear_host_bits(cidr.bytes, address_bits, cidr.prefix_bits)) {
     return fail(why,
-                "'" + std::string(text) + "' has host bits set; did you mean '" + cidr.to_string() + "'?");
+                std::string("'").append(text) + "' has host bits set; did you mean '" + cidr.to_string() + "'?");
   }
   return cidr;
 }

@@ -4,7 +4,7 @@
 
 namespace sluice {
 
-ServiceMonitor::ServiceMonitor(uv_loop_t* loop, Service& service) : service_(service) {
+ServiceMonitor::ServiceMonitor(uv_loop_t* loop, Service& service) {
   const ServiceConfig& config = service.config();
   for (Backend& backend : service.backends()) {
     HealthChecker* checker = nullptr;

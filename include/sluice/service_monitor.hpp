@@ -26,7 +26,6 @@ class ServiceMonitor {
   bool finished() const;
 
  private:
-  Service& service_;
   std::vector<std::unique_ptr<Resolver>> resolvers_;      // one per backend with a DNS name
   std::vector<std::unique_ptr<HealthChecker>> checkers_;  // one per backend when checks are enabled
 };

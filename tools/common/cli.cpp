@@ -125,7 +125,7 @@ std::string format_address(const sockaddr_storage& address) {
   if (address.ss_family == AF_INET6) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
     uv_ip6_name(&in6, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
+    return std::string("[").append(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
   }
   const auto& in4 = reinterpret_cast<const sockaddr_in&>(address);
   uv_ip4_name(&in4, host, sizeof host);
