@@ -51,7 +51,9 @@ std::string scrape_when_idle(const Address& admin) {
   return *text;
 }
 
-/// The daemon's open descriptors, pipes apart from the rest (sockets, the epoll, files).
+/// The daemon's open descriptors, pipes apart from the rest (sockets, the epoll, files). /dev/null
+/// is left out: Sluice's and libuv's reserves for running out of descriptors (libuv opens its own
+/// with the loop's first socket).
 struct Descriptors {
   std::size_t pipes = 0;
   std::size_t others = 0;
@@ -63,6 +65,7 @@ Descriptors descriptors_of(pid_t pid) {
        !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
     std::error_code link_error;
     const std::string target = std::filesystem::read_symlink(it->path(), link_error).string();
+    if (target == "/dev/null") continue;
     ++(target.starts_with("pipe:") ? count.pipes : count.others);
   }
   return count;
