@@ -1,10 +1,11 @@
 // Reliability of the data path and of admission, with real sockets: half-close both ways, bulk
-// streams through slow backends, a slow reader held back by backpressure, resets that arrive with
-// the last bytes (both ways, also after a half-close), failed connects with and without retries,
-// slowloris, listener max_connections, running out of file descriptors, peers that vanish while
-// Sluice writes (SIGPIPE), the source allow list, and what the admin listener serves. Every wait is
-// on a condition with a deadline; sizes and counts are asserted exactly where the protocol fixes
-// them. The real-client tests (redis-benchmark, pgbench) are in test_real_clients.cpp.
+// streams through slow backends, backpressure both ways (a slow reader, and a backend that stops
+// reading an upload), resets that arrive with the last bytes (both ways, also after a half-close),
+// failed connects with and without retries, slowloris, listener max_connections, running out of
+// file descriptors, peers that vanish while Sluice writes (SIGPIPE), the source allow list, and
+// what the admin listener serves. Every wait is on a condition with a deadline; sizes and counts
+// are asserted exactly where the protocol fixes them. The real-client tests (redis-benchmark,
+// pgbench) are in test_real_clients.cpp.
 //
 // Three tests fail on the daemon as of this writing and pass once it is fixed: the two "reset that
 // arrives with its last bytes" tests (libuv reports such a reset as EOF, and Sluice passes it on as
@@ -353,6 +354,56 @@ TEST_CASE("reliability: a client reading 1 KiB/s holds the streaming backend bac
   std::vector<StreamServer::Record> records;
   REQUIRE_MESSAGE(backend.wait_ended(1, 5s, records), "the backend's send never failed after the client left");
   CHECK(records[0].error != 0);
+}
+
+// The same bound the other way: a client uploading as fast as it can to a backend that has
+// stopped reading. With splice off, this is the read/write path's watermark.
+TEST_CASE("reliability: a backend that stops reading holds a fast uploading client back, Sluice holds at most the watermark") {
+  MeteredSink sink;
+  DaemonProcess daemon(
+      single_service_config(ServiceSpec{.backends = {{"sink", sink.address()}}}, ListenerSpec{.splice = false}));
+  const Address proxy = daemon.wait_listening_on("web");
+  const auto resident_before = daemon.status_kib("VmRSS");
+  REQUIRE(resident_before.has_value());
+
+  Client client = Client::connect(proxy);
+  Upload upload(29);
+  // 1 MiB through first: the session is up and its chunks are in use.
+  sink.allow(MiB);
+  REQUIRE(upload.more(client.fd(), MiB, sluice::test::scaled(10s)));
+  REQUIRE(sink.wait_read(MiB, sluice::test::scaled(10s)));
+  // Then the backend reads nothing, and the client sends until its send has not moved for 1 s.
+  REQUIRE_MESSAGE(upload.until_held_back(client.fd(), sluice::test::scaled(20s)),
+                  "the client was never held back: " << upload.sent() << " bytes sent");
+
+  // Where the bytes are: the client sent them, the backend read `read_by_backend`, the kernel holds
+  // the queues of the four sockets, and the rest is in Sluice. Nothing moves meanwhile.
+  const std::uint64_t read_by_backend = sink.read();
+  const auto queues = session_queues(proxy.port, sink.address().port);
+  REQUIRE(queues.has_value());
+  const std::int64_t in_sluice = static_cast<std::int64_t>(upload.sent()) -
+                                 static_cast<std::int64_t>(read_by_backend + queues->total());
+  const auto resident_held = daemon.status_kib("VmRSS");
+  REQUIRE(resident_held.has_value());
+  MESSAGE("stopped backend: client sent " << upload.sent() / KiB << " KiB, backend read " << read_by_backend / KiB
+                                          << " KiB; kernel queues " << queues->total() / KiB << " KiB (client side "
+                                          << queues->client_side / KiB << ", backend side " << queues->backend_side / KiB
+                                          << "); in Sluice " << in_sluice << " B; daemon RSS " << *resident_before
+                                          << " KiB before, " << *resident_held << " KiB held");
+  CHECK(read_by_backend == MiB);
+  CHECK(in_sluice >= 0);
+  CHECK(in_sluice <= static_cast<std::int64_t>(kHighWatermark + kChunk));
+  CHECK(*resident_held - *resident_before < 4 * 1024);  // KiB: the session's buffers, not the upload
+
+  // Every byte arrives, in order, once the backend reads again.
+  sink.release();
+  REQUIRE(upload.more(client.fd(), MiB, sluice::test::scaled(10s)));
+  client.shutdown_write();
+  MeteredSink::Record record;
+  REQUIRE_MESSAGE(sink.wait_ended(sluice::test::scaled(10s), record), "the upload never ended at the backend");
+  CHECK(record.end == End::eof);
+  CHECK(record.bytes == upload.sent());
+  CHECK(record.sha == upload.sha());
 }
 
 // ---- 4. resets that arrive with the last bytes, both ways, also after a half-close ----

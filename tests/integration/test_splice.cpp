@@ -1,10 +1,10 @@
 // Zero-copy transfer: a direction that carries bulk moves on to splice(2) through a kernel pipe
 // (listener `splice: true`, the default). The stream contract holds as with read/write: every byte
 // in order (SHA-256 both ways), FIN after the last byte in both orders, resets passed on as resets,
-// memory bounded with a slow reader, byte counters exact. Pipes are held only while bytes are in
-// them: idle spliced connections hold none, and no descriptor outlives its session. That splice
-// was really used is read from `sluice_listener_spliced_bytes_total`, which counts the bytes that
-// splice(2) wrote to a sink.
+// memory bounded with a slow reader and with a backend that stops reading, byte counters exact.
+// Pipes are held only while bytes are in them: idle spliced connections hold none, and no
+// descriptor outlives its session. That splice was really used is read from
+// `sluice_listener_spliced_bytes_total`, which counts the bytes that splice(2) wrote to a sink.
 
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -17,6 +17,7 @@
 #include "duplex.hpp"
 #include "harness.hpp"
 #include "stream_echo.hpp"
+#include "test_support.hpp"
 
 using namespace sluice::it;
 
@@ -237,6 +238,52 @@ TEST_CASE("splice: a client that slows to 1 KiB/s mid-stream blocks the backend,
   std::vector<StreamServer::Record> records;
   REQUIRE_MESSAGE(backend.wait_ended(1, 5s, records), "the backend's send never failed after the client left");
   CHECK(records[0].error != 0);
+}
+
+TEST_CASE("splice: a backend that stops reading mid-upload holds the client back, and Sluice holds at most its 256 KiB pipe") {
+  MeteredSink sink;
+  DaemonProcess daemon(splice_config({{"sink", sink.address()}}));
+  const Address proxy = daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+  const auto resident_before = daemon.status_kib("VmRSS");
+  REQUIRE(resident_before.has_value());
+
+  // Fast at first, so that the direction is spliced when the backend stops reading.
+  Client client = Client::connect(proxy);
+  Upload upload(23);
+  sink.allow(8 * MiB);
+  REQUIRE(upload.more(client.fd(), 8 * MiB, sluice::test::scaled(10s)));
+  REQUIRE(sink.wait_read(8 * MiB, sluice::test::scaled(10s)));
+  REQUIRE_MESSAGE(metric(scrape(admin), kSpliced) > 0, "the upload never moved on to splice");
+
+  // Then nothing is read, and the client sends until its send has not moved for 1 s.
+  REQUIRE_MESSAGE(upload.until_held_back(client.fd(), sluice::test::scaled(20s)),
+                  "the client was never held back: " << upload.sent() << " bytes sent");
+  const std::uint64_t read_by_backend = sink.read();
+  const auto queues = session_queues(proxy.port, sink.address().port);
+  REQUIRE(queues.has_value());
+  const std::int64_t in_sluice = static_cast<std::int64_t>(upload.sent()) -
+                                 static_cast<std::int64_t>(read_by_backend + queues->total());
+  const auto resident_held = daemon.status_kib("VmRSS");
+  REQUIRE(resident_held.has_value());
+  MESSAGE("stopped backend after splice: client sent " << upload.sent() / KiB << " KiB, backend read "
+                                                       << read_by_backend / KiB << " KiB; kernel queues "
+                                                       << queues->total() / KiB << " KiB; in Sluice " << in_sluice
+                                                       << " B; daemon RSS " << *resident_before << " KiB before, "
+                                                       << *resident_held << " KiB held");
+  CHECK(read_by_backend == 8 * MiB);
+  CHECK(in_sluice >= 0);
+  CHECK(in_sluice <= static_cast<std::int64_t>(kPipeBytes));
+  CHECK(*resident_held - *resident_before < 4 * 1024);  // KiB
+
+  sink.release();
+  REQUIRE(upload.more(client.fd(), MiB, sluice::test::scaled(10s)));
+  client.shutdown_write();
+  MeteredSink::Record record;
+  REQUIRE_MESSAGE(sink.wait_ended(sluice::test::scaled(10s), record), "the upload never ended at the backend");
+  CHECK(record.end == End::eof);
+  CHECK(record.bytes == upload.sent());
+  CHECK(record.sha == upload.sha());
 }
 
 // ---- resets in the middle of a spliced stream ----
