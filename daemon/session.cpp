@@ -391,7 +391,10 @@ void Session::on_source_eof(Direction& direction) {
   direction.eof = true;
   if (end_reason_ == nullptr) end_reason_ = &direction == &upstream_ ? "client_close" : "backend_close";
   if (phase_ == Phase::splicing) pass_on_eof(direction);
-  if (phase_ == Phase::waiting && &direction == &upstream_) watch_waiting_client();
+  if (phase_ == Phase::waiting && &direction == &upstream_) {
+    spdlog::debug("queued_client_eof listener={} service={}", listener_.config().name, service_.name());
+    watch_waiting_client();
+  }
 }
 
 void Session::write(Direction& direction, Chunk* chunk) {
