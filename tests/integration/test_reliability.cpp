@@ -6,10 +6,6 @@
 // what the admin listener serves. Every wait is on a condition with a deadline; sizes and counts
 // are asserted exactly where the protocol fixes them. The real-client tests (redis-benchmark,
 // pgbench) are in test_real_clients.cpp.
-//
-// Three tests fail on the daemon as of this writing and pass once it is fixed: the two "reset that
-// arrives with its last bytes" tests (libuv reports such a reset as EOF, and Sluice passes it on as
-// a clean close) and "out of file descriptors: dropped clients are logged ...".
 
 #include <doctest/doctest.h>
 
