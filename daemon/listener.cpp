@@ -1,6 +1,8 @@
 #include "sluice/listener.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -22,43 +24,51 @@ Listener::Listener(Worker& worker, ListenerConfig config, Service& service)
     : worker_(worker), config_(std::move(config)), service_(&service) {}
 
 bool Listener::start(const sockaddr* bind, bool reuse_port, std::string& why) {
-  // With a family given, libuv creates the socket now, so that options can be set before bind.
-  int rc = uv_tcp_init_ex(worker_.loop, &server_, bind->sa_family);
-  if (rc != 0) {
-    why = "cannot open a socket for " + sockaddr_to_string(bind) + ": " + uv_strerror(rc);
+  auto error_text = [] { return std::string(uv_strerror(uv_translate_sys_error(errno))); };
+  fd_ = ::socket(bind->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    why = "cannot open a socket for " + sockaddr_to_string(bind) + ": " + error_text();
     return false;
   }
-  server_.data = this;
+  const int on = 1;
+  const socklen_t length = bind->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  // SO_REUSEADDR as uv_tcp_bind sets it: a restart binds while old connections are in TIME_WAIT.
+  bool ok = setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+            (!reuse_port || setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0) &&
+            ::bind(fd_, bind, length) == 0 && ::listen(fd_, static_cast<int>(config_.backlog)) == 0;
+  std::string failure = ok ? "" : error_text();
+  if (ok) {
+    if (const int rc = uv_poll_init(worker_.loop, &accept_watch_, fd_); rc != 0) {
+      ok = false;
+      failure = uv_strerror(rc);
+    }
+  }
+  if (!ok) {
+    why = "cannot listen on " + sockaddr_to_string(bind) + ": " + failure;
+    ::close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  accept_watch_.data = this;
   listening_ = true;
   socket_open_ = true;
-  if (reuse_port) rc = set_reuse_port();
-  if (rc == 0) rc = uv_tcp_bind(&server_, bind, 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), static_cast<int>(config_.backlog),
-                   [](uv_stream_t* server, int status) {
-                     static_cast<Listener*>(server->data)->on_connection(status);
-                   });
-  }
-  if (rc != 0) {
-    why = "cannot listen on " + sockaddr_to_string(bind) + ": " + uv_strerror(rc);
-    stop_accepting();
-    return false;
-  }
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  uv_poll_start(&accept_watch_, UV_READABLE,
+                [](uv_poll_t* watch, int, int) { static_cast<Listener*>(watch->data)->on_readable(); });
   return true;
-}
-
-int Listener::set_reuse_port() {
-  uv_os_fd_t fd;
-  if (int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&server_), &fd); rc != 0) return rc;
-  const int on = 1;
-  return setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0 ? 0 : uv_translate_sys_error(errno);
 }
 
 void Listener::stop_accepting() {
   if (!listening_) return;
   listening_ = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&server_),
-           [](uv_handle_t* handle) { static_cast<Listener*>(handle->data)->socket_open_ = false; });
+  uv_close(reinterpret_cast<uv_handle_t*>(&accept_watch_), [](uv_handle_t* handle) {
+    auto* self = static_cast<Listener*>(handle->data);
+    ::close(self->fd_);
+    self->fd_ = -1;
+    if (self->reserve_fd_ >= 0) ::close(self->reserve_fd_);
+    self->reserve_fd_ = -1;
+    self->socket_open_ = false;
+  });
 }
 
 void Listener::reconfigure(ListenerConfig config, Service& service) {
@@ -68,33 +78,68 @@ void Listener::reconfigure(ListenerConfig config, Service& service) {
 
 std::string Listener::bound_address() const {
   sockaddr_storage address{};
-  int length = sizeof address;
-  if (uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
+  socklen_t length = sizeof address;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
   return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
 }
 
 std::uint16_t Listener::bound_port() const {
   sockaddr_storage address{};
-  int length = sizeof address;
-  if (uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+  socklen_t length = sizeof address;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
   const auto* any = reinterpret_cast<const sockaddr*>(&address);
   return ntohs(any->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(any)->sin6_port
                                           : reinterpret_cast<const sockaddr_in*>(any)->sin_port);
 }
 
-void Listener::on_connection(int status) {
-  auto* server = reinterpret_cast<uv_stream_t*>(&server_);
-  if (status < 0) {
-    // libuv already accepted and dropped the pending client with its reserve descriptor, so the
-    // loop does not spin.
-    log_accept_error(uv_err_name(status));
+void Listener::on_readable() {
+  // Until the queue is empty, as libuv's own accept loop; a session's start may stop accepting.
+  while (listening_) {
+    const int client_fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client_fd >= 0) {
+      on_connection(client_fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;  // a client that left first: nothing to do
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EMFILE || errno == ENFILE) {
+      drop_pending_clients(errno);
+      return;
+    }
+    // Anything else (ENOBUFS, ENOMEM, EPERM): counted; the still readable socket calls again.
+    reject(RejectReason::accept_error);
+    log_accept_error(uv_err_name(uv_translate_sys_error(errno)));
     return;
   }
+}
+
+void Listener::drop_pending_clients(int error) {
+  // The reserve descriptor freed makes room to accept each pending client and close it at once:
+  // it hears a close rather than waiting on a queue that never moves, and it is counted. Without a
+  // reserve (another thread took it meanwhile), the clients stay queued for the next try.
+  if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (reserve_fd_ >= 0) {
+    ::close(reserve_fd_);
+    for (;;) {
+      const int client_fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client_fd >= 0) {
+        ::close(client_fd);
+        reject(RejectReason::accept_error);
+        continue;
+      }
+      if (errno != EINTR && errno != ECONNABORTED) break;
+    }
+    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  log_accept_error(uv_err_name(uv_translate_sys_error(error)));
+}
+
+void Listener::on_connection(int client_fd) {
   const bool full = stats_.active >= config_.max_connections;
-  Session* session = Session::accept(*this, server);
+  Session* session = Session::accept(*this, client_fd);
   if (session == nullptr) return;
-  if (session->client_descriptor() >= worker_.descriptor_ceiling) {
-    // Refused before the process runs out: libuv's own way out of EMFILE drops clients silently.
+  if (client_fd >= worker_.descriptor_ceiling) {
+    // Refused before the process runs out, keeping descriptors for the sessions already admitted.
     log_accept_error("EMFILE");
     reject(RejectReason::max_connections);
     session->refuse("max_connections");

@@ -94,7 +94,7 @@ void Session::write_access_log() const {
   log_access(record);
 }
 
-Session* Session::accept(Listener& listener, uv_stream_t* server) {
+Session* Session::accept(Listener& listener, int client_fd) {
   auto* session = new Session(listener);
   uv_loop_t* loop = session->worker_.loop;
   session->arrived_ns = uv_hrtime();
@@ -105,8 +105,9 @@ Session* Session::accept(Listener& listener, uv_stream_t* server) {
   session->timer_.data = session;
   ++session->open_handles_;
 
-  if (int rc = uv_accept(server, stream(session->client_)); rc != 0) {
+  if (int rc = uv_tcp_open(&session->client_, client_fd); rc != 0) {
     spdlog::warn("accept failed listener={} error={}", listener.config().name, uv_err_name(rc));
+    ::close(client_fd);
     session->finish("accept_failed");
     return nullptr;
   }
@@ -390,7 +391,10 @@ void Session::on_source_eof(Direction& direction) {
   direction.eof = true;
   if (end_reason_ == nullptr) end_reason_ = &direction == &upstream_ ? "client_close" : "backend_close";
   if (phase_ == Phase::splicing) pass_on_eof(direction);
-  if (phase_ == Phase::waiting && &direction == &upstream_) watch_waiting_client();
+  if (phase_ == Phase::waiting && &direction == &upstream_) {
+    spdlog::debug("queued_client_eof listener={} service={}", listener_.config().name, service_.name());
+    watch_waiting_client();
+  }
 }
 
 void Session::write(Direction& direction, Chunk* chunk) {

@@ -1,6 +1,9 @@
 #pragma once
 // A listening socket: accepts clients, admits them (max_connections, allow list) and hands each
 // admitted one to a new Session for its service. Knows nothing of balancing.
+//
+// Accepting is done here, not by uv_listen: out of descriptors, libuv accepts and closes the
+// pending clients itself without telling anyone; here each such client is counted.
 
 #include <cstdint>
 #include <string>
@@ -50,15 +53,18 @@ class Listener {
   const ListenerStats& stats() const { return stats_; }
 
  private:
-  int set_reuse_port();
-  void on_connection(int status);
+  void on_readable();
+  void on_connection(int client_fd);
+  void drop_pending_clients(int error);
   bool is_allowed(const sockaddr* client) const;
   void log_accept_error(const char* error);
 
   Worker& worker_;
   ListenerConfig config_;
   Service* service_;
-  uv_tcp_t server_;
+  int fd_ = -1;             // the listening socket, closed in the watch's close callback
+  uv_poll_t accept_watch_;  // readable: clients are pending
+  int reserve_fd_ = -1;     // held free for drop_pending_clients
   bool listening_ = false;
   bool socket_open_ = false;  // until the close callback
   ListenerStats stats_;

@@ -30,9 +30,9 @@ class Session final : public Waiter {
   static constexpr std::size_t kHighWatermarkBytes = 256 * 1024;  // stop reading the source above
   static constexpr std::size_t kLowWatermarkBytes = 64 * 1024;    // resume reading at or below
 
-  /// Accepts a pending connection from `server`. Returns nullptr (having closed what it opened)
-  /// if accept fails. The session owns itself from here on and frees itself once closed.
-  static Session* accept(Listener& listener, uv_stream_t* server);
+  /// Takes over `client_fd`, a client the listener accepted. Returns nullptr (having closed what it
+  /// opened) if libuv cannot. The session owns itself from here on and frees itself once closed.
+  static Session* accept(Listener& listener, int client_fd);
 
   /// The client's address (AF_INET or AF_INET6), asked of the socket on first use (at accept when
   /// the access log is on): most sessions never need it, and getpeername is a syscall each.

@@ -17,10 +17,11 @@ enum class RejectReason : std::uint8_t {
   no_backend,
   queue_full,
   queue_timeout,
-  abandoned,  // the client left while queued
+  abandoned,     // the client left while queued
+  accept_error,  // accept(2) failed; out of descriptors, each pending client closed unaccepted
 };
-inline constexpr std::array<const char*, 6> kRejectReasonNames = {
-    "max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned"};
+inline constexpr std::array<const char*, 7> kRejectReasonNames = {
+    "max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned", "accept_error"};
 
 struct ListenerStats {
   std::uint64_t accepted_total = 0;

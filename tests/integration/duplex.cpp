@@ -202,6 +202,126 @@ bool StreamServer::wait_ended(std::size_t count, Millis timeout, std::vector<Rec
   return true;
 }
 
+// ---- MeteredSink ----
+
+MeteredSink::MeteredSink(int family)
+    : server_(family, [this](ServerConnection& c) {
+        Sha256 sha;
+        std::vector<char> buffer(64 * 1024);
+        Record record;
+        for (;;) {
+          std::size_t want = buffer.size();
+          {
+            std::unique_lock lock(mutex_);
+            changed_.wait(lock, [&] { return stopping_ || released_ || allowed_ > read_; });
+            if (stopping_) break;
+            if (!released_) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, allowed_ - read_));
+          }
+          const ssize_t n = c.read_some(buffer.data(), want);
+          if (n <= 0) {
+            record.end = n == 0 ? End::eof : errno == ECONNRESET ? End::reset : End::error;
+            break;
+          }
+          sha.update(buffer.data(), static_cast<std::size_t>(n));
+          std::lock_guard lock(mutex_);
+          read_ += static_cast<std::uint64_t>(n);
+          changed_.notify_all();
+        }
+        std::lock_guard lock(mutex_);
+        record.bytes = read_;
+        record.sha = sha.hex();
+        ended_ = record;
+        changed_.notify_all();
+      }) {}
+
+MeteredSink::~MeteredSink() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  server_.stop();
+}
+
+void MeteredSink::allow(std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  allowed_ = read_ + bytes;
+  changed_.notify_all();
+}
+
+bool MeteredSink::wait_read(std::uint64_t total, Millis timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return read_ >= total; });
+}
+
+void MeteredSink::release() {
+  std::lock_guard lock(mutex_);
+  released_ = true;
+  changed_.notify_all();
+}
+
+std::uint64_t MeteredSink::read() const {
+  std::lock_guard lock(mutex_);
+  return read_;
+}
+
+bool MeteredSink::wait_ended(Millis timeout, Record& record) {
+  std::unique_lock lock(mutex_);
+  if (!changed_.wait_for(lock, timeout, [&] { return ended_.has_value(); })) return false;
+  record = *ended_;
+  return true;
+}
+
+// ---- Upload ----
+
+bool Upload::send_some(int fd, std::uint64_t limit) {
+  bool moved = false;
+  while (sent_ < limit) {
+    if (pending_.empty()) {
+      pending_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(64 * 1024, limit - sent_)));
+      source_.fill(pending_.data(), pending_.size());
+    }
+    const ssize_t n = ::send(fd, pending_.data(), pending_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      pending_.erase(0, static_cast<std::size_t>(n));
+      sent_ += static_cast<std::uint64_t>(n);
+      moved = true;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return moved;
+    throw std::runtime_error("upload: send failed: " + errno_text(errno));
+  }
+  return moved;
+}
+
+bool Upload::until_held_back(int fd, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  int still_polls = 0;
+  while (still_polls < 4 && Clock::now() < deadline) {
+    if (send_some(fd, std::numeric_limits<std::uint64_t>::max())) {
+      still_polls = 0;
+      continue;
+    }
+    // The pace of the check, and the wait for room: 250 ms without room counts as one still poll.
+    still_polls = poll_until(fd, POLLOUT, Clock::now() + 250ms) == 0 ? still_polls + 1 : 0;
+  }
+  return still_polls >= 4;
+}
+
+bool Upload::more(int fd, std::uint64_t bytes, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  const std::uint64_t limit = sent_ + bytes;
+  while (sent_ < limit) {
+    if (send_some(fd, limit)) continue;
+    if (Clock::now() >= deadline) return false;
+    poll_until(fd, POLLOUT, deadline);
+  }
+  return true;
+}
+
+std::string Upload::sha() const { return sha256_hex(pattern(static_cast<std::size_t>(sent_), seed_)); }
+
 // ---- PollEchoServer ----
 
 PollEchoServer::PollEchoServer(int family) {
@@ -336,6 +456,17 @@ std::optional<SocketQueues> socket_queues(const std::string& filter, const std::
   }
   if (queues.sockets == 0) return std::nullopt;
   return queues;
+}
+
+std::optional<SessionQueues> session_queues(std::uint16_t proxy_port, std::uint16_t backend_port) {
+  const auto on_port = [](std::uint16_t port) {
+    return "( sport = :" + std::to_string(port) + " or dport = :" + std::to_string(port) + " )";
+  };
+  const auto client_side = socket_queues(on_port(proxy_port));
+  const auto backend_side = socket_queues(on_port(backend_port));
+  if (!client_side || !backend_side || client_side->sockets != 2 || backend_side->sockets != 2) return std::nullopt;
+  return SessionQueues{.client_side = client_side->receive + client_side->send,
+                       .backend_side = backend_side->receive + backend_side->send};
 }
 
 void read_slowly(Client& client, std::string& received) {

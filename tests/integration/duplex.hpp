@@ -20,6 +20,7 @@
 
 #include "backends.hpp"
 #include "client.hpp"
+#include "data.hpp"
 #include "net.hpp"
 
 namespace sluice::it {
@@ -118,6 +119,65 @@ class StreamServer {
   TcpServer server_;
 };
 
+/// A backend that reads only what the test allows, and counts it: a slow reader taken to its limit,
+/// so that where the bytes sit can be measured while none moves. After release() it reads freely
+/// until the connection ends. For one connection at a time.
+class MeteredSink {
+ public:
+  explicit MeteredSink(int family = AF_INET);
+  ~MeteredSink();
+  MeteredSink(const MeteredSink&) = delete;
+  MeteredSink& operator=(const MeteredSink&) = delete;
+
+  const Address& address() const { return server_.address(); }
+  /// Lets the connection read `bytes` more than it has read so far.
+  void allow(std::uint64_t bytes);
+  /// Waits until the connection has read `total` bytes in all (false at the deadline).
+  bool wait_read(std::uint64_t total, Millis timeout);
+  /// Reads freely from now on.
+  void release();
+  /// Bytes read so far.
+  std::uint64_t read() const;
+  struct Record {
+    std::uint64_t bytes = 0;
+    std::string sha;  // SHA-256 of the bytes read
+    End end = End::error;
+  };
+  /// Waits until the connection has ended (EOF, reset or error).
+  bool wait_ended(Millis timeout, Record& record);
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::uint64_t allowed_ = 0;
+  std::uint64_t read_ = 0;
+  bool released_ = false;
+  bool stopping_ = false;
+  std::optional<Record> ended_;
+  TcpServer server_;  // last: stopped before the members its handler uses
+};
+
+/// A client's upload of ByteStream(seed) on a non-blocking socket, sent as fast as the socket takes it.
+class Upload {
+ public:
+  explicit Upload(std::uint64_t seed) : seed_(seed), source_(seed) {}
+  /// Sends until the socket takes nothing more for 1 s (four 250 ms polls without progress): held
+  /// back through the proxy. False when that did not happen within `timeout`.
+  bool until_held_back(int fd, Millis timeout);
+  /// Sends `bytes` more (blocking until they went, or the deadline: false).
+  bool more(int fd, std::uint64_t bytes, Millis timeout);
+  std::uint64_t sent() const { return sent_; }
+  /// SHA-256 of everything sent.
+  std::string sha() const;
+
+ private:
+  bool send_some(int fd, std::uint64_t limit);  // false when the socket took nothing
+  std::uint64_t seed_;
+  ByteStream source_;
+  std::string pending_;  // generated, not yet sent
+  std::uint64_t sent_ = 0;
+};
+
 /// An echo server on one epoll thread, for thousands of connections (TcpServer runs a thread per
 /// connection). At the peer's EOF it flushes what it owes and closes.
 class PollEchoServer {
@@ -155,6 +215,15 @@ struct SocketQueues {
   std::size_t sockets = 0;
 };
 std::optional<SocketQueues> socket_queues(const std::string& filter, const std::string& state = "established");
+
+/// The bytes the kernel holds for one proxied session: Recv-Q and Send-Q of the two sockets on the
+/// proxy's port and of the two on the backend's port. nullopt unless ss finds two on each side.
+struct SessionQueues {
+  std::uint64_t client_side = 0;
+  std::uint64_t backend_side = 0;
+  std::uint64_t total() const { return client_side + backend_side; }
+};
+std::optional<SessionQueues> session_queues(std::uint16_t proxy_port, std::uint16_t backend_port);
 
 /// A reader of 1 KiB/s: waits 250 ms, then reads 256 bytes from `client` into `received`.
 void read_slowly(Client& client, std::string& received);

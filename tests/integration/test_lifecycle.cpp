@@ -1,13 +1,22 @@
-// IPv6, idle timeout, and the signals that stop the daemon.
+// IPv6, idle timeout, the signals that stop the daemon, a start that cannot bind, and the admin
+// server's own limits.
 
 #include <doctest/doctest.h>
 
 #include "test_support.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <ctime>
 #include <future>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "harness.hpp"
 #include "stream_echo.hpp"
@@ -55,6 +64,100 @@ void check_refused_soon(const Address& proxy) {
     std::this_thread::sleep_for(10ms);
   }
   CHECK_MESSAGE(probe_error == ECONNREFUSED, "new clients still get in 2 s after SIGTERM: " << errno_text(probe_error));
+}
+
+// When sluice wrote `line`, in ms, from its "%Y-%m-%dT%H:%M:%S.%e" prefix.
+std::optional<long long> logged_ms(const std::string& line) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(line.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<long long>(::timegm(&tm)) * 1000 + ms;
+}
+
+// Two echo sessions open, `first` starts the drain (30 s), `second` must close both at once.
+void check_second_signal(int first, int second) {
+  EchoServer echo;
+  DaemonProcess daemon(ConfigSpec{.drain_timeout = "30s",
+                                  .listeners = {ListenerSpec{}},
+                                  .services = {{.backends = {{"echo", echo.address()}}}},
+                                  .access_log = true}
+                           .yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  std::vector<Client> clients;
+  for (int i = 0; i < 2; ++i) {
+    clients.push_back(Client::connect(proxy));
+    clients.back().send_all("hello\n");
+    REQUIRE(clients.back().read_line() == "hello");
+  }
+
+  daemon.send_signal(first);
+  const auto draining = daemon.wait_for_line("signal " + std::to_string(first) + ": draining 2 sessions",
+                                             sluice::test::scaled(Millis(2s)));
+  REQUIRE(draining);
+  for (auto& client : clients) {  // the drain keeps them
+    client.send_all("still\n");
+    CHECK(client.read_line() == "still");
+  }
+
+  const auto start = Clock::now();
+  daemon.send_signal(second);
+  const auto deadline = start + sluice::test::scaled(Millis(3s));  // for all of them together
+  for (auto& client : clients) {
+    const ReadResult result =
+        client.read_until_end(std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - Clock::now())));
+    INFO("a session ended with " << result.end << " " << elapsed_ms(start) << " ms after the second signal");
+    CHECK((result.end == End::eof || result.end == End::reset));
+    CHECK(result.data.empty());
+  }
+  const auto code = daemon.wait_exit(sluice::test::scaled(Millis(3s)));
+  REQUIRE_MESSAGE(code.has_value(), "sluice still runs 3 s after the second signal (drain_timeout 30 s)");
+  CHECK(*code == 0);
+
+  // The daemon's own clock: the second signal closed both, and it stopped without the drain timeout.
+  const auto closing = daemon.wait_for_line(
+      "signal " + std::to_string(second) + " during drain: closing 2 sessions now", 0ms);
+  const auto stopped = daemon.wait_for_line([](const std::string& line) { return line.ends_with(" info stopped"); }, 0ms);
+  REQUIRE(closing);
+  REQUIRE(stopped);
+  const auto drain_ms = logged_ms(*draining), closing_ms = logged_ms(*closing), stopped_ms = logged_ms(*stopped);
+  REQUIRE((drain_ms && closing_ms && stopped_ms));
+  CHECK(*closing_ms >= *drain_ms);
+  CHECK(*stopped_ms - *closing_ms < sluice::test::scaled(Millis(1s)).count());
+  CHECK(*stopped_ms - *drain_ms < 30000);
+  CHECK(daemon.count_lines("drain timeout") == 0);
+  CHECK(daemon.count_lines(" end=shutdown") == 2);
+}
+
+// A listening socket of the test's own on a loopback port: the daemon cannot bind it.
+Fd hold_port() {
+  Fd fd = bind_tcp_socket(Address::loopback(AF_INET));
+  if (::listen(fd.get(), 1) != 0) throw_errno("listen", errno);
+  return fd;
+}
+
+// The daemon must exit 1 within 10 s, log `error` at level error, and announce no listener.
+void check_failed_start(DaemonProcess& daemon, const std::string& error) {
+  const auto code = daemon.wait_exit(sluice::test::scaled(Millis(10s)));
+  CHECK_MESSAGE(code == std::optional<int>(1), (code ? "exit code " + std::to_string(*code) : "still running"));
+  const auto line = daemon.wait_for_line(error, 0ms);
+  CHECK_MESSAGE(line.has_value(), "no line with: " << error);
+  if (line) CHECK(line->find(" error ") != std::string::npos);
+  CHECK(daemon.count_lines("listening") == 0);  // neither `listening listener=` nor `admin listening`
+  CHECK(daemon.count_lines(" info stopped") == 0);
+}
+
+// Every byte received for `request`: "" when the server closed without answering.
+std::string exchange(Client& client, const std::string& request, Millis timeout) {
+  try {
+    client.send_all(request);
+  } catch (const std::exception&) {
+    // closed already: what was received tells
+  }
+  return client.read_until_end(timeout).data;
 }
 
 }  // namespace
@@ -206,4 +309,136 @@ TEST_CASE("SIGTERM closes the sessions still open when drain_timeout ends") {
   const auto code = daemon.wait_exit(3s);
   REQUIRE_MESSAGE(code.has_value(), "sluice still runs 3 s after SIGTERM and a 500 ms drain_timeout");
   CHECK(*code == 0);
+}
+
+TEST_CASE("a second SIGTERM during the drain closes open sessions at once and exits 0") {
+  check_second_signal(SIGTERM, SIGTERM);
+}
+
+TEST_CASE("SIGINT during a SIGTERM drain closes open sessions at once and exits 0") {
+  check_second_signal(SIGTERM, SIGINT);
+}
+
+TEST_CASE("start: an admin address in use ends the daemon with exit 1 naming it, no listener announced") {
+  NameServer good("good");
+  const Fd held = hold_port();
+  const Address address = local_address(held.get());
+  ConfigSpec spec{.listeners = {ListenerSpec{}}, .services = {{.backends = {{"good", good.address()}}}}, .admin = true};
+  spec.admin_bind = address.to_string();
+  DaemonProcess daemon(spec.yaml());
+  check_failed_start(daemon, "admin: cannot listen on " + address.to_string() + ": address already in use");
+  CHECK(good.accepted() == 0);
+}
+
+TEST_CASE("start: a listener address in use ends the daemon with exit 1 naming it, no listener announced") {
+  NameServer good("good");
+  const Fd held = hold_port();
+  const Address address = local_address(held.get());
+  // The first listener binds, the second cannot: the first must not be left serving.
+  DaemonProcess daemon(ConfigSpec{.listeners = {ListenerSpec{.name = "first"},
+                                                ListenerSpec{.name = "second", .bind = address.to_string()}},
+                                  .services = {{.backends = {{"good", good.address()}}}},
+                                  .admin = true}
+                           .yaml());
+  check_failed_start(daemon,
+                     "listener second: cannot listen on " + address.to_string() + ": address already in use");
+  CHECK(good.accepted() == 0);
+}
+
+TEST_CASE("admin: beyond 64 open connections the next are closed unanswered, the 64 keep being served, /metrics answers again when two leave") {
+  NameServer good("good");
+  DaemonProcess daemon(ConfigSpec{.listeners = {ListenerSpec{}},
+                                  .services = {{.backends = {{"good", good.address()}}}},
+                                  .admin = true}
+                           .yaml());
+  daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+
+  // 64 silent clients fill the cap (the admin closes them after its 5 s request timeout: all of
+  // this runs well within it). Accepts are FIFO, so the next ones are the 65th and 66th.
+  std::vector<Client> idle;
+  for (int i = 0; i < 64; ++i) idle.push_back(Client::connect(admin));
+  for (int extra = 65; extra <= 66; ++extra) {
+    Client client = Client::connect(admin);
+    const auto start = Clock::now();
+    const std::string answer = exchange(client, request, sluice::test::scaled(Millis(2s)));
+    INFO("client " << extra << " got " << answer.size() << " bytes after " << elapsed_ms(start) << " ms");
+    CHECK(answer.empty());  // a complete request, closed unanswered
+  }
+
+  // The 64 admitted ones are untouched: one of them is answered.
+  CHECK(exchange(idle[10], request, sluice::test::scaled(Millis(2s))).ends_with("\r\n\r\nok\n"));
+
+  // Two leave: a normal scrape is served again.
+  idle[0].close();
+  idle[10].close();
+  std::optional<std::string> body;
+  const auto deadline = Clock::now() + sluice::test::scaled(Millis(2s));
+  while (!body && Clock::now() < deadline) {
+    try {
+      body = scrape(admin);
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(10ms);  // the admin has not seen the closes yet
+    }
+  }
+  REQUIRE_MESSAGE(body.has_value(), "no /metrics answer after two of the 64 left");
+  CHECK(body->find("\nsluice_build_info{") != std::string::npos);
+}
+
+TEST_CASE("admin: a partial request that stalls, or dribbles, is closed after 5 s while /metrics keeps answering") {
+  NameServer good("good");
+  DaemonProcess daemon(ConfigSpec{.listeners = {ListenerSpec{}},
+                                  .services = {{.backends = {{"good", good.address()}}}},
+                                  .admin = true}
+                           .yaml());
+  daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+
+  const auto start = Clock::now();
+  Client stalled = Client::connect(admin);
+  stalled.send_all("GET /metrics HTTP/1.1\r\nHost: admin\r\n");  // no blank line: never complete
+  Client dribbling = Client::connect(admin);
+  dribbling.send_all("GET /metrics HTTP/1.1\r\nX-Slow: ");
+
+  // Meanwhile a normal client is served.
+  for (int i = 0; i < 3; ++i) {
+    const HttpResponse response = http_get(admin, "/metrics");
+    CHECK(response.status == 200);
+    CHECK(response.body.find("\nsluice_build_info{") != std::string::npos);
+  }
+  CHECK(http_get(admin, "/healthz").body == "ok\n");
+
+  // One header byte every 200 ms: bytes do not extend the deadline. Ends at the daemon's close.
+  const auto bound = start + sluice::test::scaled(Millis(10s));
+  long long dribble_closed_ms = -1;
+  std::string dribble_received;
+  while (Clock::now() < bound) {
+    const short revents = poll_until(dribbling.fd(), POLLIN, Clock::now() + 200ms);
+    if (revents != 0) {
+      const ReadResult rest = dribbling.read_until_end(sluice::test::scaled(Millis(2s)));
+      dribble_received = rest.data;
+      CHECK((rest.end == End::eof || rest.end == End::reset));
+      dribble_closed_ms = elapsed_ms(start);
+      break;
+    }
+    if (::send(dribbling.fd(), "a", 1, MSG_NOSIGNAL) != 1) {
+      dribble_closed_ms = elapsed_ms(start);  // reset by the close
+      break;
+    }
+  }
+  const ReadResult result = stalled.read_until_end(std::chrono::duration_cast<Millis>(bound - Clock::now()));
+  const auto stalled_closed_ms = elapsed_ms(start);
+  INFO("stalled: " << result.end << " after " << stalled_closed_ms << " ms, dribbling: closed after "
+                   << dribble_closed_ms << " ms");
+  CHECK((result.end == End::eof || result.end == End::reset));
+  CHECK(result.data.empty());
+  CHECK(dribble_received.empty());
+  CHECK(stalled_closed_ms >= 4500);
+  CHECK(stalled_closed_ms < sluice::test::scaled(Millis(8s)).count());
+  CHECK(dribble_closed_ms >= 4500);
+  CHECK(dribble_closed_ms < sluice::test::scaled(Millis(8s)).count());
+
+  const HttpResponse after = http_get(admin, "/metrics");
+  CHECK(after.status == 200);
 }

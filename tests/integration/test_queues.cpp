@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "test_support.hpp"
 
 using namespace sluice::it;
 
@@ -321,9 +322,11 @@ TEST_CASE("shared queue: a queued client that resets leaves the queue at once, c
 
 TEST_CASE("shared queue: a client that half-closes while queued is served after dispatch, bytes and EOF") {
   ReplyAfterEofServer server("reply\n");
+  // At debug level the daemon says when it has read a queued client's EOF.
   DaemonProcess daemon(config_with({.retries = 0,
                                     .backends = {one_slot("solo", server.address())},
-                                    .queue = QueueSpec{}}));
+                                    .queue = QueueSpec{}}),
+                       {"--log-level", "debug"});
   const Address proxy = daemon.wait_listening_on("web");
   const Address admin = wait_admin_address(daemon);
   const std::string active = backend_series("sluice_backend_connections_active", "solo");
@@ -336,9 +339,10 @@ TEST_CASE("shared queue: a client that half-closes while queued is served after 
   REQUIRE(wait_metric(admin, kQueueLength, 1, 2s));
   client.send_all("req");
   client.shutdown_write();  // `printf req | nc -N`: a normal client
-  // Give the daemon time to read the EOF while the client waits (the scenario, not a wait for a
-  // result), then check it kept the client: HAProxy would have dropped it here.
-  std::this_thread::sleep_for(200ms);
+  // Once the daemon has read the EOF while the client waits, it must still keep the client:
+  // HAProxy would have dropped it here.
+  REQUIRE_MESSAGE(daemon.wait_for_line("queued_client_eof listener=web service=web", sluice::test::scaled(2s)),
+                  "the daemon never read the queued client's EOF");
   std::string text = scrape(admin);
   CHECK(metric(text, kQueueLength) == 1);
   CHECK(metric(text, rejected("abandoned")) == 0);

@@ -1,17 +1,28 @@
-// `workers: N`: N event loops on one port (SO_REUSEPORT), their metrics summed, and reload and
-// drain reaching every one of them.
+// `workers: N`: N event loops on one port (SO_REUSEPORT), their metrics summed, reload and drain
+// reaching every one of them, and health checks, slots and queues that are each worker's own.
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
+#include <algorithm>
+#include <condition_variable>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "harness.hpp"
+
+#ifndef SLUICE_BACKEND_BINARY
+#error "SLUICE_BACKEND_BINARY must name the sluice-backend executable"
+#endif
 
 using namespace sluice::it;
 
@@ -32,6 +43,68 @@ constexpr const char* kAccepted = R"(sluice_listener_connections_accepted_total{
 constexpr const char* kWorker1 = R"(sluice_worker_connections_accepted_total{worker="1"})";
 constexpr const char* kWorker2 = R"(sluice_worker_connections_accepted_total{worker="2"})";
 constexpr const char* kReloadsOk = R"(sluice_config_reloads_total{result="success"})";
+
+using sluice::test::scaled;
+
+/// Reads each connection's first line ("client-3") and records it, answers "served LINE\n", then
+/// holds the connection until the client closes it.
+class LineHoldServer {
+ public:
+  LineHoldServer() : server_(AF_INET, [this](ServerConnection& c) { serve(c); }) {}
+  const Address& address() const { return server_.address(); }
+  bool wait_arrivals(std::size_t count, Millis timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return arrivals_.size() >= count; });
+  }
+  std::vector<std::string> arrivals() const {
+    std::lock_guard lock(mutex_);
+    return arrivals_;
+  }
+
+ private:
+  void serve(ServerConnection& c) {
+    std::string line;
+    for (char byte = 0;;) {
+      if (c.read_some(&byte, 1) != 1) return;
+      if (byte == '\n') break;
+      line += byte;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      arrivals_.push_back(line);
+    }
+    changed_.notify_all();
+    if (c.write_all("served " + line + "\n")) c.drain();
+  }
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> arrivals_;
+  TcpServer server_;  // last: stopped before the members its handler uses
+};
+
+/// `name{service="web",backend="BACKEND",node="n-BACKEND"}`.
+std::string series(const std::string& name, const std::string& backend) {
+  return name + R"({service="web",backend=")" + backend + R"(",node="n-)" + backend + "\"}";
+}
+
+/// sluice-backend (HTTP, answers "backend=NAME ...") on `address`.
+std::unique_ptr<DaemonProcess> start_http_backend(const std::string& name, const Address& address) {
+  auto backend = std::make_unique<DaemonProcess>(
+      Command{{SLUICE_BACKEND_BINARY, "--listen", address.to_string(), "--name", name}});
+  if (!backend->wait_for_line("listening on", scaled(Millis(5s))))
+    throw std::runtime_error("sluice-backend " + name + " did not start");
+  return backend;
+}
+
+/// Waits until `count` lines contain `text`.
+bool wait_line_count(DaemonProcess& daemon, const std::string& text, std::size_t count, Millis timeout) {
+  std::size_t seen = 0;
+  return daemon
+      .wait_for_line([&](const std::string& line) { return line.find(text) != std::string::npos && ++seen >= count; },
+                     timeout)
+      .has_value();
+}
 
 }  // namespace
 
@@ -150,4 +223,196 @@ TEST_CASE("workers: auto runs one event loop per core") {
   const unsigned cores = std::thread::hardware_concurrency();
   CHECK(daemon.wait_for_line("workers=" + std::to_string(cores), 1s));
   CHECK(thread_names(daemon.pid()).count("sluice-w" + std::to_string(cores)) == (cores > 1 ? 1 : 0));
+}
+
+TEST_CASE("workers: a second SIGTERM during the drain closes the sessions of every worker at once, exit 0") {
+  EchoServer echo;
+  ConfigSpec spec{.workers = 2, .drain_timeout = "30s", .listeners = {ListenerSpec{}}, .admin = true,
+                  .access_log = true};
+  spec.services = {ServiceSpec{.backends = {{"echo", echo.address()}}}};
+  DaemonProcess daemon(spec.yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+  std::vector<Client> clients;
+  for (int i = 0; i < 16; ++i) {
+    clients.push_back(Client::connect(proxy));
+    clients.back().send_all("hello\n");
+    REQUIRE(clients.back().read_line() == "hello");
+  }
+  const std::string text = scrape(admin);
+  REQUIRE(metric(text, kWorker1) > 0);  // sessions on both workers
+  REQUIRE(metric(text, kWorker2) > 0);
+
+  daemon.send_signal(SIGTERM);
+  REQUIRE(daemon.wait_for_line("draining 16 sessions", scaled(Millis(2s))));
+  daemon.send_signal(SIGTERM);
+  const auto start = Clock::now();
+  const auto deadline = start + scaled(Millis(3s));  // for all of them together
+  for (auto& client : clients) {
+    const ReadResult result =
+        client.read_until_end(std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - Clock::now())));
+    INFO("a session ended with " << result.end << " " << elapsed_ms(start) << " ms after the second SIGTERM");
+    CHECK((result.end == End::eof || result.end == End::reset));
+    CHECK(result.data.empty());
+  }
+  const auto code = daemon.wait_exit(scaled(Millis(3s)));
+  REQUIRE_MESSAGE(code.has_value(), "sluice still runs 3 s after the second SIGTERM (drain_timeout 30 s)");
+  CHECK(*code == 0);
+  CHECK(daemon.count_lines("during drain: closing 16 sessions now") == 1);
+  CHECK(daemon.count_lines(" end=shutdown") == 16);
+  CHECK(daemon.count_lines("drain timeout") == 0);
+}
+
+TEST_CASE("workers: a backend that goes down is taken out by the checks of both workers, and comes back on both") {
+  RefusedPort reserved;  // b's port, for its restart
+  const Address b_address = reserved.address();
+  reserved.release();
+  auto a = start_http_backend("a", Address::loopback(AF_INET));
+  auto b = start_http_backend("b", b_address);
+  const auto a_line = a->wait_for_line("listening on ", 0ms);
+  const Address a_address = Address::parse(a_line->substr(a_line->rfind(' ') + 1));
+
+  ConfigSpec spec{.workers = 2, .listeners = {ListenerSpec{}}, .admin = true};
+  ServiceSpec service{.retries = 0,  // a client sent to b while it is down would fail
+                      .backends = {{.name = "a", .address = a_address, .node = "n-a"},
+                                   {.name = "b", .address = b_address, .node = "n-b"}}};
+  service.health_check = HealthCheckSpec{.interval = "100ms", .timeout = "100ms", .rise = 2, .fall = 2};
+  spec.services = {service};
+  DaemonProcess daemon(spec.yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+
+  // `count` requests; how many each backend answered ("backend=a"), and how many failed ("failed").
+  auto spread = [&](int count) {
+    std::map<std::string, int> by_backend;
+    for (int i = 0; i < count; ++i) {
+      try {
+        const HttpResponse response = http_get(proxy, "/", scaled(Millis(2s)));
+        ++by_backend[response.status == 200 ? response.body.substr(0, response.body.find(' ')) : "failed"];
+      } catch (const std::exception&) {
+        ++by_backend["failed"];
+      }
+    }
+    return by_backend;
+  };
+  auto before = spread(40);
+  CHECK(before["backend=a"] > 0);
+  CHECK(before["backend=b"] > 0);
+  CHECK(before["backend=a"] + before["backend=b"] == 40);
+
+  b->kill();
+  CHECK(b->wait_exit(scaled(Millis(5s))).has_value());
+  double seen = 0;
+  // Each worker checks on its own: two transitions, one logged by each.
+  CHECK_MESSAGE(wait_metric(admin, series("sluice_backend_state_changes_total", "b"), 2, scaled(Millis(5s)), &seen),
+                "state changes of b: " << seen);
+  CHECK(wait_line_count(daemon, "backend_state service=web backend=b node=n-b state=down", 2, scaled(Millis(2s))));
+  std::string text = scrape(admin);
+  CHECK(metric(text, series("sluice_backend_up", "b")) == 0);
+  CHECK(metric(text, series("sluice_backend_up", "a")) == 1);
+  const double b_total = metric(text, series("sluice_backend_connections_total", "b"));
+  const double worker1 = metric(text, kWorker1), worker2 = metric(text, kWorker2);
+
+  // Neither worker sends a client to b: every one is a's, none fails.
+  auto during = spread(40);
+  CHECK(during["backend=a"] == 40);
+  text = scrape(admin);
+  CHECK(metric(text, kWorker1) > worker1);  // both workers took some of the 40
+  CHECK(metric(text, kWorker2) > worker2);
+  CHECK(metric(text, series("sluice_backend_connections_total", "b")) == b_total);
+  CHECK(metric(text, series("sluice_backend_connect_failures_total", "b")) == 0);
+  CHECK(metric(text, R"(sluice_listener_connections_rejected_total{listener="web",reason="no_backend"})") == 0);
+
+  b = start_http_backend("b", b_address);
+  CHECK_MESSAGE(wait_metric(admin, series("sluice_backend_state_changes_total", "b"), 4, scaled(Millis(5s)), &seen),
+                "state changes of b: " << seen);
+  CHECK(wait_line_count(daemon, "backend_state service=web backend=b node=n-b state=up", 2, scaled(Millis(2s))));
+  CHECK(metric(scrape(admin), series("sluice_backend_up", "b")) == 1);  // the minimum: up on both
+  auto after = spread(40);
+  CHECK(after["backend=b"] > 0);
+  CHECK(after["backend=a"] + after["backend=b"] == 40);
+}
+
+TEST_CASE("workers: backend slots and the shared queue are each worker's own, /metrics sums them") {
+  LineHoldServer hold;
+  ConfigSpec spec{.workers = 2, .listeners = {ListenerSpec{}}, .admin = true};
+  spec.services = {ServiceSpec{.retries = 0,
+                               .backends = {{.name = "hold", .address = hold.address(), .node = "n-hold",
+                                             .max_connections = 1}},
+                               .queue = QueueSpec{.mode = "shared", .max_length = 1, .timeout = "30s"}}};
+  DaemonProcess daemon(spec.yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+  const std::string active = series("sluice_backend_connections_active", "hold");
+  const std::string queued = R"(sluice_service_queue_length{service="web"})";
+  const std::string full = R"(sluice_listener_connections_rejected_total{listener="web",reason="queue_full"})";
+
+  constexpr int kClients = 16;
+  std::vector<Client> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(Client::connect(proxy));
+    try {
+      clients.back().send_all("client-" + std::to_string(i) + "\n");
+    } catch (const std::exception&) {
+      // turned away already (queue full)
+    }
+  }
+  std::string text;
+  const bool settled = wait_scrape(
+                           admin,
+                           [&](const std::string& t) {
+                             return find_metric(t, kAccepted) == kClients &&
+                                    find_metric(t, active).value_or(0) + find_metric(t, queued).value_or(0) +
+                                            find_metric(t, full).value_or(0) ==
+                                        kClients;
+                           },
+                           scaled(Millis(5s)), &text)
+                           .has_value();
+  REQUIRE_MESSAGE(settled, "accepted " << find_metric(text, kAccepted).value_or(-1) << ", active "
+                                       << find_metric(text, active).value_or(-1) << ", queued "
+                                       << find_metric(text, queued).value_or(-1) << ", queue_full "
+                                       << find_metric(text, full).value_or(-1));
+  const int w1 = static_cast<int>(metric(text, kWorker1)), w2 = static_cast<int>(metric(text, kWorker2));
+  MESSAGE("clients on worker 1: " << w1 << ", on worker 2: " << w2);
+  REQUIRE(w1 + w2 == kClients);
+  REQUIRE(w1 > 0);  // the kernel put clients on both (else nothing here is about workers)
+  REQUIRE(w2 > 0);
+  // Per worker: one in the slot, one waiting, the rest turned away.
+  const int waiting = (w1 >= 2) + (w2 >= 2);
+  const int turned_away = std::max(w1 - 2, 0) + std::max(w2 - 2, 0);
+  CHECK(metric(text, active) == 2);  // one slot per worker: 2 at once, not 1
+  CHECK(metric(text, series("sluice_backend_max_connections", "hold")) == 2);
+  CHECK(metric(text, queued) == waiting);
+  CHECK(metric(text, full) == turned_away);
+  REQUIRE(hold.wait_arrivals(2, scaled(Millis(2s))));
+
+  // The two in the slots leave: each worker's waiting client takes its own worker's slot.
+  auto finish = [&](const std::vector<std::string>& lines) {
+    for (const auto& line : lines) {
+      Client& client = clients.at(std::stoul(line.substr(line.find('-') + 1)));
+      CHECK(client.read_line(scaled(Millis(2s))) == "served " + line);
+      client.close();
+    }
+  };
+  finish(hold.arrivals());
+  REQUIRE(hold.wait_arrivals(static_cast<std::size_t>(2 + waiting), scaled(Millis(2s))));
+  CHECK(wait_metric(admin, queued, 0, scaled(Millis(2s))));
+  CHECK(metric(scrape(admin), active) == waiting);
+  const auto arrivals = hold.arrivals();
+  CHECK(arrivals.size() == static_cast<std::size_t>(2 + waiting));
+  finish(std::vector<std::string>(arrivals.begin() + 2, arrivals.end()));
+  CHECK(wait_metric(admin, active, 0, scaled(Millis(2s))));
+
+  text = scrape(admin);
+  CHECK(metric(text, series("sluice_backend_connections_total", "hold")) == 2 + waiting);
+  CHECK(metric(text, R"(sluice_service_queue_wait_seconds_count{service="web"})") == 2 + waiting);
+  CHECK(metric(text, full) == turned_away);
+  // The turned-away clients were closed without a byte.
+  int closed_empty = 0;
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    if (std::find(arrivals.begin(), arrivals.end(), "client-" + std::to_string(i)) != arrivals.end()) continue;
+    const ReadResult result = clients[i].read_until_end(scaled(Millis(2s)));
+    closed_empty += (result.end == End::eof || result.end == End::reset) && result.data.empty();
+  }
+  CHECK(closed_empty == turned_away);
 }
