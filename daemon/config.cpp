@@ -367,7 +367,7 @@ class UniqueNames {
 };
 
 // ---------------------------------------------------------------------------------------------
-// The schema (DESIGN.md §3), one function per section.
+// The schema (README "Configuration"), one function per section.
 
 class ConfigParser {
  public:

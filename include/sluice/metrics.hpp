@@ -1,5 +1,5 @@
 #pragma once
-// The Prometheus view of the loop's stats (DESIGN.md §4). Collection is a pure function that
+// The Prometheus view of the loop's stats (README "Metrics"). Collection is a pure function that
 // runs on the loop thread and copies the plain counters out into prometheus-cpp's data model; the
 // data path never sees prometheus-cpp.
 
@@ -25,7 +25,7 @@ struct DaemonStats {
 /// Content type of the Prometheus text exposition format that serialize_metrics() writes.
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Every `sluice_*` family of DESIGN.md §4, with the time integrals brought up to `now_ns`
+/// Every `sluice_*` family of the README's "Metrics" table, with the time integrals brought up to `now_ns`
 /// (uv_hrtime() clock). Call on the loop thread that owns `listeners` and `services`.
 std::vector<prometheus::MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
                                                       std::span<const Service* const> services,

@@ -1,6 +1,6 @@
 #pragma once
 // With `workers: N` every engine collects its own metric families; /metrics shows their sums
-// (DESIGN.md §4 holds per worker, and sums of counters, time integrals and histograms are exact).
+// (the README's metrics hold per worker, and sums of counters, time integrals and histograms are exact).
 // Two gauges are not amounts and are not summed: sluice_backend_up is the minimum over workers (1
 // only while every worker sends to the backend) and sluice_build_info the maximum.
 

@@ -2,7 +2,7 @@
 // A service: its backends, their slots, the waiting queues and the policy that spreads
 // connections over them. Pure bookkeeping over a clock passed in: no sockets, no timers.
 //
-// Dispatch rule (DESIGN.md §3): the policy chooses among backends that are up and have a free
+// Dispatch rule (README "Slots and queues"): the policy chooses among backends that are up and have a free
 // slot. In `shared` mode a connection that finds none waits in the service FIFO and takes the
 // first slot that frees. In `per_backend` mode the policy chooses among all healthy backends at
 // arrival (least_connections then counts queued connections too) and the connection waits in

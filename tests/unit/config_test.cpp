@@ -1,4 +1,4 @@
-// The config contract (DESIGN.md §3): schema, defaults, and every error with its exact place.
+// The config contract (README "Configuration"): schema, defaults, and every error with its exact place.
 
 #include "sluice/config.hpp"
 

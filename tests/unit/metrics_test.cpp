@@ -1,4 +1,4 @@
-// Time integrals, histograms and the Prometheus families built from them (DESIGN.md §4).
+// Time integrals, histograms and the Prometheus families built from them (README "Metrics").
 
 #include <doctest/doctest.h>
 
