@@ -294,6 +294,7 @@ std::string Daemon::render_metrics() {
     merge_metric_families(families, worker.last_metrics);
   }
   families.push_back(worker_up_family(answered));
+  for (auto& family : config_state_families(stats_)) families.push_back(std::move(family));
   for (auto& family : collect_process_metrics()) families.push_back(std::move(family));
   return serialize_metrics(families);
 }
@@ -389,12 +390,15 @@ void Daemon::reload(std::string_view trigger) {
     why = std::to_string(loaded.errors.size()) + " error(s)";
   } else if (apply(std::move(*loaded.config), why)) {
     ++stats_.reloads_success;
-    spdlog::info("config: reload applied");
+    ++stats_.generation;
+    stats_.last_reload_successful = true;
+    spdlog::info("config: reload applied generation={}", stats_.generation);
     log_listeners();
     log_summary();
     return;
   }
   ++stats_.reloads_failure;
+  stats_.last_reload_successful = false;
   spdlog::error("config: reload rejected ({}); the running config stays", why);
 }
 

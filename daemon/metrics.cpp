@@ -221,6 +221,20 @@ MetricFamily build_info_family() {
 
 }  // namespace
 
+std::vector<MetricFamily> config_state_families(const DaemonStats& daemon) {
+  auto gauge = [](const char* name, const char* help, double value) {
+    ClientMetric sample;
+    sample.gauge.value = value;
+    return MetricFamily{name, help, MetricType::Gauge, {std::move(sample)}};
+  };
+  return {gauge("sluice_config_generation",
+                "The running configuration: 1 at start, one more for each reload applied.",
+                to_double(daemon.generation)),
+          gauge("sluice_config_last_reload_successful",
+                "0 after a rejected reload (the previous configuration still runs), 1 otherwise.",
+                daemon.last_reload_successful ? 1 : 0)};
+}
+
 MetricFamily worker_accepted_family(std::uint32_t worker_number, std::uint64_t accepted_total) {
   ClientMetric sample;
   sample.label = {{"worker", std::to_string(worker_number)}};

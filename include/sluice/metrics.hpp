@@ -20,6 +20,8 @@ class Service;
 struct DaemonStats {
   std::uint64_t reloads_success = 0;  // config reloads applied
   std::uint64_t reloads_failure = 0;  // config reloads rejected (the old config stays)
+  std::uint64_t generation = 1;       // the running config: 1 at start, +1 per applied reload
+  bool last_reload_successful = true; // false from a rejected reload until the next applied one
 };
 
 /// Content type of the Prometheus text exposition format that serialize_metrics() writes.
@@ -31,6 +33,10 @@ std::vector<prometheus::MetricFamily> collect_metrics(std::span<const Listener* 
                                                       std::span<const Service* const> services,
                                                       const DaemonStats& daemon,
                                                       std::uint64_t now_ns);
+
+/// sluice_config_generation and sluice_config_last_reload_successful: the control plane's own
+/// gauges (one process, not summed over workers).
+std::vector<prometheus::MetricFamily> config_state_families(const DaemonStats& daemon);
 
 /// sluice_worker_connections_accepted_total{worker}: how the kernel spread clients over the
 /// workers' SO_REUSEPORT listeners (the one family that is per worker, not summed).

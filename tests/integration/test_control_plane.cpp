@@ -79,7 +79,12 @@ TEST_CASE("control plane: a reload that fails in one worker leaves every worker 
   daemon.send_signal(SIGHUP);
   REQUIRE(wait_metric(admin, "sluice_config_reloads_total{result=\"failure\"}", 1, 5s));
   CHECK(daemon.wait_for_line("worker 2: failure injected", 2s));
-  CHECK(metric(scrape(admin), "sluice_config_reloads_total{result=\"success\"}") == 0);
+  {
+    const std::string after_failure = scrape(admin);
+    CHECK(metric(after_failure, "sluice_config_reloads_total{result=\"success\"}") == 0);
+    CHECK(metric(after_failure, "sluice_config_generation") == 1);
+    CHECK(metric(after_failure, "sluice_config_last_reload_successful") == 0);
+  }
   // Both workers kept the old config: every client, whichever worker accepts it, reaches a.
   for (int i = 0; i < 40; ++i) REQUIRE(served_by(proxy) == "a");
   const std::string text = scrape(admin);
@@ -92,4 +97,7 @@ TEST_CASE("control plane: a reload that fails in one worker leaves every worker 
   REQUIRE(wait_metric(admin, "sluice_config_reloads_total{result=\"success\"}", 1, 5s));
   for (int i = 0; i < 40; ++i) REQUIRE(served_by(proxy) == "b");
   CHECK(a.accepted() == 40);
+  const std::string after_success = scrape(admin);
+  CHECK(metric(after_success, "sluice_config_generation") == 2);
+  CHECK(metric(after_success, "sluice_config_last_reload_successful") == 1);
 }
