@@ -37,9 +37,10 @@ int descriptor_of(uv_stream_t* stream) {
   return uv_fileno(reinterpret_cast<uv_handle_t*>(stream), &fd) == 0 ? fd : -1;
 }
 
-// Out of descriptors or memory here, not a fault of the backend.
+// Out of descriptors, memory or local ports here: not a fault of the backend.
 bool is_local_error(int status) {
-  return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS || status == UV_ENOMEM;
+  return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS || status == UV_ENOMEM ||
+         status == UV_EADDRNOTAVAIL;  // no local port left towards that address
 }
 
 }  // namespace
