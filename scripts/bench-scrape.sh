@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Does a scrape slow the data path? Sluice with `workers: 2` in front of an nginx backend, under a
+# steady keep-alive load (wrk, 50 connections); each round measures the proxied requests' latency
+# once without scrapes and once while /metrics is scraped 50 times a second, and prints both p99s
+# and their ratio. Rounds alternate the order; the medians are the figures. Not part of CI.
+#
+#   scripts/bench-scrape.sh [--rounds N] [--duration S] [--binary PATH]
+#
+# Defaults: 3 rounds of 10 s each way, the binary of build/ (SLUICE_BINARY overrides).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=3
+duration=10
+binary=${SLUICE_BINARY:-$root/build/sluice}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=${2:?}; shift 2 ;;
+    --duration) duration=${2:?}; shift 2 ;;
+    --binary) binary=${2:?}; shift 2 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "bench-scrape: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+for tool in wrk nginx curl; do
+  command -v "$tool" > /dev/null || { echo "bench-scrape: $tool is missing (apt-get install wrk nginx curl)" >&2; exit 1; }
+done
+[ -x "$binary" ] || { echo "bench-scrape: no sluice at $binary (build first, or --binary)" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
+  wait 2> /dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+backend_port=$(free_port)
+proxy_port=$(free_port)
+admin_port=$(free_port)
+
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" << EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$backend_port; location / { return 200 "ok\n"; } }
+}
+EOF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+
+cat > "$work/sluice.yaml" << EOF
+workers: 2
+admin: { bind: 127.0.0.1:$admin_port }
+listeners: [ { name: web, bind: 127.0.0.1:$proxy_port, service: web } ]
+services:
+  - name: web
+    health_check: { enabled: false }
+    backends: [ { name: nginx, address: 127.0.0.1:$backend_port } ]
+EOF
+"$binary" --config "$work/sluice.yaml" > "$work/sluice.log" 2>&1 &
+sluice_pid=$!
+pids+=($sluice_pid)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$proxy_port/" > /dev/null 2>&1 && curl -sf "http://127.0.0.1:$admin_port/healthz" > /dev/null && break
+  sleep 0.1
+done
+
+# p99 in ms from wrk --latency's "99%" line (its unit may be us, ms or s).
+p99_ms() {
+  awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+                     else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.3f", v }' "$1"
+}
+run_wrk() {  # run_wrk OUT: one wrk run, its p99 printed
+  wrk -t2 -c50 -d"${duration}s" --latency "http://127.0.0.1:$proxy_port/" > "$1"
+  p99_ms "$1"
+}
+scraper() {  # 50 scrapes a second until killed: one process, so that forks do not load the CPUs
+  exec /usr/bin/python3 -c '
+import sys, time, urllib.request
+url, next_at = sys.argv[1], time.monotonic()
+while True:
+    try:
+        urllib.request.urlopen(url, timeout=5).read()
+    except OSError:
+        pass
+    next_at += 0.02
+    time.sleep(max(0.0, next_at - time.monotonic()))
+' "http://127.0.0.1:$admin_port/metrics"
+}
+
+quiet=()
+scraped=()
+for round in $(seq "$rounds"); do
+  for kind in $( [ $((round % 2)) -eq 1 ] && echo "quiet scraped" || echo "scraped quiet"); do
+    if [ "$kind" = scraped ]; then
+      scraper & scraper_pid=$!
+      p=$(run_wrk "$work/wrk-$round-$kind.txt")
+      kill "$scraper_pid"; wait "$scraper_pid" 2> /dev/null || true
+      scraped+=("$p")
+    else
+      p=$(run_wrk "$work/wrk-$round-$kind.txt")
+      quiet+=("$p")
+    fi
+    echo "round $round $kind: p99 $p ms, $(awk '/Requests\/sec/ { print $2 }' "$work/wrk-$round-$kind.txt") req/s"
+  done
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+q=$(median "${quiet[@]}")
+s=$(median "${scraped[@]}")
+scrapes=$(curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^sluice_worker_up/ { n++ } END { print n }')
+echo "median p99 without scrapes: $q ms; with 50 scrapes/s: $s ms; ratio $(awk -v a="$s" -v b="$q" 'BEGIN { printf "%.3f", a / b }') ($scrapes worker_up series; binary $binary)"
+kill -TERM "$sluice_pid"
+wait "$sluice_pid" && echo "sluice exited 0 after SIGTERM"
