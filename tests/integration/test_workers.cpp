@@ -1,5 +1,6 @@
 // `workers: N`: N event loops on one port (SO_REUSEPORT), their metrics summed, reload and drain
-// reaching every one of them, and health checks, slots and queues that are each worker's own.
+// reaching every one of them, slots and queues that are each worker's own, and backends that are
+// checked and resolved once for the process, with the failed client connects of every worker.
 
 #include <doctest/doctest.h>
 
@@ -263,7 +264,7 @@ TEST_CASE("workers: a second SIGTERM during the drain closes the sessions of eve
   CHECK(daemon.count_lines("drain timeout") == 0);
 }
 
-TEST_CASE("workers: a backend that goes down is taken out by the checks of both workers, and comes back on both") {
+TEST_CASE("workers: a backend that goes down is taken out once for the process, and comes back on both workers") {
   RefusedPort reserved;  // b's port, for its restart
   const Address b_address = reserved.address();
   reserved.release();
@@ -303,10 +304,11 @@ TEST_CASE("workers: a backend that goes down is taken out by the checks of both 
   b->kill();
   CHECK(b->wait_exit(scaled(Millis(5s))).has_value());
   double seen = 0;
-  // Each worker checks on its own: two transitions, one logged by each.
-  CHECK_MESSAGE(wait_metric(admin, series("sluice_backend_state_changes_total", "b"), 2, scaled(Millis(5s)), &seen),
+  // One monitor for the process: one transition, logged once (counted at the end, once the
+  // comeback has taken longer than a second worker's checks would have needed to fall too).
+  CHECK_MESSAGE(wait_metric(admin, series("sluice_backend_state_changes_total", "b"), 1, scaled(Millis(5s)), &seen),
                 "state changes of b: " << seen);
-  CHECK(wait_line_count(daemon, "backend_state service=web backend=b node=n-b state=down", 2, scaled(Millis(2s))));
+  CHECK(wait_line_count(daemon, "backend_state service=web backend=b node=n-b state=down", 1, scaled(Millis(2s))));
   std::string text = scrape(admin);
   CHECK(metric(text, series("sluice_backend_up", "b")) == 0);
   CHECK(metric(text, series("sluice_backend_up", "a")) == 1);
@@ -324,13 +326,26 @@ TEST_CASE("workers: a backend that goes down is taken out by the checks of both 
   CHECK(metric(text, R"(sluice_listener_connections_rejected_total{listener="web",reason="no_backend"})") == 0);
 
   b = start_http_backend("b", b_address);
-  CHECK_MESSAGE(wait_metric(admin, series("sluice_backend_state_changes_total", "b"), 4, scaled(Millis(5s)), &seen),
-                "state changes of b: " << seen);
-  CHECK(wait_line_count(daemon, "backend_state service=web backend=b node=n-b state=up", 2, scaled(Millis(2s))));
-  CHECK(metric(scrape(admin), series("sluice_backend_up", "b")) == 1);  // the minimum: up on both
+  CHECK(wait_line_count(daemon, "backend_state service=web backend=b node=n-b state=up", 1, scaled(Millis(5s))));
+  // This scrape is answered by each worker after the monitor's "up" (a task queued before it).
+  text = scrape(admin);
+  CHECK(metric(text, series("sluice_backend_up", "b")) == 1);
+  const double w1_before = metric(text, kWorker1), w2_before = metric(text, kWorker2);
   auto after = spread(40);
-  CHECK(after["backend=b"] > 0);
   CHECK(after["backend=a"] + after["backend=b"] == 40);
+  // Both workers send to b again: each round-robins over a and b, so b gets half of each one's
+  // clients give or take one (19 to 21), where a worker that had missed the "up" would give it none.
+  text = scrape(admin);
+  const double w1 = metric(text, kWorker1) - w1_before, w2 = metric(text, kWorker2) - w2_before;
+  INFO("clients on worker 1: " << w1 << ", on worker 2: " << w2 << ", to b: " << after["backend=b"]);
+  CHECK(w1 + w2 == 40);
+  if (w1 >= 4 && w2 >= 4) {  // else the kernel's spread says nothing here (about 1 run in 10^7)
+    CHECK(after["backend=b"] >= 19);
+    CHECK(after["backend=b"] <= 21);
+  }
+  CHECK(metric(text, series("sluice_backend_state_changes_total", "b")) == 2);  // down, up: once each
+  CHECK(daemon.count_lines("backend_state service=web backend=b node=n-b state=down") == 1);
+  CHECK(daemon.count_lines("backend_state service=web backend=b node=n-b state=up") == 1);
 }
 
 TEST_CASE("workers: backend slots and the shared queue are each worker's own, /metrics sums them") {
@@ -416,3 +431,4 @@ TEST_CASE("workers: backend slots and the shared queue are each worker's own, /m
   }
   CHECK(closed_empty == turned_away);
 }
+
