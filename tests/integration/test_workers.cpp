@@ -602,8 +602,11 @@ TEST_CASE("workers: refused client connects on two workers add up to one fall fo
   CHECK_MESSAGE(wait_metric(admin, up, 0, scaled(Millis(2s)), &seen), "sluice_backend_up of b: " << seen);
   const std::string text = scrape(admin);
   CHECK(metric(text, series("sluice_backend_state_changes_total", "b")) == 1);
-  CHECK(daemon.count_lines("backend_state service=web backend=b node=n-b state=down reason=\"2 failures in a row, "
-                           "the last a client connect: ECONNREFUSED\"") == 1);
+  const std::string down_line =
+      "backend_state service=web backend=b node=n-b state=down reason=\"2 failures in a row, the last a client "
+      "connect: ECONNREFUSED\"";
+  CHECK(daemon.wait_for_line(down_line, scaled(Millis(2s))).has_value());  // the log may trail the metric
+  CHECK(daemon.count_lines(down_line) == 1);
   CHECK(daemon.count_lines("backend_state") == 1);
   // /backends (worker 1's copy) shows the process's state.
   const HttpResponse backends = http_get(admin, "/backends");
