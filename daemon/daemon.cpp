@@ -95,7 +95,12 @@ std::vector<std::uint32_t> hook_numbers(std::string_view path, std::string_view 
 }  // namespace
 
 Daemon::Daemon(Config config, Options options)
-    : config_(std::move(config)), options_(std::move(options)), descriptor_ceiling_(raise_descriptor_limit() - kDescriptorReserve) {
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      descriptor_ceiling_(raise_descriptor_limit() - kDescriptorReserve),
+      reports_([this](const HealthReport& report) {
+        if (auto it = monitors_.find(report.service); it != monitors_.end()) it->second->on_report(report);
+      }) {
   uv_loop_init(&loop_);
 }
 
@@ -127,11 +132,14 @@ int Daemon::run() {
   watcher_->start();
 
   std::string why;
-  const bool ok = start_workers(worker_count(config_.workers), why) && start_admin();
+  if (const int rc = reports_.start(&loop_); rc != 0) {
+    why = std::string("cannot start the queue of health reports: ") + uv_err_name(rc);
+  }
+  const bool ok = why.empty() && start_workers(worker_count(config_.workers), why) && start_admin();
   if (ok) {
     log_listeners();
     log_summary();
-    post_to_workers([](Engine& engine) { engine.start_monitors(); });
+    update_monitors(config_);
     uv_timer_start(
         &ping_timer_, [](uv_timer_t* timer) { static_cast<Daemon*>(timer->data)->ping_workers(); }, 0,
         kPingIntervalMs);
@@ -156,7 +164,8 @@ bool Daemon::start_workers(std::uint32_t count, std::string& why) {
     DataWorker& w = *worker;
     workers_.push_back(std::move(worker));
     const bool started = w.thread->call([&] {
-      w.engine = std::make_unique<Engine>(w.thread->loop(), number, descriptor_ceiling_, reuse_port);
+      w.engine = std::make_unique<Engine>(w.thread->loop(), number, descriptor_ceiling_, reuse_port,
+                                          [this](HealthReport report) { reports_.push(std::move(report)); });
       return w.engine->start(shared, why);
     });
     if (!started) {
@@ -169,6 +178,34 @@ bool Daemon::start_workers(std::uint32_t count, std::string& why) {
     }
   }
   return true;
+}
+
+void Daemon::update_monitors(const Config& config) {
+  // Each change a monitor decides reaches every worker as a task, queued behind anything posted
+  // before it (a reload's commit included), so a worker applies it to the services it then runs.
+  auto publish = [this](const BackendView& view) {
+    post_to_workers([view](Engine& engine) { engine.apply_view(view); });
+  };
+  std::erase_if(retired_monitors_, [](const auto& monitor) { return monitor->finished(); });
+  std::map<std::string, std::unique_ptr<ServiceMonitor>> next;
+  std::vector<ServiceMonitor*> started;
+  for (const ServiceConfig& service : config.services) {
+    auto old = monitors_.find(service.name);
+    if (old != monitors_.end() && old->second->service().config() == service) {
+      next[service.name] = std::move(old->second);
+      continue;
+    }
+    const ServiceMonitor* previous = old != monitors_.end() ? old->second.get() : nullptr;
+    auto& monitor = next[service.name] = std::make_unique<ServiceMonitor>(&loop_, service, previous, publish);
+    started.push_back(monitor.get());
+  }
+  for (auto& [name, monitor] : monitors_) {
+    if (!monitor) continue;
+    monitor->stop();
+    retired_monitors_.push_back(std::move(monitor));
+  }
+  monitors_ = std::move(next);
+  for (ServiceMonitor* monitor : started) monitor->start();
 }
 
 Config Daemon::with_bound_ports(Config config, const std::vector<std::uint16_t>& ports) const {
@@ -243,7 +280,8 @@ bool Daemon::start_admin() {
 std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
   if (path == "/metrics") return AdminResponse{200, std::string(kMetricsContentType), render_metrics()};
   if (path == "/backends") {
-    // Worker 1's view: every worker checks the same backends; /metrics has the sums.
+    // Worker 1's view: the monitors' state of every backend (each worker has it) and worker 1's
+    // load; /metrics has the sums.
     if (workers_finished_ || workers_.empty()) return AdminResponse{503, "text/plain; charset=utf-8", "stopping\n"};
     const double unix_now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     auto json = workers_.front()->thread->submit(
@@ -277,9 +315,8 @@ std::string Daemon::render_metrics() {
   std::vector<std::future<std::vector<prometheus::MetricFamily>>> pending;
   if (!workers_finished_) {
     for (auto& worker : workers_) {
-      const DaemonStats stats = worker->number == 1 ? stats_ : DaemonStats{};
-      pending.push_back(worker->thread->submit(
-          [engine = worker->engine.get(), stats, now] { return engine->collect_metrics(stats, now); }));
+      pending.push_back(
+          worker->thread->submit([engine = worker->engine.get(), now] { return engine->collect_metrics(now); }));
     }
   }
   const auto deadline = std::chrono::steady_clock::now() + config_.admin.worker_timeout;
@@ -293,6 +330,10 @@ std::string Daemon::render_metrics() {
     answered.emplace_back(worker.number, fresh.has_value());
     merge_metric_families(families, worker.last_metrics);
   }
+  // The control plane's own: each backend's state and its monitor's counters, once per process.
+  std::vector<const Service*> monitored;
+  for (const auto& [name, monitor] : monitors_) monitored.push_back(&monitor->service());
+  merge_metric_families(families, collect_metrics({}, monitored, stats_, now, MetricsPart::control_plane));
   families.push_back(worker_up_family(answered));
   for (auto& family : config_state_families(stats_)) families.push_back(std::move(family));
   for (auto& family : collect_process_metrics()) families.push_back(std::move(family));
@@ -371,6 +412,9 @@ void Daemon::close_control_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&ping_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drained_), nullptr);
+  reports_.close();
+  for (auto& [name, monitor] : monitors_) monitor->stop();
+  for (auto& monitor : retired_monitors_) monitor->stop();
   watcher_->stop();
   if (admin_) admin_->stop();
   post_to_workers([](Engine& engine) { engine.close_handles(); });
@@ -447,6 +491,7 @@ bool Daemon::apply(Config next, std::string& why) {
     }
   }
   post_to_workers([](Engine& engine) { engine.commit_prepared(); });
+  update_monitors(next);  // their views are queued behind the commit
   // Queued behind the commit: the addresses worker 1's listeners now have (for the log lines).
   auto addresses = first.thread->submit([engine = first.engine.get()] { return engine->bound_addresses(); });
   bound_addresses_ = get_by(addresses, std::chrono::steady_clock::now() + config_.admin.worker_timeout)

@@ -16,8 +16,9 @@ constexpr std::uint64_t kReapIntervalMs = 1000;
 
 }  // namespace
 
-Engine::Engine(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bool reuse_port)
-    : loop_(loop), number_(number), reuse_port_(reuse_port), worker_(loop) {
+Engine::Engine(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bool reuse_port,
+               std::function<void(HealthReport)> report)
+    : loop_(loop), number_(number), reuse_port_(reuse_port), report_(std::move(report)), worker_(loop) {
   worker_.descriptor_ceiling = descriptor_ceiling;
   uv_timer_init(loop_, &reap_timer_);
   reap_timer_.data = this;
@@ -35,23 +36,29 @@ bool Engine::start(const Config& config, std::string& why) {
   // Nothing here blocks on DNS: named backends start down and come up with their first answer.
   for (const ServiceConfig& service : config.services) services_[service.name] = make_service(service, nullptr);
   for (const ListenerConfig& listener_config : config.listeners) {
-    auto listener = open_listener(listener_config, *services_.at(listener_config.service).service, why);
+    auto listener = open_listener(listener_config, *services_.at(listener_config.service), why);
     if (!listener) return false;
     listeners_.push_back(std::move(listener));
   }
   return true;
 }
 
-void Engine::start_monitors() {
-  for (auto& [name, entry] : services_) entry.monitor->start();
+void Engine::apply_view(const BackendView& view) {
+  const std::uint64_t now = uv_hrtime();
+  auto apply = [&](Service& service) {
+    if (service.name() != view.service) return;
+    if (Backend* backend = service.find_backend(view.backend, view.configured)) service.apply_view(*backend, view, now);
+  };
+  if (auto it = services_.find(view.service); it != services_.end()) apply(*it->second);
+  // A replaced service still has sessions and perhaps queued clients: it follows the same backends.
+  for (auto& service : retired_services_) apply(*service);
 }
 
-Engine::ServiceEntry Engine::make_service(const ServiceConfig& config, const Service* previous) {
-  ServiceEntry entry;
-  entry.service = std::make_unique<Service>(config, uv_hrtime());
-  if (previous != nullptr) entry.service->inherit_state(*previous);
-  entry.monitor = std::make_unique<ServiceMonitor>(loop_, *entry.service);
-  return entry;
+std::unique_ptr<Service> Engine::make_service(const ServiceConfig& config, const Service* previous) {
+  auto service = std::make_unique<Service>(config, uv_hrtime());
+  if (previous != nullptr) service->inherit_state(*previous);
+  if (report_) service->follow(report_);
+  return service;
 }
 
 std::unique_ptr<Listener> Engine::open_listener(const ListenerConfig& config, Service& service, std::string& why) {
@@ -83,14 +90,14 @@ std::vector<std::uint16_t> Engine::bound_ports() const {
 
 std::vector<const Service*> Engine::service_list() const {
   std::vector<const Service*> services;
-  for (const auto& [name, entry] : services_) services.push_back(entry.service.get());
+  for (const auto& [name, service] : services_) services.push_back(service.get());
   return services;
 }
 
-std::vector<prometheus::MetricFamily> Engine::collect_metrics(const DaemonStats& daemon, std::uint64_t now_ns) const {
+std::vector<prometheus::MetricFamily> Engine::collect_metrics(std::uint64_t now_ns) const {
   std::vector<const Listener*> listeners;
   for (const auto& listener : listeners_) listeners.push_back(listener.get());
-  auto families = sluice::collect_metrics(listeners, service_list(), daemon, now_ns);
+  auto families = sluice::collect_metrics(listeners, service_list(), DaemonStats{}, now_ns, MetricsPart::workers);
   families.push_back(worker_accepted_family(number_, worker_.accepted_total));
   return families;
 }
@@ -115,8 +122,6 @@ void Engine::close_handles() {
   handles_closed_ = true;
   for (auto& listener : listeners_) listener->stop_accepting();
   uv_close(reinterpret_cast<uv_handle_t*>(&reap_timer_), nullptr);
-  for (auto& [name, entry] : services_) entry.monitor->stop();
-  for (auto& entry : retired_services_) entry.monitor->stop();
 }
 
 // --- live reload ------------------------------------------------------------------------------
@@ -129,12 +134,12 @@ bool Engine::prepare(const Config& next, std::string& why) {
   //    one is built fresh, starting from the old backends' addresses and health.
   for (const ServiceConfig& config : next.services) {
     auto old = services_.find(config.name);
-    if (old != services_.end() && old->second.service->config() == config) continue;
-    pending.fresh[config.name] = make_service(config, old != services_.end() ? old->second.service.get() : nullptr);
+    if (old != services_.end() && old->second->config() == config) continue;
+    pending.fresh[config.name] = make_service(config, old != services_.end() ? old->second.get() : nullptr);
   }
   auto service_for = [&](const std::string& name) -> Service& {
     auto it = pending.fresh.find(name);
-    return it != pending.fresh.end() ? *it->second.service : *services_.at(name).service;
+    return it != pending.fresh.end() ? *it->second : *services_.at(name);
   };
 
   // 2. Listeners, matched by bind address: a kept one keeps its socket, so no client is refused.
@@ -176,7 +181,7 @@ void Engine::abort_prepared() {
   for (auto& listener : pending_->opened) {
     if (listener) retire(std::move(listener));
   }
-  for (auto& [name, entry] : pending_->fresh) retire(std::move(entry));
+  for (auto& [name, service] : pending_->fresh) retire(std::move(service));
   pending_.reset();
 }
 
@@ -187,7 +192,7 @@ void Engine::commit_prepared() {
   const Config& next = pending.config;
   auto service_for = [&](const std::string& name) -> Service& {
     auto it = pending.fresh.find(name);
-    return it != pending.fresh.end() ? *it->second.service : *services_.at(name).service;
+    return it != pending.fresh.end() ? *it->second : *services_.at(name);
   };
   // Sessions already open keep the listener and service they started with.
   std::vector<std::unique_ptr<Listener>> listeners;
@@ -206,18 +211,16 @@ void Engine::commit_prepared() {
   }
   listeners_ = std::move(listeners);
 
-  for (auto& [name, entry] : services_) {
-    if (pending.fresh.count(name) != 0 || next.find_service(name) == nullptr) retire(std::move(entry));
+  for (auto& [name, service] : services_) {
+    if (pending.fresh.count(name) != 0 || next.find_service(name) == nullptr) retire(std::move(service));
   }
-  std::erase_if(services_, [](const auto& item) { return !item.second.service; });
-  for (auto& [name, entry] : pending.fresh) {
-    entry.monitor->start();
-    services_[name] = std::move(entry);
-  }
+  std::erase_if(services_, [](const auto& item) { return !item.second; });
+  // The control plane's monitors publish their views after this commit (see Daemon::apply).
+  for (auto& [name, service] : pending.fresh) services_[name] = std::move(service);
 }
 
-void Engine::retire(ServiceEntry entry) {
-  retired_services_.push_back(std::move(entry));
+void Engine::retire(std::unique_ptr<Service> service) {
+  retired_services_.push_back(std::move(service));
   start_reaping();
 }
 
@@ -236,12 +239,7 @@ void Engine::start_reaping() {
 
 void Engine::reap_retired() {
   std::erase_if(retired_listeners_, [](const auto& listener) { return listener->finished(); });
-  std::erase_if(retired_services_, [](ServiceEntry& entry) {
-    // Its health checks run on while queued or active sessions may still need a backend.
-    if (entry.service->in_use()) return false;
-    entry.monitor->stop();
-    return entry.monitor->finished();
-  });
+  std::erase_if(retired_services_, [](const auto& service) { return !service->in_use(); });
   if (retired_listeners_.empty() && retired_services_.empty()) uv_timer_stop(&reap_timer_);
 }
 

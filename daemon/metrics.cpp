@@ -27,7 +27,12 @@ struct Column {
   const char* help;
   MetricType type;
   void (*fill)(ClientMetric& sample, const Object& object, std::uint64_t now_ns);
+  bool monitor = false;  // the monitor's (MetricsPart::control_plane), not a worker's
 };
+
+bool wanted(MetricsPart part, bool monitor) {
+  return part == MetricsPart::all || (part == MetricsPart::control_plane) == monitor;
+}
 
 void fill_histogram(ClientMetric& sample, const DurationHistogram& histogram) {
   auto& out = sample.histogram;
@@ -49,9 +54,11 @@ double to_double(std::uint64_t count) { return static_cast<double>(count); }
 // out, as the official clients do.
 template <typename Object, std::size_t N>
 void append(std::vector<MetricFamily>& out, const std::array<Column<Object>, N>& columns,
-            const std::vector<std::pair<Labels, const Object*>>& objects, std::uint64_t now_ns) {
+            const std::vector<std::pair<Labels, const Object*>>& objects, std::uint64_t now_ns,
+            MetricsPart part) {
   if (objects.empty()) return;
   for (const auto& column : columns) {
+    if (!wanted(part, column.monitor)) continue;
     MetricFamily family{column.name, column.help, column.type, {}};
     family.metric.reserve(objects.size());
     for (const auto& [labels, object] : objects) {
@@ -103,7 +110,7 @@ const std::array<Column<Service>, 3> kServiceColumns = {{
 
 const std::array<Column<Backend>, 16> kBackendColumns = {{
     {"sluice_backend_up", "1 healthy, 0 down.", MetricType::Gauge,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) { m.gauge.value = b.up ? 1 : 0; }},
+     [](ClientMetric& m, const Backend& b, std::uint64_t) { m.gauge.value = b.up ? 1 : 0; }, true},
     {"sluice_backend_max_connections", "Configured slots (0 = unlimited).", MetricType::Gauge,
      [](ClientMetric& m, const Backend& b, std::uint64_t) {
        m.gauge.value = b.config.max_connections;
@@ -131,11 +138,13 @@ const std::array<Column<Backend>, 16> kBackendColumns = {{
      "Failed DNS re-resolutions (the last good address is kept).", MetricType::Counter,
      [](ClientMetric& m, const Backend& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.resolve_failures_total);
-     }},
+     },
+     true},
     {"sluice_backend_state_changes_total", "Up/down transitions.", MetricType::Counter,
      [](ClientMetric& m, const Backend& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.state_changes_total);
-     }},
+     },
+     true},
     {"sluice_backend_queue_wait_seconds", "Queue wait of the connections the backend served.",
      MetricType::Histogram,
      [](ClientMetric& m, const Backend& b, std::uint64_t) {
@@ -245,7 +254,7 @@ MetricFamily worker_accepted_family(std::uint32_t worker_number, std::uint64_t a
 
 std::vector<MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
                                           std::span<const Service* const> services,
-                                          const DaemonStats& daemon, std::uint64_t now_ns) {
+                                          const DaemonStats& daemon, std::uint64_t now_ns, MetricsPart part) {
   std::vector<std::pair<Labels, const Listener*>> listener_rows;
   for (const Listener* listener : listeners) {
     listener_rows.push_back({{{"listener", listener->config().name}}, listener});
@@ -264,13 +273,15 @@ std::vector<MetricFamily> collect_metrics(std::span<const Listener* const> liste
 
   std::vector<MetricFamily> families;
   families.reserve(4 + kServiceColumns.size() + kBackendColumns.size() + 2);
-  append(families, kListenerColumnsBeforeRejected, listener_rows, now_ns);
-  if (!listeners.empty()) families.push_back(rejected_family(listeners));
-  append(families, kListenerColumnsAfterRejected, listener_rows, now_ns);
-  append(families, kServiceColumns, service_rows, now_ns);
-  append(families, kBackendColumns, backend_rows, now_ns);
-  families.push_back(daemon_family(daemon));
-  families.push_back(build_info_family());
+  append(families, kListenerColumnsBeforeRejected, listener_rows, now_ns, part);
+  if (!listeners.empty() && wanted(part, false)) families.push_back(rejected_family(listeners));
+  append(families, kListenerColumnsAfterRejected, listener_rows, now_ns, part);
+  append(families, kServiceColumns, service_rows, now_ns, part);
+  append(families, kBackendColumns, backend_rows, now_ns, part);
+  if (wanted(part, true)) {
+    families.push_back(daemon_family(daemon));
+    families.push_back(build_info_family());
+  }
   return families;
 }
 

@@ -164,6 +164,66 @@ void Service::record_health(Backend& backend, HealthEvidence evidence, std::stri
             now_ns);
 }
 
+void Service::client_connect(Backend& backend, bool passed, std::string_view detail, std::uint64_t now_ns) {
+  const HealthEvidence evidence = passed ? HealthEvidence::connect_passed : HealthEvidence::connect_failed;
+  if (!report_) {
+    record_health(backend, evidence, detail, now_ns);
+    return;
+  }
+  if (!config_.health_check.enabled || !backend.has_address) return;  // the monitor would drop it
+  if (passed && !backend.report_passes) return;
+  // After a failure this worker's own next pass must count, before the monitor's view says so.
+  if (!passed) backend.report_passes = true;
+  report_(HealthReport{name(), backend.config.name, backend.config.address, passed, std::string(detail)});
+}
+
+BackendView Service::view_of(const Backend& backend) const {
+  return BackendView{name(),
+                     backend.config.name,
+                     backend.config.address,
+                     backend.has_address,
+                     backend.address,
+                     backend.address_text,
+                     backend.resolve_failing,
+                     backend.up,
+                     backend.state_since_ns,
+                     backend.state_reason,
+                     backend.up && backend.health.run() > 0,
+                     backend.stats.state_changes_total,
+                     backend.stats.resolve_failures_total};
+}
+
+bool operator==(const BackendView& a, const BackendView& b) {
+  return a.service == b.service && a.backend == b.backend && a.configured == b.configured &&
+         a.has_address == b.has_address && (!a.has_address || same_address(a.address, b.address)) &&
+         a.address_text == b.address_text && a.resolve_failing == b.resolve_failing && a.up == b.up &&
+         a.since_ns == b.since_ns && a.reason == b.reason && a.wants_passes == b.wants_passes &&
+         a.state_changes_total == b.state_changes_total && a.resolve_failures_total == b.resolve_failures_total;
+}
+
+void Service::apply_view(Backend& backend, const BackendView& view, std::uint64_t now_ns) {
+  backend.has_address = view.has_address;
+  backend.address = view.address;
+  backend.address_text = view.address_text;
+  backend.resolve_failing = view.resolve_failing;
+  backend.state_since_ns = view.since_ns;
+  backend.state_reason = view.reason;
+  backend.report_passes = view.wants_passes;
+  backend.stats.state_changes_total = view.state_changes_total;    // a copy: /backends shows it,
+  backend.stats.resolve_failures_total = view.resolve_failures_total;  // /metrics takes the monitor's
+  backend.health.reset(view.up);
+  if (backend.up == view.up) return;
+  backend.up = view.up;
+  move_waiters(backend, now_ns);
+}
+
+Backend* Service::find_backend(std::string_view backend_name, const Endpoint& address) {
+  for (Backend& backend : backends_) {
+    if (backend.config.name == backend_name && backend.config.address == address) return &backend;
+  }
+  return nullptr;
+}
+
 void Service::set_state(Backend& backend, bool up, std::string reason, std::uint64_t now_ns, bool counted) {
   backend.state_reason = std::move(reason);
   if (backend.up == up) return;
@@ -173,6 +233,11 @@ void Service::set_state(Backend& backend, bool up, std::string reason, std::uint
   spdlog::log(up ? spdlog::level::info : spdlog::level::warn,
               "backend_state service={} backend={} node={} state={} reason=\"{}\"", name(), backend.config.name,
               backend.config.node.empty() ? "-" : backend.config.node, up ? "up" : "down", backend.state_reason);
+  move_waiters(backend, now_ns);
+}
+
+void Service::move_waiters(Backend& backend, std::uint64_t now_ns) {
+  const bool up = backend.up;
   if (config_.queue.mode == QueueMode::shared) {
     if (up) dispatch_waiting(now_ns, &backend);
     return;

@@ -273,7 +273,7 @@ void Session::on_connect_failed(const char* error) {
                backend_->config.name, backend_->address_text, error, attempts_);
   if (tried_.empty()) tried_.assign(service_.backends().size(), false);
   tried_[backend_->index] = true;
-  service_.record_health(*backend_, HealthEvidence::connect_failed, error, uv_hrtime());
+  service_.client_connect(*backend_, /*passed=*/false, error, uv_hrtime());
   // The next try needs the socket handle back, which libuv returns only in the close callback.
   downstream_.reading = false;  // that socket's read goes with it
   retry_after_close_ = attempts_ <= service_.config().retries;
@@ -286,7 +286,7 @@ void Session::on_connected() {
   phase_ = Phase::splicing;
   connected_ns_ = uv_hrtime();
   backend_->stats.connect_time.observe(static_cast<double>(connected_ns_ - connect_started_ns_) * 1e-9);
-  service_.record_health(*backend_, HealthEvidence::connect_passed, "", connected_ns_);
+  service_.client_connect(*backend_, /*passed=*/true, "", connected_ns_);
   uv_tcp_nodelay(&backend_socket_, 1);
 
   Chunk* chunk = upstream_.waiting_head;

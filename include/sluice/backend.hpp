@@ -29,6 +29,10 @@ struct Backend {
   bool up = false;                   // may be given new connections: has an address and is healthy
   std::uint64_t state_since_ns = 0;  // when `up` last changed (or the service started)
   std::string state_reason = "starting";  // why it is in that state, for logs and /backends
+  // A worker's follower: the monitor has failures in a row pending for it, so a passed client
+  // connect must be reported too (otherwise only failures are, and a healthy backend costs no
+  // message per connection).
+  bool report_passes = false;
 
   BackendStats stats;                // stats.active.value(): connections holding a slot now
 

@@ -7,11 +7,16 @@
 // and moves bytes, and never waits for another thread. The control plane talks to the workers by
 // tasks posted to their loops; every answer it waits for has a deadline (admin.worker_timeout),
 // so one stuck worker cannot freeze /metrics or the others, and /healthz reports it.
+//
+// Backends are resolved and health-checked once for the process, on the control plane: one
+// ServiceMonitor per service decides each backend's state from its own checks and from the client
+// connects that every worker reports (ReportQueue), and posts each change to every worker.
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +32,7 @@
 #include "sluice/config_watcher.hpp"
 #include "sluice/engine.hpp"
 #include "sluice/metrics.hpp"
+#include "sluice/service_monitor.hpp"
 #include "sluice/worker_thread.hpp"
 
 namespace sluice {
@@ -64,6 +70,10 @@ class Daemon {
   };
 
   bool start_workers(std::uint32_t count, std::string& why);
+  /// Gives every service of `config` its monitor (at start, and when a reload commits): an
+  /// unchanged service keeps its own; a changed or new one gets a new monitor that starts from
+  /// the old one's state; the replaced and dropped ones stop at once.
+  void update_monitors(const Config& config);
   bool start_admin();
   /// Queues `task` on every worker's loop; nobody waits.
   void post_to_workers(const std::function<void(Engine&)>& task);
@@ -95,6 +105,9 @@ class Daemon {
   std::vector<std::unique_ptr<DataWorker>> workers_;
   std::vector<std::string> bound_addresses_;  // worker 1's, by listener in config order
   bool workers_finished_ = false;
+  ReportQueue reports_;  // client connects, from the workers to the monitors
+  std::map<std::string, std::unique_ptr<ServiceMonitor>> monitors_;  // by service name
+  std::vector<std::unique_ptr<ServiceMonitor>> retired_monitors_;    // stopped, closing their handles
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
   DaemonStats stats_;

@@ -1,8 +1,10 @@
 #pragma once
-// One event loop's share of the daemon: its services (with their resolvers and health checks), its
-// listeners, its sessions, and the live-reload swap of all three. With `workers: N` the daemon
-// runs N engines, each on a loop and thread of its own with its own SO_REUSEPORT listeners, so
-// nothing in an engine is shared or locked. Every method runs on the engine's loop thread.
+// One event loop's share of the daemon: its services, its listeners, its sessions, and the
+// live-reload swap of all three. With `workers: N` the daemon runs N engines, each on a loop and
+// thread of its own with its own SO_REUSEPORT listeners, so nothing in an engine is shared or
+// locked. Every method runs on the engine's loop thread. Backends are resolved and checked once
+// for the process by the control plane's ServiceMonitors: an engine's services follow them
+// (apply_view) and report their client connects to them (the `report` callback).
 
 #include <cstddef>
 #include <cstdint>
@@ -20,7 +22,6 @@
 #include "sluice/listener.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/service.hpp"
-#include "sluice/service_monitor.hpp"
 #include "sluice/worker.hpp"
 
 namespace sluice {
@@ -28,8 +29,10 @@ namespace sluice {
 class Engine {
  public:
   /// `number`: the worker's number, 1..N. `reuse_port`: listeners set SO_REUSEPORT, so that the
-  /// engines of one process share a port.
-  Engine(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bool reuse_port);
+  /// engines of one process share a port. `report`: where the services send their client connects
+  /// (called on this loop: it hands them to the control plane); empty: each decides for itself.
+  Engine(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bool reuse_port,
+         std::function<void(HealthReport)> report = {});
   ~Engine();  // after the loop has ended
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -37,8 +40,9 @@ class Engine {
   /// Builds the services and binds the listeners of `config`; false with `why` on the first
   /// listener that cannot bind (the caller then closes everything).
   bool start(const Config& config, std::string& why);
-  /// Starts resolving names and health-checking backends.
-  void start_monitors();
+  /// The monitor's decision about a backend: applied to the running service of that name and to
+  /// the replaced ones still finishing their sessions.
+  void apply_view(const BackendView& view);
 
   /// Live reload, in two phases so that every worker takes a config or none does. prepare()
   /// builds the changed services and binds the new listeners' sockets without changing anything
@@ -62,22 +66,17 @@ class Engine {
   void abort_sessions() { worker_.abort_all_sessions(); }
   std::size_t session_count() const { return worker_.session_count; }
 
-  /// Stops the timers, checks and lookups, so the loop can end once the sessions have.
+  /// Stops the timers, so the loop can end once the sessions have.
   void close_handles();
 
-  /// This engine's metric families (see collect_metrics), `daemon` included as given, and its own
+  /// This engine's metric families (collect_metrics, MetricsPart::workers) and its own
   /// sluice_worker_connections_accepted_total{worker}.
-  std::vector<prometheus::MetricFamily> collect_metrics(const DaemonStats& daemon, std::uint64_t now_ns) const;
+  std::vector<prometheus::MetricFamily> collect_metrics(std::uint64_t now_ns) const;
   /// The GET /backends document of this engine's services.
   std::string render_backends_json(std::uint64_t now_ns, double unix_now_seconds) const;
 
  private:
-  // A service with what keeps its backends current. The monitor goes first (declared last).
-  struct ServiceEntry {
-    std::unique_ptr<Service> service;
-    std::unique_ptr<ServiceMonitor> monitor;
-  };
-  using Services = std::map<std::string, ServiceEntry>;
+  using Services = std::map<std::string, std::unique_ptr<Service>>;
   // A prepared reload: the config, its new services, and for each of its listeners either a new
   // bound socket or the running listener it keeps.
   struct Pending {
@@ -87,12 +86,12 @@ class Engine {
     std::vector<Listener*> reused;
   };
 
-  ServiceEntry make_service(const ServiceConfig& config, const Service* previous);
+  std::unique_ptr<Service> make_service(const ServiceConfig& config, const Service* previous);
   /// Binds a listener for `config` in front of `service`; nullptr with `why` on failure.
   std::unique_ptr<Listener> open_listener(const ListenerConfig& config, Service& service, std::string& why);
   std::vector<const Service*> service_list() const;
 
-  void retire(ServiceEntry entry);
+  void retire(std::unique_ptr<Service> service);
   void retire(std::unique_ptr<Listener> listener);
   /// Frees replaced services and listeners once no session refers to them.
   void start_reaping();
@@ -101,10 +100,11 @@ class Engine {
   uv_loop_t* loop_;
   std::uint32_t number_;
   bool reuse_port_;
+  std::function<void(HealthReport)> report_;
   Worker worker_;
   Services services_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::vector<ServiceEntry> retired_services_;
+  std::vector<std::unique_ptr<Service>> retired_services_;
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
   std::optional<Pending> pending_;
   uv_timer_t reap_timer_;

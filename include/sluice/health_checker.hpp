@@ -3,6 +3,7 @@
 // close at once; a connect that is refused or does not finish within the timeout fails. Reports
 // each outcome; the Service's rise/fall state decides what it means.
 
+#include <cstdint>
 #include <functional>
 #include <string_view>
 
@@ -25,8 +26,8 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
-  /// Checks now, then every interval.
-  void start();
+  /// Checks after `first_delay` (0: now), then every interval.
+  void start(Millis first_delay = Millis(0));
   /// Checks again now (the address changed) and every interval from here.
   void check_now() { start(); }
   /// Stops for good; a check in flight is abandoned unreported (its socket frees itself).
@@ -37,6 +38,7 @@ class HealthChecker {
  private:
   struct Probe;
   void begin_check();
+  void on_timeout();
   void finish_check(bool passed, std::string_view error);
 
   uv_loop_t* loop_;
@@ -47,6 +49,8 @@ class HealthChecker {
   uv_timer_t interval_timer_{};
   uv_timer_t timeout_timer_{};
   Probe* probe_ = nullptr;  // the check in flight
+  std::uint64_t probe_started_ms_ = 0;  // uv_now() when it began
+  bool probe_extended_ = false;         // its timeout was found late once (see on_timeout)
   bool stopped_ = false;
   int open_timers_ = 2;  // until their close callbacks
 };

@@ -27,12 +27,23 @@ struct DaemonStats {
 /// Content type of the Prometheus text exposition format that serialize_metrics() writes.
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Every `sluice_*` family of the README's "Metrics" table, with the time integrals brought up to `now_ns`
-/// (uv_hrtime() clock). Call on the loop thread that owns `listeners` and `services`.
+/// Which families a collection makes. A backend's up/down state and the counters of its monitor
+/// (resolve failures, state changes) are decided once per process, on the control plane, so each
+/// worker collects the rest (`workers`) and the control plane these and its own (`control_plane`):
+/// summed over workers they would count once per worker.
+enum class MetricsPart {
+  all,            // every family (one loop that is the whole process: the unit tests)
+  workers,        // a worker's: listeners, services, backends' load and traffic
+  control_plane,  // sluice_backend_up, _resolve_failures_total, _state_changes_total, reloads, build info
+};
+
+/// Every `sluice_*` family of the README's "Metrics" table that `part` has, with the time integrals brought up to
+/// `now_ns` (uv_hrtime() clock). Call on the loop thread that owns `listeners` and `services`.
 std::vector<prometheus::MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
                                                       std::span<const Service* const> services,
                                                       const DaemonStats& daemon,
-                                                      std::uint64_t now_ns);
+                                                      std::uint64_t now_ns,
+                                                      MetricsPart part = MetricsPart::all);
 
 /// sluice_config_generation and sluice_config_last_reload_successful: the control plane's own
 /// gauges (one process, not summed over workers).

@@ -1,8 +1,9 @@
 #pragma once
 // With `workers: N` every engine collects its own metric families; /metrics shows their sums
 // (the README's metrics hold per worker, and sums of counters, time integrals and histograms are exact).
-// Two gauges are not amounts and are not summed: sluice_backend_up is the minimum over workers (1
-// only while every worker sends to the backend) and sluice_build_info the maximum.
+// Two gauges are not amounts and are not summed: sluice_build_info is the maximum, and
+// sluice_backend_up the minimum (the control plane alone reports it now, see MetricsPart, so
+// there is nothing to combine; the rule keeps a gauge from ever being summed).
 
 #include <vector>
 

@@ -10,10 +10,15 @@
 // until one comes back or its queue timeout ends it.
 //
 // Every change of a backend's address or health goes through this class, so the up/down state,
-// its counters and its log line cannot disagree.
+// its counters and its log line cannot disagree. The process decides each backend's state once:
+// the control plane's ServiceMonitor owns an *authority* Service (no sessions) that resolves,
+// checks, logs and counts; every worker's Service is a *follower* (follow()) that reports its
+// client connects to the monitor and takes each decision as a BackendView (apply_view()).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -25,6 +30,35 @@
 #include "sluice/wait_queue.hpp"
 
 namespace sluice {
+
+/// The part of a backend that the monitor owns, as it decided it: sent to every worker's follower
+/// of the service after each change. The backend is named by service, name and configured address
+/// (a reload may rebuild, reorder or drop it).
+struct BackendView {
+  std::string service;
+  std::string backend;
+  Endpoint configured;
+  bool has_address = false;
+  sockaddr_storage address{};
+  std::string address_text;
+  bool resolve_failing = false;
+  bool up = false;
+  std::uint64_t since_ns = 0;
+  std::string reason;
+  bool wants_passes = false;  // up with failures in a row pending: a passed client connect matters
+  std::uint64_t state_changes_total = 0;
+  std::uint64_t resolve_failures_total = 0;
+};
+bool operator==(const BackendView& a, const BackendView& b);
+
+/// A worker's client connect to a backend, passed or failed, reported to the monitor.
+struct HealthReport {
+  std::string service;
+  std::string backend;
+  Endpoint configured;
+  bool passed = false;
+  std::string detail;  // what failed (for the log)
+};
 
 class Service {
  public:
@@ -74,6 +108,21 @@ class Service {
   /// from its address, health and state instead of from scratch.
   void inherit_state(const Service& previous);
 
+  /// Makes this a worker's follower: client connects are handed to `report` (see
+  /// client_connect()) instead of being decided here, and state comes only from apply_view().
+  void follow(std::function<void(HealthReport)> report) { report_ = std::move(report); }
+  /// A client's connect to `backend` passed or failed. A follower reports a failure, and a pass
+  /// only while the monitor wants one (Backend::report_passes); a service that follows no one
+  /// (unit tests) records it itself.
+  void client_connect(Backend& backend, bool passed, std::string_view detail, std::uint64_t now_ns);
+  /// Followers: the monitor's decision about `backend`; moves waiting connections like a state
+  /// change decided here.
+  void apply_view(Backend& backend, const BackendView& view, std::uint64_t now_ns);
+  /// The monitor's side: `backend` as a view to publish.
+  BackendView view_of(const Backend& backend) const;
+  /// The backend named `name` with configured `address`, or nullptr.
+  Backend* find_backend(std::string_view name, const Endpoint& address);
+
   /// The backend's name resolved to `address`. Returns true when that is a new address (new
   /// connections go there; established ones are untouched). A backend's first address makes it
   /// up at once when it came `at_start` (like an IP literal) or checks are disabled; otherwise
@@ -102,6 +151,8 @@ class Service {
   /// Flips `up`, counts and logs the change (`counted` false: the start-up resolution, which
   /// completes the initial state rather than changing it), and moves waiting connections.
   void set_state(Backend& backend, bool up, std::string reason, std::uint64_t now_ns, bool counted = true);
+  /// After `backend.up` flipped: hands it waiting connections (up) or moves its waiters (down).
+  void move_waiters(Backend& backend, std::uint64_t now_ns);
 
   ServiceConfig config_;
   std::vector<Backend> backends_;
@@ -110,6 +161,7 @@ class Service {
   WaitQueue shared_queue_{stats_.queue_length};
   std::vector<std::unique_ptr<WaitQueue>> backend_queues_;  // per_backend mode, like backends_
   std::vector<BackendLoad> loads_;
+  std::function<void(HealthReport)> report_;  // set on a worker's follower
   std::uint64_t sessions_ = 0;  // scratch for the policy, reused to avoid an allocation per pick
 };
 

@@ -1068,12 +1068,18 @@ TEST_CASE("reliability: out of file descriptors: dropped clients are logged as a
     // An odd number of descriptors left for sessions of two: after 40 sessions, the next client's
     // socket takes the last one and its backend socket cannot be created. Counted at the fewest
     // over more than a check interval: a health check's socket (one is made at start) comes and goes.
-    // One session first: libuv opens a reserve descriptor of its own with a loop's first client.
+    // One session first: libuv opens a reserve descriptor of its own with a loop's first client,
+    // and so does the control plane's loop with its first health check, which comes within a tenth
+    // of an interval of start: both are open once echo has seen the session and the check.
     {
       Client first = Client::connect(proxy);
       first.send_all("first\n");
       REQUIRE(first.read_exact(6, sluice::test::scaled(2s)) == "first\n");
     }
+    for (const auto until = Clock::now() + sluice::test::scaled(2s); echo.accepted() < 2 && Clock::now() < until;) {
+      std::this_thread::sleep_for(1ms);
+    }
+    REQUIRE(echo.accepted() >= 2);
     std::size_t idle_fds = open_fds(daemon.pid());
     for (const auto until = Clock::now() + 400ms; Clock::now() < until;) {
       std::this_thread::sleep_for(5ms);  // the sampling period

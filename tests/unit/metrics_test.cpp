@@ -259,6 +259,28 @@ TEST_CASE("collect_metrics: every family of the contract, in order, with its typ
   CHECK(family(families, "sluice_backend_sent_bytes_total").metric.size() == 2);
 }
 
+
+TEST_CASE("collect_metrics: the workers' part and the control plane's part split the families, none in both") {
+  Fixture fixture;
+  const std::array<const Listener*, 1> listeners = {fixture.listener.get()};
+  const std::array<const Service*, 1> services = {fixture.service.get()};
+  std::set<std::string> all, workers, control_plane;
+  for (const auto& f : collect_metrics(listeners, services, DaemonStats{}, 0)) all.insert(f.name);
+  for (const auto& f : collect_metrics(listeners, services, DaemonStats{}, 0, MetricsPart::workers)) {
+    workers.insert(f.name);
+  }
+  for (const auto& f : collect_metrics({}, services, DaemonStats{}, 0, MetricsPart::control_plane)) {
+    control_plane.insert(f.name);
+  }
+  // Decided once per process: summed over workers they would be counted once per worker.
+  CHECK(control_plane == std::set<std::string>{"sluice_backend_up", "sluice_backend_resolve_failures_total",
+                                               "sluice_backend_state_changes_total", "sluice_config_reloads_total",
+                                               "sluice_build_info"});
+  for (const auto& name : control_plane) CHECK(workers.count(name) == 0);
+  std::set<std::string> both = workers;
+  both.insert(control_plane.begin(), control_plane.end());
+  CHECK(both == all);
+}
 TEST_CASE("collect_metrics: listener counters, one rejected series per reason, zeros included") {
   Fixture fixture;
   fixture.listener_stats().accepted_total = 10;

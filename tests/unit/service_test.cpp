@@ -362,3 +362,59 @@ TEST_CASE("wait queue: a moved waiter is placed by its arrival time") {
   for (int expected : {3, 0, 2, 1}) CHECK(static_cast<FakeWaiter*>(queue.pop_front(0))->id == expected);
   CHECK(queue.empty());
 }
+
+// ---- one monitor, many followers ----
+
+TEST_CASE("followers: a worker's service reports client connects and takes the monitor's decisions as views") {
+  const auto config = make_config(sluice::QueueMode::shared, {1});
+  sluice::Service monitor(config, 0);  // the control plane's authority
+  sluice::Service follower(config, 0);
+  std::vector<sluice::HealthReport> reports;
+  follower.follow([&](sluice::HealthReport report) { reports.push_back(std::move(report)); });
+  sluice::Backend& decided = monitor.backends()[0];
+  sluice::Backend& a = follower.backends()[0];
+
+  // A pass is not reported while the monitor has no failure pending; a failure is, and so is this
+  // worker's next pass. The follower decides nothing itself.
+  follower.client_connect(a, /*passed=*/true, "", kMs);
+  CHECK(reports.empty());
+  follower.client_connect(a, /*passed=*/false, "ECONNREFUSED", kMs);
+  follower.client_connect(a, /*passed=*/true, "", kMs);
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0].service == "web");
+  CHECK(reports[0].backend == "a");
+  CHECK(reports[0].configured == config.backends[0].address);
+  CHECK_FALSE(reports[0].passed);
+  CHECK(reports[0].detail == "ECONNREFUSED");
+  CHECK(reports[1].passed);
+  CHECK(a.up);
+  CHECK(a.stats.state_changes_total == 0);
+
+  // The monitor's side: a failure pending asks for passes; the third takes it down.
+  fail(monitor, decided, 1, 2 * kMs, sluice::HealthEvidence::connect_failed);
+  CHECK(monitor.view_of(decided).wants_passes);
+  fail(monitor, decided, 2, 3 * kMs);
+  const sluice::BackendView down = monitor.view_of(decided);
+  CHECK_FALSE(down.up);
+  CHECK_FALSE(down.wants_passes);
+  CHECK(down.state_changes_total == 1);
+
+  // Applied to the follower: down, with the monitor's reason, time and count; a client now waits.
+  sluice::Backend* found = follower.find_backend(down.backend, down.configured);
+  REQUIRE(found == &a);
+  follower.apply_view(a, down, 4 * kMs);
+  CHECK_FALSE(a.up);
+  CHECK(a.state_reason == "3 failures in a row, the last a health check: ECONNREFUSED");
+  CHECK(a.state_since_ns == 3 * kMs);
+  CHECK(a.stats.state_changes_total == 1);
+  FakeWaiter w(0);
+  CHECK(follower.arrive(w, 5 * kMs, kNoneTried).outcome == sluice::Service::Outcome::queued);
+
+  // Up again: the queued client takes the slot, as a change decided here would have done it.
+  pass(monitor, decided, 2, 6 * kMs);
+  follower.apply_view(a, monitor.view_of(decided), 7 * kMs);
+  CHECK(a.up);
+  CHECK(w.dispatched_to == "a");
+  CHECK(a.stats.state_changes_total == 2);
+  CHECK(follower.find_backend("a", {"127.0.0.1", 1}) == nullptr);  // another backend of that name
+}
