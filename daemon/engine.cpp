@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/backends_json.hpp"
+#include "sluice/metrics_merge.hpp"
 #include "sluice/sockaddr_text.hpp"
 
 namespace sluice {
@@ -94,12 +95,38 @@ std::vector<const Service*> Engine::service_list() const {
   return services;
 }
 
+namespace {
+
+// Adds the counters and histograms of `more` (a replaced service's) into `total`.
+// Gauges are left out: what a replaced object holds now (its last sessions) is not the service's
+// state, and its configured limits would count twice.
+void add_totals(std::vector<prometheus::MetricFamily>& total, std::vector<prometheus::MetricFamily> more) {
+  std::erase_if(more, [](const prometheus::MetricFamily& family) {
+    return family.type != prometheus::MetricType::Counter && family.type != prometheus::MetricType::Histogram;
+  });
+  merge_metric_families(total, more);
+}
+
+}  // namespace
+
 std::vector<prometheus::MetricFamily> Engine::collect_metrics(std::uint64_t now_ns) const {
   std::vector<const Listener*> listeners;
   for (const auto& listener : listeners_) listeners.push_back(listener.get());
   auto families = sluice::collect_metrics(listeners, service_list(), DaemonStats{}, now_ns, MetricsPart::workers);
+  // A reload's rebuilt service starts from zero: the replaced one, still finishing its sessions or
+  // already freed, carries the totals so far.
+  add_totals(families, collect_retired(now_ns));
+  add_totals(families, freed_totals_);
   families.push_back(worker_accepted_family(number_, worker_.accepted_total));
   return families;
+}
+
+std::vector<prometheus::MetricFamily> Engine::collect_retired(std::uint64_t now_ns) const {
+  std::vector<const Service*> services;
+  for (const auto& service : retired_services_)
+    if (never_committed_.count(service.get()) == 0) services.push_back(service.get());
+  if (services.empty()) return {};
+  return sluice::collect_metrics({}, services, DaemonStats{}, now_ns, MetricsPart::workers);
 }
 
 std::string Engine::render_backends_json(std::uint64_t now_ns, double unix_now_seconds) const {
@@ -181,7 +208,10 @@ void Engine::abort_prepared() {
   for (auto& listener : pending_->opened) {
     if (listener) retire(std::move(listener));
   }
-  for (auto& [name, service] : pending_->fresh) retire(std::move(service));
+  for (auto& [name, service] : pending_->fresh) {
+    never_committed_.insert(service.get());  // served no one: nothing of it belongs in /metrics
+    retire(std::move(service));
+  }
   pending_.reset();
 }
 
@@ -217,6 +247,14 @@ void Engine::commit_prepared() {
   std::erase_if(services_, [](const auto& item) { return !item.second; });
   // The control plane's monitors publish their views after this commit (see Daemon::apply).
   for (auto& [name, service] : pending.fresh) services_[name] = std::move(service);
+  // A service the config no longer has takes its carried-over totals with it.
+  for (auto& family : freed_totals_) {
+    std::erase_if(family.metric, [&](const prometheus::ClientMetric& sample) {
+      const auto label = std::find_if(sample.label.begin(), sample.label.end(),
+                                      [](const prometheus::ClientMetric::Label& l) { return l.name == "service"; });
+      return label != sample.label.end() && services_.count(label->value) == 0;
+    });
+  }
 }
 
 void Engine::retire(std::unique_ptr<Service> service) {
@@ -238,6 +276,16 @@ void Engine::start_reaping() {
 }
 
 void Engine::reap_retired() {
+  // A freed service whose name still runs (it was rebuilt) keeps counting in freed_totals_.
+  std::vector<const Service*> services;
+  for (const auto& service : retired_services_) {
+    if (service->in_use()) continue;
+    if (never_committed_.erase(service.get()) == 0 && services_.count(service->name()) != 0)
+      services.push_back(service.get());
+    spdlog::debug("retired_service_freed service={}", service->name());
+  }
+  if (!services.empty())
+    add_totals(freed_totals_, sluice::collect_metrics({}, services, DaemonStats{}, uv_hrtime(), MetricsPart::workers));
   std::erase_if(retired_listeners_, [](const auto& listener) { return listener->finished(); });
   std::erase_if(retired_services_, [](const auto& service) { return !service->in_use(); });
   if (retired_listeners_.empty() && retired_services_.empty()) uv_timer_stop(&reap_timer_);

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,8 @@ class Engine {
   /// Frees replaced services and listeners once no session refers to them.
   void start_reaping();
   void reap_retired();
+  /// The families of the replaced services still finishing their sessions.
+  std::vector<prometheus::MetricFamily> collect_retired(std::uint64_t now_ns) const;
 
   uv_loop_t* loop_;
   std::uint32_t number_;
@@ -106,6 +109,11 @@ class Engine {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<Service>> retired_services_;
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
+  // The final counters and histograms of rebuilt services already freed: added to every
+  // collection, so that no counter in /metrics goes backwards across a reload. Dropped with the
+  // service's name when a reload removes it.
+  std::vector<prometheus::MetricFamily> freed_totals_;
+  std::set<const Service*> never_committed_;  // retired by an aborted reload: never served
   std::optional<Pending> pending_;
   uv_timer_t reap_timer_;
   bool handles_closed_ = false;

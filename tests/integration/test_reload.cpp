@@ -406,3 +406,51 @@ TEST_CASE("reload: a config directory that cannot be watched is logged, SIGHUP s
   CHECK(daemon.wait_for_line("config: reloading " + file.path() + " (SIGHUP)", scaled_ms(2s)));
   CHECK(name_from(proxy) == "b");
 }
+
+TEST_CASE("reload: a rebuilt service's counters go on from the old one's totals, during its last session and after it is freed") {
+  HoldServer hold("h");
+  ConfigSpec spec;
+  spec.admin = true;
+  spec.listeners = {ListenerSpec{}};
+  spec.services = {ServiceSpec{.backends = {{"h", hold.address()}}}};
+  TempConfig file(spec.yaml());
+  DaemonProcess daemon(file, {"--log-level", "debug"});
+  const Address proxy = daemon.wait_listening_on("web", scaled_ms(10s));
+  const Address admin = wait_admin_address(daemon, scaled_ms(10s));
+  const std::string dispatched = R"(sluice_backend_connections_total{service="web",backend="h",node=""})";
+  const std::string ended = R"(sluice_backend_session_seconds_count{service="web",backend="h",node=""})";
+  const std::string accepted = R"(sluice_listener_connections_accepted_total{listener="web"})";
+  auto hello = [&] {
+    Client client = Client::connect(proxy, scaled_ms(2s));
+    CHECK(client.read_exact(2, scaled_ms(2s)) == "h\n");
+    return client;
+  };
+
+  // One session stays open on the service that the reload replaces; three end before it.
+  Client open_on_old = hello();
+  for (int i = 0; i < 3; ++i) hello();
+  REQUIRE(wait_metric(admin, ended, 3, scaled_ms(5s)));
+  CHECK(metric(scrape(admin), dispatched) == 4);
+
+  // A changed service is rebuilt with counters of its own, while the old one finishes its session.
+  spec.services[0].retries = 1;
+  file.write(spec.yaml());
+  daemon.send_signal(SIGHUP);
+  REQUIRE(wait_metric(admin, kReloadsOk, 1, scaled_ms(5s)));
+  const std::string during = scrape(admin);
+  CHECK(metric(during, dispatched) == 4);
+  CHECK(metric(during, ended) == 3);
+  Client open_on_new = hello();
+  CHECK(wait_metric(admin, dispatched, 5, scaled_ms(5s)));
+
+  // The old service's last session ends and it is freed: its totals stay in every sum.
+  open_on_old.close();
+  REQUIRE(daemon.wait_for_line("retired_service_freed service=web", scaled_ms(5s)));
+  const std::string after = scrape(admin);
+  CHECK(metric(after, dispatched) == 5);
+  CHECK(metric(after, ended) == 4);
+  CHECK(metric(after, accepted) == 5);
+  open_on_new.close();
+  CHECK(wait_metric(admin, ended, 5, scaled_ms(5s)));
+  CHECK(metric(scrape(admin), dispatched) == 5);
+}
