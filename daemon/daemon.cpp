@@ -95,7 +95,8 @@ std::vector<std::uint32_t> hook_numbers(std::string_view path, std::string_view 
 }  // namespace
 
 Daemon::Daemon(Config config, Options options)
-    : config_(std::move(config)),
+    : worker_timeout_(config.admin.worker_timeout),
+      config_(std::move(config)),
       options_(std::move(options)),
       descriptor_ceiling_(raise_descriptor_limit() - kDescriptorReserve),
       reports_([this](const HealthReport& report) {
@@ -248,7 +249,7 @@ void Daemon::ping_workers() {
 
 std::string Daemon::liveness_problem() const {
   const std::uint64_t now = uv_hrtime();
-  const auto limit_ns = static_cast<std::uint64_t>(config_.admin.worker_timeout.count()) * 1'000'000;
+  const auto limit_ns = static_cast<std::uint64_t>(worker_timeout_.count()) * 1'000'000;
   for (const auto& worker : workers_) {
     const std::uint64_t pinged = worker->pinged_ns.load();
     if (pinged != 0 && now > pinged && now - pinged > limit_ns) {
@@ -265,7 +266,7 @@ bool Daemon::start_admin() {
   // render waits for the workers up to worker_timeout, so it gets a little longer.
   admin_ = std::make_unique<AdminServer>(
       &loop_, [this](std::string_view path) { return render_admin(path); },
-      config_.admin.worker_timeout + std::chrono::seconds(1));
+      worker_timeout_ + std::chrono::seconds(1));
   // Read on the admin thread: only atomics and the timeout, fixed from start.
   admin_->set_liveness([this] { return liveness_problem(); });
   std::string why;
@@ -286,7 +287,7 @@ std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
     const double unix_now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     auto json = workers_.front()->thread->submit(
         [engine = workers_.front()->engine.get(), unix_now] { return engine->render_backends_json(uv_hrtime(), unix_now); });
-    if (auto body = get_by(json, std::chrono::steady_clock::now() + config_.admin.worker_timeout))
+    if (auto body = get_by(json, std::chrono::steady_clock::now() + worker_timeout_))
       return AdminResponse{200, "application/json", std::move(*body)};
     return AdminResponse{503, "text/plain; charset=utf-8", "worker 1 did not answer in time\n"};
   }
@@ -319,7 +320,7 @@ std::string Daemon::render_metrics() {
           worker->thread->submit([engine = worker->engine.get(), now] { return engine->collect_metrics(now); }));
     }
   }
-  const auto deadline = std::chrono::steady_clock::now() + config_.admin.worker_timeout;
+  const auto deadline = std::chrono::steady_clock::now() + worker_timeout_;
   std::vector<prometheus::MetricFamily> families;
   std::vector<std::pair<std::uint32_t, bool>> answered;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -367,11 +368,11 @@ void Daemon::log_summary() const {
 
 void Daemon::on_signal(int signum) {
   if (draining_) {
-    spdlog::warn("signal {} during drain: closing {} sessions now", signum, session_count(config_.admin.worker_timeout));
+    spdlog::warn("signal {} during drain: closing {} sessions now", signum, session_count(worker_timeout_));
     post_to_workers([](Engine& engine) { engine.abort_sessions(); });
     return;
   }
-  spdlog::info("signal {}: draining {} sessions (up to {} ms)", signum, session_count(config_.admin.worker_timeout),
+  spdlog::info("signal {}: draining {} sessions (up to {} ms)", signum, session_count(worker_timeout_),
                config_.drain_timeout.count());
   begin_drain();
 }
@@ -384,7 +385,7 @@ void Daemon::begin_drain() {
       &drain_timer_,
       [](uv_timer_t* timer) {
         auto* self = static_cast<Daemon*>(timer->data);
-        spdlog::warn("drain timeout: closing {} sessions", self->session_count(self->config_.admin.worker_timeout));
+        spdlog::warn("drain timeout: closing {} sessions", self->session_count(self->worker_timeout_));
         self->post_to_workers([](Engine& engine) { engine.abort_sessions(); });
       },
       static_cast<std::uint64_t>(config_.drain_timeout.count()), 0);
@@ -452,7 +453,7 @@ bool Daemon::apply(Config next, std::string& why) {
   // Worker 1 prepares first, so that a new listener on port 0 has a port for the others to share.
   // A worker's tasks run in order, so an abort queued behind a late prepare still undoes it.
   using Prepared = std::pair<bool, std::string>;
-  const auto deadline = std::chrono::steady_clock::now() + config_.admin.worker_timeout;
+  const auto deadline = std::chrono::steady_clock::now() + worker_timeout_;
   const std::uint32_t fail_in = std::exchange(fail_next_reload_in_, 0);  // a test hook
   auto prepare = [&](DataWorker& worker, std::shared_ptr<const Config> config) {
     return worker.thread->submit([engine = worker.engine.get(), config, fail = worker.number == fail_in] {
@@ -494,7 +495,7 @@ bool Daemon::apply(Config next, std::string& why) {
   update_monitors(next);  // their views are queued behind the commit
   // Queued behind the commit: the addresses worker 1's listeners now have (for the log lines).
   auto addresses = first.thread->submit([engine = first.engine.get()] { return engine->bound_addresses(); });
-  bound_addresses_ = get_by(addresses, std::chrono::steady_clock::now() + config_.admin.worker_timeout)
+  bound_addresses_ = get_by(addresses, std::chrono::steady_clock::now() + worker_timeout_)
                          .value_or(std::vector<std::string>{});
 
   if (next.workers != config_.workers) {

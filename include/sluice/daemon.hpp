@@ -13,6 +13,7 @@
 // connects that every worker reports (ReportQueue), and posts each change to every worker.
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -98,6 +99,9 @@ class Daemon {
   /// `config` as workers 2..N bind it: a port 0 becomes the port worker 1 got for that listener.
   Config with_bound_ports(Config config, const std::vector<std::uint16_t>& ports) const;
 
+  // admin.worker_timeout, fixed at start like the rest of `admin` (a reload does not change it):
+  // read by the admin thread too, so never taken from config_, which a reload replaces.
+  const std::chrono::milliseconds worker_timeout_;
   Config config_;
   Options options_;
   uv_loop_t loop_;
