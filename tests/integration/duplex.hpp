@@ -225,6 +225,12 @@ struct SessionQueues {
 };
 std::optional<SessionQueues> session_queues(std::uint16_t proxy_port, std::uint16_t backend_port);
 
+/// The bytes inside Sluice while nothing moves: what the sender wrote, less what the receiver read
+/// and what the kernel holds in the session's four sockets (negative would mean a miscount).
+inline std::int64_t held_in_sluice(std::uint64_t sent, std::uint64_t received, std::uint64_t in_kernel) {
+  return static_cast<std::int64_t>(sent) - static_cast<std::int64_t>(received + in_kernel);
+}
+
 /// A reader of 1 KiB/s: waits 250 ms, then reads 256 bytes from `client` into `received`.
 void read_slowly(Client& client, std::string& received);
 /// Reads slowly until `backend` has written nothing more for 1 s (four reads): its send is blocked,

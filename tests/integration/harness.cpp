@@ -67,10 +67,12 @@ std::string single_service_config(const ServiceSpec& service, const ListenerSpec
   return ConfigSpec{.listeners = {front}, .services = {service}}.yaml();
 }
 
-std::string name_servers_config(const std::vector<const NameServer*>& backends, std::uint32_t workers) {
+std::string name_servers_config(const std::vector<const NameServer*>& backends, std::uint32_t workers,
+                                const std::string& admin_worker_timeout) {
   ConfigSpec spec;
   spec.workers = workers;
   spec.admin = true;
+  spec.admin_worker_timeout = admin_worker_timeout;
   spec.listeners = {ListenerSpec{}};
   ServiceSpec service;
   for (const NameServer* backend : backends) service.backends.push_back({backend->name(), backend->address()});

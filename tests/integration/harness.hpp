@@ -86,9 +86,11 @@ struct ConfigSpec {
 /// One listener "web" on 127.0.0.1:0 in front of `service`.
 std::string single_service_config(const ServiceSpec& service, const ListenerSpec& listener = {});
 
-/// The admin endpoint and one listener "web" in front of a round-robin service of these name
-/// servers (each backend named as its server), on `workers` event loops.
-std::string name_servers_config(const std::vector<const NameServer*>& backends, std::uint32_t workers = 1);
+/// The admin endpoint (with `admin.worker_timeout` when given) and one listener "web" in front of a
+/// round-robin service of these name servers (each backend named as its server), on `workers`
+/// event loops.
+std::string name_servers_config(const std::vector<const NameServer*>& backends, std::uint32_t workers = 1,
+                                const std::string& admin_worker_timeout = {});
 
 /// The name a NameServer behind `proxy` answered one new connection with ("" if none answered).
 std::string served_by(const Address& proxy);

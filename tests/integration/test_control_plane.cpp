@@ -13,18 +13,6 @@ using namespace sluice::it;
 
 namespace {
 
-std::string two_worker_config(const std::vector<const NameServer*>& backends, const std::string& worker_timeout) {
-  ConfigSpec spec;
-  spec.workers = 2;
-  spec.admin = true;
-  spec.admin_worker_timeout = worker_timeout;
-  spec.listeners = {ListenerSpec{}};
-  ServiceSpec service;
-  for (const NameServer* backend : backends) service.backends.push_back({backend->name(), backend->address()});
-  spec.services = {service};
-  return spec.yaml();
-}
-
 const Launch kTestHooks{.environment = {"SLUICE_TEST_HOOKS=1"}};
 
 std::string accepted_total() { return "sluice_listener_connections_accepted_total{listener=\"web\"}"; }
@@ -34,7 +22,7 @@ std::string worker_up(int worker) { return "sluice_worker_up{worker=\"" + std::t
 
 TEST_CASE("control plane: a stalled worker fails /healthz within worker_timeout, /metrics still answers and names it") {
   NameServer a("a");
-  DaemonProcess daemon(two_worker_config({&a}, "300ms"), {}, kTestHooks);
+  DaemonProcess daemon(name_servers_config({&a}, 2, "300ms"), {}, kTestHooks);
   const Address proxy = daemon.wait_listening_on("web");
   const Address admin = wait_admin_address(daemon);
   for (int i = 0; i < 20; ++i) REQUIRE(served_by(proxy) == "a");
@@ -69,13 +57,13 @@ TEST_CASE("control plane: a stalled worker fails /healthz within worker_timeout,
 TEST_CASE("control plane: a reload that fails in one worker leaves every worker on the old config and is counted") {
   NameServer a("a");
   NameServer b("b");
-  TempConfig config(two_worker_config({&a}, ""));
+  TempConfig config(name_servers_config({&a}, 2));
   DaemonProcess daemon(config, {}, kTestHooks);
   const Address proxy = daemon.wait_listening_on("web");
   const Address admin = wait_admin_address(daemon);
 
   REQUIRE(http_get(admin, "/test/fail-next-reload/2").status == 200);
-  config.write(two_worker_config({&b}, ""));
+  config.write(name_servers_config({&b}, 2));
   daemon.send_signal(SIGHUP);
   REQUIRE(wait_metric(admin, "sluice_config_reloads_total{result=\"failure\"}", 1, 5s));
   CHECK(daemon.wait_for_line("worker 2: failure injected", 2s));

@@ -321,8 +321,7 @@ TEST_CASE("reliability: a client reading 1 KiB/s holds the streaming backend bac
   CHECK(client_side->sockets == 2);
   const std::uint64_t in_kernel =
       backend_side->receive + backend_side->send + client_side->receive + client_side->send;
-  const std::int64_t in_sluice = static_cast<std::int64_t>(written_at_plateau) -
-                                 static_cast<std::int64_t>(read_by_client + in_kernel);
+  const std::int64_t in_sluice = held_in_sluice(written_at_plateau, read_by_client, in_kernel);
   const auto resident_plateau = daemon.status_kib("VmRSS");
   REQUIRE(resident_plateau.has_value());
 
@@ -379,8 +378,7 @@ TEST_CASE("reliability: a backend that stops reading holds a fast uploading clie
   const std::uint64_t read_by_backend = sink.read();
   const auto queues = session_queues(proxy.port, sink.address().port);
   REQUIRE(queues.has_value());
-  const std::int64_t in_sluice = static_cast<std::int64_t>(upload.sent()) -
-                                 static_cast<std::int64_t>(read_by_backend + queues->total());
+  const std::int64_t in_sluice = held_in_sluice(upload.sent(), read_by_backend, queues->total());
   const auto resident_held = daemon.status_kib("VmRSS");
   REQUIRE(resident_held.has_value());
   MESSAGE("stopped backend: client sent " << upload.sent() / KiB << " KiB, backend read " << read_by_backend / KiB

@@ -216,8 +216,7 @@ TEST_CASE("splice: a client that slows to 1 KiB/s mid-stream blocks the backend,
   REQUIRE(backend_side.has_value());
   REQUIRE(client_side.has_value());
   const std::uint64_t in_kernel = backend_side->receive + backend_side->send + client_side->receive + client_side->send;
-  const std::int64_t in_sluice = static_cast<std::int64_t>(written_at_plateau) -
-                                 static_cast<std::int64_t>(received.size() + in_kernel);
+  const std::int64_t in_sluice = held_in_sluice(written_at_plateau, received.size(), in_kernel);
   for (int i = 0; i < 8; ++i) read_slowly(client, received);
   const std::uint64_t written_later = backend.written();
   const auto resident_later = daemon.status_kib("VmRSS");
@@ -262,8 +261,7 @@ TEST_CASE("splice: a backend that stops reading mid-upload holds the client back
   const std::uint64_t read_by_backend = sink.read();
   const auto queues = session_queues(proxy.port, sink.address().port);
   REQUIRE(queues.has_value());
-  const std::int64_t in_sluice = static_cast<std::int64_t>(upload.sent()) -
-                                 static_cast<std::int64_t>(read_by_backend + queues->total());
+  const std::int64_t in_sluice = held_in_sluice(upload.sent(), read_by_backend, queues->total());
   const auto resident_held = daemon.status_kib("VmRSS");
   REQUIRE(resident_held.has_value());
   MESSAGE("stopped backend after splice: client sent " << upload.sent() / KiB << " KiB, backend read "
