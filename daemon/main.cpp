@@ -11,10 +11,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "sluice/access_log.hpp"
-#include "sluice/config.hpp"
-#include "sluice/daemon.hpp"
-#include "sluice/exact_metrics.hpp"
+#include "sluice/log/access_log.hpp"
+#include "sluice/config/config.hpp"
+#include "sluice/control/daemon.hpp"
+#include "sluice/metrics/exact_metrics.hpp"
 
 namespace {
 

@@ -18,7 +18,7 @@
 #include <string_view>
 
 #include "config_properties.hpp"
-#include "sluice/config.hpp"
+#include "sluice/config/config.hpp"
 #include "yaml_stall.hpp"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <utility>
 
-#include "sluice/config.hpp"
+#include "sluice/config/config.hpp"
 
 namespace sluice::fuzz {
 

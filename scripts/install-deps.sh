@@ -19,6 +19,7 @@ esac
 packages=(
   build-essential cmake pkg-config ninja-build
   libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
+  libc-ares-dev nlohmann-json3-dev node-llhttp  # DNS; JSON; the HTTP/1.x parser (C sources)
 )
 if [ "$build_only" -eq 0 ]; then
   packages+=(
@@ -28,6 +29,7 @@ if [ "$build_only" -eq 0 ]; then
     util-linux  # prlimit: the descriptor-exhaustion tests
     python3-numpy python3-matplotlib  # scripts/experiment: Erlang C, batch means, plots
     haproxy  # scripts/experiment (and bench): HAProxy measured beside Sluice
+    dnsmasq-base  # a DNS server of the tests' own (dns.servers)
     clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer with ASan+UBSan, run by the test suite
   )
 fi

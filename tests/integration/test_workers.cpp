@@ -581,7 +581,7 @@ TEST_CASE("workers: refused client connects on two workers add up to one fall fo
     REQUIRE(Client::try_connect(backend.address(), scaled(Millis(2s)), probe) == ECONNREFUSED);
   }
 
-  // Worker 1's slot frees: its waiting client is sent to b and refused. One failure in a row: b
+  // LoopResources 1's slot frees: its waiting client is sent to b and refused. One failure in a row: b
   // stays up (fall is 2).
   auto free_slot = [&](PerWorker& worker) {
     worker.held.close();
@@ -594,7 +594,7 @@ TEST_CASE("workers: refused client connects on two workers add up to one fall fo
   REQUIRE(wait_metric(admin, failures, 1, scaled(Millis(2s))));
   CHECK(metric(scrape(admin), up) == 1);
 
-  // Worker 2's: the second failure in a row, seen by the other worker, takes b down once for the
+  // LoopResources 2's: the second failure in a row, seen by the other worker, takes b down once for the
   // process (each worker alone has seen one).
   free_slot(workers[1]);
   REQUIRE(wait_metric(admin, failures, 2, scaled(Millis(2s))));

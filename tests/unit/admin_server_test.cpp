@@ -16,10 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sluice/admin_server.hpp"
-#include "sluice/metrics.hpp"
-#include "sluice/process_metrics.hpp"
-#include "sluice/service.hpp"
+#include "sluice/admin/admin_server.hpp"
+#include "sluice/metrics/metrics.hpp"
+#include "sluice/metrics/process_metrics.hpp"
+#include "sluice/balancing/service.hpp"
 
 using namespace sluice;
 

@@ -4,7 +4,7 @@
 
 #include <array>
 
-#include "sluice/backends_json.hpp"
+#include "sluice/admin/backends_json.hpp"
 
 namespace {
 

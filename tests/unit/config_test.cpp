@@ -1,6 +1,6 @@
 // The config contract (README "Configuration"): schema, defaults, and every error with its exact place.
 
-#include "sluice/config.hpp"
+#include "sluice/config/config.hpp"
 
 #include <doctest/doctest.h>
 

@@ -9,9 +9,9 @@
 #include <cstring>
 #include <string>
 
-#include "sluice/cidr.hpp"
-#include "sluice/duration.hpp"
-#include "sluice/endpoint.hpp"
+#include "sluice/net/cidr.hpp"
+#include "sluice/config/duration.hpp"
+#include "sluice/net/endpoint.hpp"
 
 using sluice::Cidr;
 using sluice::Millis;

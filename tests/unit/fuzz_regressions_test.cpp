@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "../../fuzz/config_properties.hpp"
-#include "sluice/config.hpp"
+#include "sluice/config/config.hpp"
 
 namespace {
 

@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "sluice/health_state.hpp"
+#include "sluice/health/health_state.hpp"
 
 using sluice::HealthEvidence;
 using sluice::HealthState;

@@ -18,14 +18,14 @@
 
 #include <prometheus/metric_family.h>
 
-#include "sluice/histogram.hpp"
-#include "sluice/listener.hpp"
-#include "sluice/metrics.hpp"
-#include "sluice/metrics_merge.hpp"
-#include "sluice/process_metrics.hpp"
-#include "sluice/service.hpp"
-#include "sluice/time_integral.hpp"
-#include "sluice/worker.hpp"
+#include "sluice/metrics/histogram.hpp"
+#include "sluice/worker/listener.hpp"
+#include "sluice/metrics/metrics.hpp"
+#include "sluice/metrics/metrics_merge.hpp"
+#include "sluice/metrics/process_metrics.hpp"
+#include "sluice/balancing/service.hpp"
+#include "sluice/metrics/time_integral.hpp"
+#include "sluice/worker/loop_resources.hpp"
 
 using namespace sluice;
 using prometheus::ClientMetric;
@@ -142,7 +142,7 @@ TEST_CASE("DurationHistogram: bounds are inclusive (le), beyond the last is +Inf
 namespace {
 
 // One listener "web" on a service "web" of two backends, with stats set by hand. Listener needs
-// a Worker and a loop; the loop is never run.
+// a LoopResources and a loop; the loop is never run.
 struct Fixture {
   Fixture() {
     uv_loop_init(&loop);
@@ -173,7 +173,7 @@ struct Fixture {
   }
 
   uv_loop_t loop{};
-  Worker worker{&loop};
+  LoopResources worker{&loop};
   std::unique_ptr<Service> service;
   std::unique_ptr<Listener> listener;
 };
@@ -455,7 +455,7 @@ TEST_CASE("serialize_metrics: exact names (no doubled _total) and a clean promto
 }
 
 TEST_CASE("merge_metric_families: workers' counters, integrals and histograms add up, up is the minimum") {
-  // Two workers with the same config and different traffic, as two engines would report them.
+  // Two workers with the same config and different traffic, as two workers would report them.
   Fixture one;
   Fixture two;
   one.listener_stats().accepted_total = 5;

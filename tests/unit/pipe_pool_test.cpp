@@ -1,7 +1,7 @@
 // The pipe pool behind splice(2): pipes are reused while empty, the free list is bounded, a pipe
 // with bytes left is closed rather than reused, and pipes never take the descriptors kept for sockets.
 
-#include "sluice/pipe_pool.hpp"
+#include "sluice/proxy/pipe_pool.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>

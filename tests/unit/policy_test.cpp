@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "sluice/least_connections.hpp"
-#include "sluice/policy.hpp"
-#include "sluice/round_robin.hpp"
+#include "sluice/balancing/least_connections.hpp"
+#include "sluice/balancing/policy.hpp"
+#include "sluice/balancing/round_robin.hpp"
 
 using sluice::BackendLoad;
 using sluice::LeastConnections;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "sluice/service.hpp"
-#include "sluice/sockaddr_text.hpp"
+#include "sluice/balancing/service.hpp"
+#include "sluice/net/sockaddr_text.hpp"
 
 namespace {
 

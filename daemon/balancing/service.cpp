@@ -1,0 +1,324 @@
+#include "sluice/balancing/service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "sluice/net/sockaddr_text.hpp"
+
+namespace sluice {
+
+namespace {
+
+const std::vector<bool> kNoneTried;
+
+std::string text_of(const sockaddr_storage& address) {
+  return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+}
+
+}  // namespace
+
+Service::Service(ServiceConfig config, std::uint64_t now_ns)
+    : config_(std::move(config)),
+      policy_(make_policy(config_.policy, config_.backends.size())),
+      loads_(config_.backends.size()) {
+  backends_.reserve(config_.backends.size());
+  for (std::size_t i = 0; i < config_.backends.size(); ++i) {
+    Backend& backend = backends_.emplace_back(config_.backends[i], i, config_.health_check);
+    backend.state_since_ns = now_ns;
+    if (auto address = numeric_address(backend.config.address)) {
+      backend.has_address = true;
+      backend.address = *address;
+      backend.address_text = text_of(*address);
+      backend.up = true;
+      backend.state_reason = "started";
+    } else {
+      backend.health.reset(false);
+      backend.state_reason = "name not resolved yet";
+    }
+  }
+  // backends_ never grows again, so these references into it stay valid.
+  for (Backend& backend : backends_) {
+    backend_queues_.push_back(std::make_unique<WaitQueue>(backend.stats.queue_length));
+  }
+}
+
+Service::Arrival Service::arrive(Waiter& waiter, std::uint64_t now_ns, const std::vector<bool>& tried) {
+  const bool retry = !tried.empty();
+  const std::uint32_t max_length = config_.queue.max_length;
+
+  if (config_.queue.mode == QueueMode::shared) {
+    // Strict FIFO: a newcomer may not overtake connections already waiting.
+    if (shared_queue_.empty() || retry) {
+      if (Backend* backend = choose(tried, /*need_free_slot=*/true)) {
+        take_slot(*backend, waiter, now_ns);
+        return {Outcome::dispatched, backend};
+      }
+    }
+    // A newcomer waits even when no backend is up: one may come back within the queue timeout.
+    if (retry && !any_candidate(tried)) return {Outcome::no_backend};
+    if (shared_queue_.length() >= max_length) return {Outcome::queue_full};
+    retry ? shared_queue_.push_front(waiter, now_ns) : shared_queue_.push_back(waiter, now_ns);
+    return {Outcome::queued};
+  }
+
+  Backend* backend = choose(tried, /*need_free_slot=*/false);
+  if (backend == nullptr) {
+    if (retry) return {Outcome::no_backend};
+    // None up: held in the service FIFO until place_held() finds one.
+    if (shared_queue_.length() >= max_length) return {Outcome::queue_full};
+    shared_queue_.push_back(waiter, now_ns);
+    return {Outcome::queued};
+  }
+  WaitQueue& queue = *backend_queues_[backend->index];
+  if (queue.empty() && backend->has_free_slot()) {
+    take_slot(*backend, waiter, now_ns);
+    return {Outcome::dispatched, backend};
+  }
+  if (queue.length() >= max_length) return {Outcome::queue_full};
+  retry ? queue.push_front(waiter, now_ns) : queue.push_back(waiter, now_ns);
+  return {Outcome::queued};
+}
+
+void Service::leave_queue(Waiter& waiter, std::uint64_t now_ns) {
+  if (waiter.queue != nullptr) waiter.queue->remove(waiter, now_ns);
+}
+
+void Service::release(Backend& backend, std::uint64_t now_ns) {
+  backend.stats.active.add(now_ns, -1);
+  dispatch_waiting(now_ns, &backend);
+}
+
+std::size_t Service::waiting() const {
+  std::size_t total = shared_queue_.length();
+  for (const auto& queue : backend_queues_) total += queue->length();
+  return total;
+}
+
+bool Service::any_up() const { return any_candidate(kNoneTried); }
+
+void Service::inherit_state(const Service& previous) {
+  for (Backend& backend : backends_) {
+    for (const Backend& old : previous.backends()) {
+      if (old.config.name != backend.config.name || !(old.config.address == backend.config.address)) continue;
+      backend.has_address = old.has_address;
+      backend.address = old.address;
+      backend.address_text = old.address_text;
+      backend.resolve_failing = old.resolve_failing;
+      backend.health.reset(old.health.up());  // this config's rise and fall, the old state
+      backend.up = old.up;
+      backend.state_since_ns = old.state_since_ns;
+      backend.state_reason = old.state_reason;
+    }
+  }
+}
+
+bool Service::address_resolved(Backend& backend, const sockaddr_storage& address, bool at_start,
+                               std::uint64_t now_ns) {
+  if (backend.resolve_failing) {
+    backend.resolve_failing = false;
+    spdlog::info("backend_resolve_recovered service={} backend={} name={}", name(), backend.config.name,
+                 backend.config.address.to_string());
+  }
+  const bool first = !backend.has_address;
+  if (!first && same_address(backend.address, address)) return false;
+  const std::string previous = first ? "none" : backend.address_text;
+  backend.has_address = true;
+  backend.address = address;
+  backend.address_text = text_of(address);
+  spdlog::info("backend_address service={} backend={} name={} from={} to={}", name(), backend.config.name,
+               backend.config.address.to_string(), previous, backend.address_text);
+  if (first) {
+    const bool up_now = at_start || !config_.health_check.enabled;
+    backend.health.reset(up_now);
+    if (up_now) {
+      set_state(backend, true, at_start ? "resolved at start" : "resolved", now_ns, /*counted=*/!at_start);
+    } else {
+      backend.state_reason = "resolved; waiting for " + std::to_string(config_.health_check.rise) +
+                             " passed health checks";
+    }
+  }
+  return true;
+}
+
+void Service::resolve_failed(Backend& backend, std::string_view error, std::uint64_t /*now_ns*/) {
+  ++backend.stats.resolve_failures_total;
+  if (!backend.has_address) backend.state_reason = "name not resolved: " + std::string(error);
+  if (backend.resolve_failing) return;
+  backend.resolve_failing = true;
+  spdlog::warn("backend_resolve_failed service={} backend={} name={} error=\"{}\" keeping={}", name(),
+               backend.config.name, backend.config.address.to_string(), error,
+               backend.has_address ? backend.address_text : "none");
+}
+
+void Service::record_health(Backend& backend, HealthEvidence evidence, std::string_view detail,
+                            std::uint64_t now_ns) {
+  if (!config_.health_check.enabled || !backend.has_address) return;
+  if (!backend.health.record(evidence)) return;
+  const HealthCheckConfig& check = config_.health_check;
+  if (backend.health.up()) {
+    set_state(backend, true, std::to_string(check.rise) + " health checks passed", now_ns);
+    return;
+  }
+  const char* what = evidence == HealthEvidence::connect_failed ? "client connect" : "health check";
+  set_state(backend, false,
+            std::to_string(check.fall) + " failures in a row, the last a " + what + ": " + std::string(detail),
+            now_ns);
+}
+
+void Service::client_connect(Backend& backend, bool passed, std::string_view detail, std::uint64_t now_ns) {
+  const HealthEvidence evidence = passed ? HealthEvidence::connect_passed : HealthEvidence::connect_failed;
+  if (!report_) {
+    record_health(backend, evidence, detail, now_ns);
+    return;
+  }
+  if (!config_.health_check.enabled || !backend.has_address) return;  // the monitor would drop it
+  if (passed && !backend.report_passes) return;
+  // After a failure this worker's own next pass must count, before the monitor's view says so.
+  if (!passed) backend.report_passes = true;
+  report_(HealthReport{name(), backend.config.name, backend.config.address, passed, std::string(detail)});
+}
+
+BackendView Service::view_of(const Backend& backend) const {
+  return BackendView{name(),
+                     backend.config.name,
+                     backend.config.address,
+                     backend.has_address,
+                     backend.address,
+                     backend.address_text,
+                     backend.resolve_failing,
+                     backend.up,
+                     backend.state_since_ns,
+                     backend.state_reason,
+                     backend.up && backend.health.run() > 0,
+                     backend.stats.state_changes_total,
+                     backend.stats.resolve_failures_total};
+}
+
+bool operator==(const BackendView& a, const BackendView& b) {
+  return a.service == b.service && a.backend == b.backend && a.configured == b.configured &&
+         a.has_address == b.has_address && (!a.has_address || same_address(a.address, b.address)) &&
+         a.address_text == b.address_text && a.resolve_failing == b.resolve_failing && a.up == b.up &&
+         a.since_ns == b.since_ns && a.reason == b.reason && a.wants_passes == b.wants_passes &&
+         a.state_changes_total == b.state_changes_total && a.resolve_failures_total == b.resolve_failures_total;
+}
+
+void Service::apply_view(Backend& backend, const BackendView& view, std::uint64_t now_ns) {
+  backend.has_address = view.has_address;
+  backend.address = view.address;
+  backend.address_text = view.address_text;
+  backend.resolve_failing = view.resolve_failing;
+  backend.state_since_ns = view.since_ns;
+  backend.state_reason = view.reason;
+  backend.report_passes = view.wants_passes;
+  backend.stats.state_changes_total = view.state_changes_total;    // a copy: /backends shows it,
+  backend.stats.resolve_failures_total = view.resolve_failures_total;  // /metrics takes the monitor's
+  backend.health.reset(view.up);
+  if (backend.up == view.up) return;
+  backend.up = view.up;
+  move_waiters(backend, now_ns);
+}
+
+Backend* Service::find_backend(std::string_view backend_name, const Endpoint& address) {
+  for (Backend& backend : backends_) {
+    if (backend.config.name == backend_name && backend.config.address == address) return &backend;
+  }
+  return nullptr;
+}
+
+void Service::set_state(Backend& backend, bool up, std::string reason, std::uint64_t now_ns, bool counted) {
+  backend.state_reason = std::move(reason);
+  if (backend.up == up) return;
+  backend.up = up;
+  backend.state_since_ns = now_ns;
+  if (counted) ++backend.stats.state_changes_total;
+  spdlog::log(up ? spdlog::level::info : spdlog::level::warn,
+              "backend_state service={} backend={} node={} state={} reason=\"{}\"", name(), backend.config.name,
+              backend.config.node.empty() ? "-" : backend.config.node, up ? "up" : "down", backend.state_reason);
+  move_waiters(backend, now_ns);
+}
+
+void Service::move_waiters(Backend& backend, std::uint64_t now_ns) {
+  const bool up = backend.up;
+  if (config_.queue.mode == QueueMode::shared) {
+    if (up) dispatch_waiting(now_ns, &backend);
+    return;
+  }
+  if (!up) {
+    // Its waiters go to the backends that are left (or wait for one in the service FIFO).
+    WaitQueue& queue = *backend_queues_[backend.index];
+    while (Waiter* waiter = queue.pop_front(now_ns)) shared_queue_.insert_by_arrival(*waiter, now_ns);
+  }
+  place_held(now_ns);
+}
+
+bool Service::is_candidate(const Backend& backend, const std::vector<bool>& tried) {
+  return backend.up && (tried.empty() || !tried[backend.index]);
+}
+
+bool Service::any_candidate(const std::vector<bool>& tried) const {
+  for (const Backend& backend : backends_) {
+    if (is_candidate(backend, tried)) return true;
+  }
+  return false;
+}
+
+Backend* Service::choose(const std::vector<bool>& tried, bool need_free_slot) {
+  const bool count_queued = config_.queue.mode == QueueMode::per_backend;
+  for (std::size_t i = 0; i < backends_.size(); ++i) {
+    const Backend& backend = backends_[i];
+    std::uint32_t load = backend.active_connections();
+    if (count_queued) load += static_cast<std::uint32_t>(backend_queues_[i]->length());
+    loads_[i].weight = backend.config.weight;
+    loads_[i].active_connections = load;
+    loads_[i].eligible = is_candidate(backend, tried) && (!need_free_slot || backend.has_free_slot());
+  }
+  auto chosen = policy_->pick(loads_);
+  return chosen ? &backends_[*chosen] : nullptr;
+}
+
+void Service::take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns) {
+  backend.stats.active.add(now_ns, 1);
+  ++backend.stats.connections_total;
+  if (waiter.dispatched_ns == 0) {
+    waiter.dispatched_ns = now_ns;
+    const double wait_seconds =
+        now_ns > waiter.arrived_ns ? static_cast<double>(now_ns - waiter.arrived_ns) * 1e-9 : 0.0;
+    stats_.queue_wait.observe(wait_seconds);
+    backend.stats.queue_wait.observe(wait_seconds);
+  }
+}
+
+void Service::dispatch_waiting(std::uint64_t now_ns, Backend* freed) {
+  if (config_.queue.mode == QueueMode::per_backend) {
+    WaitQueue& queue = *backend_queues_[freed->index];
+    if (!freed->up || !freed->has_free_slot()) return;
+    if (Waiter* waiter = queue.pop_front(now_ns)) {
+      take_slot(*freed, *waiter, now_ns);
+      waiter->on_dispatched(*freed);
+    }
+    return;
+  }
+  while (!shared_queue_.empty()) {
+    Backend* backend = choose(kNoneTried, /*need_free_slot=*/true);
+    if (backend == nullptr) return;
+    Waiter* waiter = shared_queue_.pop_front(now_ns);
+    take_slot(*backend, *waiter, now_ns);
+    waiter->on_dispatched(*backend);
+  }
+}
+
+void Service::place_held(std::uint64_t now_ns) {
+  while (!shared_queue_.empty()) {
+    Backend* backend = choose(kNoneTried, /*need_free_slot=*/false);
+    if (backend == nullptr) return;
+    Waiter* waiter = shared_queue_.pop_front(now_ns);
+    WaitQueue& queue = *backend_queues_[backend->index];
+    if (queue.empty() && backend->has_free_slot()) {
+      take_slot(*backend, *waiter, now_ns);
+      waiter->on_dispatched(*backend);
+    } else {
+      queue.insert_by_arrival(*waiter, now_ns);
+    }
+  }
+}
+
+}  // namespace sluice

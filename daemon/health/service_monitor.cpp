@@ -1,0 +1,141 @@
+#include "sluice/health/service_monitor.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "sluice/net/sockaddr_text.hpp"
+
+namespace sluice {
+
+namespace {
+
+// The first check of a backend comes after a random delay of up to a tenth of its interval (at
+// most 1 s), so that the backends of a start or a reload are not all probed in the same instant.
+Millis first_check_delay(Millis interval) {
+  static std::minstd_rand random{std::random_device{}()};  // the control plane's thread only
+  std::uniform_int_distribution<Millis::rep> spread(0, std::min(interval / 10, Millis(1000)).count());
+  return Millis(spread(random));
+}
+
+}  // namespace
+
+ServiceMonitor::ServiceMonitor(uv_loop_t* loop, const ServiceConfig& config, const ServiceMonitor* previous,
+                               Publish publish)
+    : service_(std::make_unique<Service>(config, uv_hrtime())), publish_(std::move(publish)) {
+  if (previous != nullptr) service_->inherit_state(*previous->service_);
+  Service& service = *service_;
+  for (Backend& backend : service.backends()) {
+    published_.push_back(service.view_of(backend));
+    HealthChecker* checker = nullptr;
+    if (config.health_check.enabled) {
+      auto report = [this, &backend](bool passed, std::string_view error) {
+        service_->record_health(backend, passed ? HealthEvidence::check_passed : HealthEvidence::check_failed,
+                                error, uv_hrtime());
+        publish_if_changed(backend);
+      };
+      auto address = [&backend]() { return backend.has_address ? &backend.address : nullptr; };
+      checker = checkers_
+                    .emplace_back(std::make_unique<HealthChecker>(loop, config.health_check.interval,
+                                                                  config.health_check.timeout, address, report))
+                    .get();
+    }
+    if (numeric_address(backend.config.address)) continue;  // an IP literal never changes
+    Resolver::Callbacks callbacks;
+    callbacks.resolved = [this, &backend, checker](const sockaddr_storage& address, bool first) {
+      // A new address is checked at once rather than at the next interval.
+      if (service_->address_resolved(backend, address, first, uv_hrtime()) && checker != nullptr) {
+        checker->check_now();
+      }
+      publish_if_changed(backend);
+    };
+    callbacks.failed = [this, &backend](std::string_view error, bool) {
+      service_->resolve_failed(backend, error, uv_hrtime());
+      publish_if_changed(backend);
+    };
+    resolvers_.push_back(
+        std::make_unique<Resolver>(loop, backend.config.address, config.resolve_interval, std::move(callbacks)));
+  }
+}
+
+void ServiceMonitor::start() {
+  for (const BackendView& view : published_) publish_(view);
+  for (auto& resolver : resolvers_) resolver->start();
+  for (auto& checker : checkers_) checker->start(first_check_delay(service_->config().health_check.interval));
+}
+
+void ServiceMonitor::stop() {
+  stopped_ = true;
+  for (auto& resolver : resolvers_) resolver->stop();
+  for (auto& checker : checkers_) checker->stop();
+}
+
+bool ServiceMonitor::finished() const {
+  for (const auto& resolver : resolvers_) {
+    if (!resolver->finished()) return false;
+  }
+  for (const auto& checker : checkers_) {
+    if (!checker->finished()) return false;
+  }
+  return true;
+}
+
+void ServiceMonitor::on_report(const HealthReport& report) {
+  if (stopped_) return;
+  Backend* backend = service_->find_backend(report.backend, report.configured);
+  if (backend == nullptr) return;
+  service_->record_health(*backend, report.passed ? HealthEvidence::connect_passed : HealthEvidence::connect_failed,
+                          report.detail, uv_hrtime());
+  publish_if_changed(*backend);
+}
+
+void ServiceMonitor::publish_if_changed(const Backend& backend) {
+  BackendView view = service_->view_of(backend);
+  BackendView& last = published_[backend.index];
+  if (view == last) return;
+  last = view;
+  publish_(last);
+}
+
+// --- ReportQueue ------------------------------------------------------------------------------
+
+int ReportQueue::start(uv_loop_t* loop) {
+  const int rc = uv_async_init(loop, &wake_.async, [](uv_async_t* async) {
+    static_cast<ReportQueue*>(async->data)->deliver_all();
+  });
+  if (rc != 0) return rc;
+  wake_.async.data = this;
+  started_ = true;
+  std::lock_guard lock(mutex_);
+  open_ = true;
+  return 0;
+}
+
+void ReportQueue::push(HealthReport report) {
+  std::lock_guard lock(mutex_);  // held across the send, so that close() cannot come in between
+  if (!open_) return;
+  queue_.push_back(std::move(report));
+  if (queue_.size() > 1) return;  // a wake-up is already on its way for the first one
+  const int rc = uv_async_send(&wake_.async);
+  if (rc != 0) queue_.clear();  // cannot happen on an open handle; never leave a queue no one takes
+}
+
+void ReportQueue::deliver_all() {
+  std::vector<HealthReport> reports;
+  {
+    std::lock_guard lock(mutex_);
+    reports.swap(queue_);
+  }
+  for (const HealthReport& report : reports) deliver_(report);
+}
+
+void ReportQueue::close() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!open_) return;
+    open_ = false;
+    queue_.clear();
+  }
+  if (started_) uv_close(&wake_.handle, nullptr);
+}
+
+}  // namespace sluice

@@ -1,0 +1,179 @@
+#include "sluice/worker/listener.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "sluice/proxy/session.hpp"
+#include "sluice/net/sockaddr_text.hpp"
+#include "sluice/worker/loop_resources.hpp"
+
+namespace sluice {
+
+namespace {
+
+constexpr std::uint64_t kAcceptErrorLogIntervalMs = 1000;
+
+}  // namespace
+
+Listener::Listener(LoopResources& resources, ListenerConfig config, Service& service)
+    : resources_(resources), config_(std::move(config)), service_(&service) {}
+
+bool Listener::start(const sockaddr* bind, bool reuse_port, std::string& why) {
+  auto error_text = [] { return std::string(uv_strerror(uv_translate_sys_error(errno))); };
+  fd_ = ::socket(bind->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    why = "cannot open a socket for " + sockaddr_to_string(bind) + ": " + error_text();
+    return false;
+  }
+  const int on = 1;
+  const socklen_t length = bind->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  // SO_REUSEADDR as uv_tcp_bind sets it: a restart binds while old connections are in TIME_WAIT.
+  bool ok = setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+            (!reuse_port || setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0) &&
+            ::bind(fd_, bind, length) == 0 && ::listen(fd_, static_cast<int>(config_.backlog)) == 0;
+  std::string failure = ok ? "" : error_text();
+  if (ok) {
+    if (const int rc = uv_poll_init(resources_.loop, &accept_watch_, fd_); rc != 0) {
+      ok = false;
+      failure = uv_strerror(rc);
+    }
+  }
+  if (!ok) {
+    why = "cannot listen on " + sockaddr_to_string(bind) + ": " + failure;
+    ::close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  accept_watch_.data = this;
+  listening_ = true;
+  socket_open_ = true;
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  uv_poll_start(&accept_watch_, UV_READABLE,
+                [](uv_poll_t* watch, int, int) { static_cast<Listener*>(watch->data)->on_readable(); });
+  return true;
+}
+
+void Listener::stop_accepting() {
+  if (!listening_) return;
+  listening_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&accept_watch_), [](uv_handle_t* handle) {
+    auto* self = static_cast<Listener*>(handle->data);
+    ::close(self->fd_);
+    self->fd_ = -1;
+    if (self->reserve_fd_ >= 0) ::close(self->reserve_fd_);
+    self->reserve_fd_ = -1;
+    self->socket_open_ = false;
+  });
+}
+
+void Listener::reconfigure(ListenerConfig config, Service& service) {
+  config_ = std::move(config);
+  service_ = &service;
+}
+
+std::string Listener::bound_address() const {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
+  return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+}
+
+std::uint16_t Listener::bound_port() const {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+  const auto* any = reinterpret_cast<const sockaddr*>(&address);
+  return ntohs(any->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(any)->sin6_port
+                                          : reinterpret_cast<const sockaddr_in*>(any)->sin_port);
+}
+
+void Listener::on_readable() {
+  // Until the queue is empty, as libuv's own accept loop; a session's start may stop accepting.
+  while (listening_) {
+    const int client_fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client_fd >= 0) {
+      on_connection(client_fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;  // a client that left first: nothing to do
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EMFILE || errno == ENFILE) {
+      drop_pending_clients(errno);
+      return;
+    }
+    // Anything else (ENOBUFS, ENOMEM, EPERM): counted; the still readable socket calls again.
+    reject(RejectReason::accept_error);
+    log_accept_error(uv_err_name(uv_translate_sys_error(errno)));
+    return;
+  }
+}
+
+void Listener::drop_pending_clients(int error) {
+  // The reserve descriptor freed makes room to accept each pending client and close it at once:
+  // it hears a close rather than waiting on a queue that never moves, and it is counted. Without a
+  // reserve (another thread took it meanwhile), the clients stay queued for the next try.
+  if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (reserve_fd_ >= 0) {
+    ::close(reserve_fd_);
+    for (;;) {
+      const int client_fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client_fd >= 0) {
+        ::close(client_fd);
+        reject(RejectReason::accept_error);
+        continue;
+      }
+      if (errno != EINTR && errno != ECONNABORTED) break;
+    }
+    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  log_accept_error(uv_err_name(uv_translate_sys_error(error)));
+}
+
+void Listener::on_connection(int client_fd) {
+  const bool full = stats_.active >= config_.max_connections;
+  Session* session = Session::accept(*this, client_fd);
+  if (session == nullptr) return;
+  if (client_fd >= resources_.descriptor_ceiling) {
+    // Refused before the process runs out, keeping descriptors for the sessions already admitted.
+    log_accept_error("EMFILE");
+    reject(RejectReason::max_connections);
+    session->refuse("max_connections");
+    return;
+  }
+  if (full) {
+    reject(RejectReason::max_connections);
+    session->refuse("max_connections");
+    return;
+  }
+  if (!config_.allow.empty() && !is_allowed(session->client_address())) {
+    reject(RejectReason::not_allowed);
+    session->refuse("not_allowed");
+    return;
+  }
+  ++stats_.accepted_total;
+  ++resources_.accepted_total;
+  session->start();
+}
+
+void Listener::log_accept_error(const char* error) {
+  ++accept_errors_;
+  const std::uint64_t now = uv_now(resources_.loop);
+  if (now - last_accept_error_log_ms_ < kAcceptErrorLogIntervalMs) return;  // at most once a second
+  last_accept_error_log_ms_ = now;
+  spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name, error, accept_errors_);
+}
+
+bool Listener::is_allowed(const sockaddr* client) const {
+  if (config_.allow.empty()) return true;
+  for (const Cidr& range : config_.allow) {
+    if (range.contains(client)) return true;
+  }
+  return false;
+}
+
+}  // namespace sluice

@@ -1,0 +1,137 @@
+#pragma once
+// The YAML configuration: schema, defaults and validation. Knows nothing of libuv or sockets.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/net/cidr.hpp"
+#include "sluice/config/duration.hpp"
+#include "sluice/net/endpoint.hpp"
+
+namespace sluice {
+
+// Limits that keep a config (and the state built from it) bounded; beyond them it is rejected.
+inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
+inline constexpr std::size_t kMaxListeners = 256;
+inline constexpr std::size_t kMaxServices = 256;
+inline constexpr std::size_t kMaxBackendsPerService = 1024;
+
+enum class PolicyKind { round_robin, least_connections };
+
+struct BackendConfig {
+  std::string name;
+  Endpoint address;
+  std::string node;              // the Kubernetes node this backend is pinned to ("" if unset)
+  std::uint32_t weight = 1;      // 1..1000
+  std::uint32_t max_connections = 0;  // slots: connections served at once; 0 = unlimited
+
+  bool operator==(const BackendConfig&) const = default;
+};
+
+enum class QueueMode {
+  shared,       // one FIFO for the service; the head takes the first free slot (M/M/c)
+  per_backend,  // the policy chooses at arrival; the connection waits in that backend's FIFO
+};
+
+struct QueueConfig {
+  QueueMode mode = QueueMode::shared;
+  std::uint32_t max_length = 1000;  // waiting connections per FIFO; more are refused
+  Millis timeout{5000};             // waited longer: closed and counted
+
+  bool operator==(const QueueConfig&) const = default;
+};
+
+/// Active TCP checks and passive checks (failed client connects), per service.
+struct HealthCheckConfig {
+  bool enabled = true;      // false: a backend is up whenever its address is known
+  Millis interval{2000};    // between active checks
+  Millis timeout{1000};     // an active check's connect must finish within this
+  std::uint32_t rise = 2;   // consecutive good checks that bring a down backend up
+  std::uint32_t fall = 3;   // consecutive failures (checks or client connects) that take it down
+
+  bool operator==(const HealthCheckConfig&) const = default;
+};
+
+struct ServiceConfig {
+  std::string name;
+  PolicyKind policy = PolicyKind::round_robin;
+  Millis connect_timeout{2000};
+  std::uint32_t retries = 2;     // further backends tried after a failed connect
+  Millis resolve_interval{10000};  // backend host names are resolved again this often
+  QueueConfig queue;
+  HealthCheckConfig health_check;
+  std::vector<BackendConfig> backends;
+
+  bool operator==(const ServiceConfig&) const = default;
+};
+
+struct ListenerConfig {
+  std::string name;
+  Endpoint bind;
+  std::string service;                 // name of a ServiceConfig
+  std::uint32_t max_connections = 10000;  // concurrent clients; more are refused
+  std::vector<Cidr> allow;             // empty means everyone
+  Millis idle_timeout{300000};         // no byte either way for this long closes the session
+  std::uint32_t backlog = 511;
+  bool splice = true;                  // bulk transfers zero-copy with splice(2); false: read/write only
+
+  bool operator==(const ListenerConfig&) const = default;
+};
+
+enum class LogFormat { text, json };
+
+struct LogConfig {
+  std::string level = "info";    // trace | debug | info | warn | error
+  LogFormat format = LogFormat::text;
+  bool access_log = false;       // one line per finished connection
+
+  bool operator==(const LogConfig&) const = default;
+};
+
+struct AdminConfig {
+  std::optional<Endpoint> bind;  // GET /metrics, /healthz; absent = no admin listener
+  // How long the control plane waits for a worker's answer (a scrape, a reload); a worker that
+  // leaves a ping unanswered this long makes /healthz fail.
+  Millis worker_timeout{5000};
+
+  bool operator==(const AdminConfig&) const = default;
+};
+
+struct Config {
+  static constexpr std::uint32_t kMaxWorkers = 64;
+  std::uint32_t workers = 1;     // event loops, each with SO_REUSEPORT listeners; 0 = auto (one per core)
+  Millis drain_timeout{25000};   // on SIGTERM: sessions get this long to finish
+  LogConfig log;
+  AdminConfig admin;
+  std::vector<ListenerConfig> listeners;
+  std::vector<ServiceConfig> services;
+
+  const ServiceConfig* find_service(std::string_view name) const;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error is not tied to a place in the file
+  int column = 0;  // 1-based
+  std::string message;
+
+  /// "FILE:LINE:COL: message" (or "FILE: message" without a place).
+  std::string to_string() const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;    // set only when errors is empty
+  std::vector<ConfigError> errors; // every error found, in file order
+};
+
+/// Parses and validates YAML text; `file_name` is used in error messages only.
+ConfigResult parse_config(std::string_view yaml_text, const std::string& file_name);
+
+/// Reads `path` and parses it; an unreadable file is one error naming the path and the reason.
+ConfigResult load_config(const std::string& path);
+
+}  // namespace sluice

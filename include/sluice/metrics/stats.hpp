@@ -1,0 +1,53 @@
+#pragma once
+// Counters, time integrals and histograms owned by one event loop. The data path only does plain
+// arithmetic on them (no atomics, no locks); the metrics code copies them out on the loop thread.
+
+#include <array>
+#include <cstdint>
+
+#include "sluice/metrics/histogram.hpp"
+#include "sluice/metrics/time_integral.hpp"
+
+namespace sluice {
+
+/// Why a client was turned away before reaching a backend (label `reason`).
+enum class RejectReason : std::uint8_t {
+  max_connections,
+  not_allowed,
+  no_backend,
+  queue_full,
+  queue_timeout,
+  abandoned,     // the client left while queued
+  accept_error,  // accept(2) failed; out of descriptors, each pending client closed unaccepted
+};
+inline constexpr std::array<const char*, 7> kRejectReasonNames = {
+    "max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned", "accept_error"};
+
+struct ListenerStats {
+  std::uint64_t accepted_total = 0;
+  std::array<std::uint64_t, kRejectReasonNames.size()> rejected_total{};  // by RejectReason
+  std::uint32_t active = 0;  // clients connected now
+  std::uint64_t spliced_bytes_total = 0;  // written to a sink by splice(2), without a copy
+  void reject(RejectReason reason) { ++rejected_total[static_cast<std::size_t>(reason)]; }
+};
+
+struct ServiceStats {
+  TimeIntegral queue_length;         // shared-mode FIFO length; value() is the gauge
+  DurationHistogram queue_wait;      // accept to dispatch, every dispatched connection (0 = no wait)
+};
+
+struct BackendStats {
+  std::uint64_t connections_total = 0;        // dispatched to it
+  std::uint64_t connect_failures_total = 0;   // refused or timed out
+  std::uint64_t resolve_failures_total = 0;   // failed DNS re-resolutions
+  std::uint64_t state_changes_total = 0;      // up/down transitions
+  std::uint64_t received_bytes_total = 0;     // from the backend
+  std::uint64_t sent_bytes_total = 0;         // to the backend
+  TimeIntegral active;                        // connections holding a slot; value() is the gauge
+  TimeIntegral queue_length;                  // per_backend-mode FIFO length
+  DurationHistogram queue_wait;               // of the connections it served
+  DurationHistogram connect_time;             // TCP connect
+  DurationHistogram session_time;             // connected to closed
+};
+
+}  // namespace sluice

@@ -1,0 +1,26 @@
+#pragma once
+// Socket addresses to and from text, for logs and for resolving configured endpoints.
+
+#include <optional>
+#include <string>
+
+#include <sys/socket.h>
+
+#include "sluice/net/endpoint.hpp"
+
+namespace sluice {
+
+/// "1.2.3.4:80" or "[::1]:80".
+std::string sockaddr_to_string(const sockaddr* address);
+
+/// The address of an endpoint whose host is an IP literal; nullopt for a DNS name. Never blocks.
+std::optional<sockaddr_storage> numeric_address(const Endpoint& endpoint);
+
+/// Same family, address and port.
+bool same_address(const sockaddr_storage& a, const sockaddr_storage& b);
+
+/// Resolves `endpoint` (a literal or a DNS name) with a blocking getaddrinfo; for start-up only.
+/// Returns false and sets `why` when it cannot.
+bool resolve_blocking(const Endpoint& endpoint, sockaddr_storage& out, std::string& why);
+
+}  // namespace sluice

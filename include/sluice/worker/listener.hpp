@@ -1,0 +1,75 @@
+#pragma once
+// A listening socket: accepts clients, admits them (max_connections, allow list) and hands each
+// admitted one to a new Session for its service. Knows nothing of balancing.
+//
+// Accepting is done here, not by uv_listen: out of descriptors, libuv accepts and closes the
+// pending clients itself without telling anyone; here each such client is counted.
+
+#include <cstdint>
+#include <string>
+
+#include <uv.h>
+
+#include "sluice/config/config.hpp"
+#include "sluice/metrics/stats.hpp"
+
+namespace sluice {
+
+class Service;
+struct LoopResources;
+
+class Listener {
+ public:
+  Listener(LoopResources& resources, ListenerConfig config, Service& service);
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  /// Binds and listens on `bind`; false with `why` naming the address and the reason on failure.
+  /// `reuse_port` sets SO_REUSEPORT first, so that every worker binds the port and the kernel
+  /// spreads new connections over them.
+  bool start(const sockaddr* bind, bool reuse_port, std::string& why);
+
+  /// Stops accepting; the socket is closed on the next loop turn. Sessions carry on.
+  void stop_accepting();
+  /// After a reload that kept this socket: new clients get the new settings and service;
+  /// sessions already open keep the service they started with.
+  void reconfigure(ListenerConfig config, Service& service);
+  /// No socket open and no session left: the object may go.
+  bool finished() const { return !socket_open_ && stats_.active == 0; }
+
+  /// "ip:port" actually bound (the real port when 0 was configured).
+  std::string bound_address() const;
+  /// The port actually bound (0 if none).
+  std::uint16_t bound_port() const;
+
+  const ListenerConfig& config() const { return config_; }
+  Service& service() { return *service_; }
+  LoopResources& resources() { return resources_; }
+
+  void session_opened() { ++stats_.active; }
+  void session_closed() { --stats_.active; }
+  void reject(RejectReason reason) { stats_.reject(reason); }
+  void count_spliced(std::uint64_t bytes) { stats_.spliced_bytes_total += bytes; }
+  const ListenerStats& stats() const { return stats_; }
+
+ private:
+  void on_readable();
+  void on_connection(int client_fd);
+  void drop_pending_clients(int error);
+  bool is_allowed(const sockaddr* client) const;
+  void log_accept_error(const char* error);
+
+  LoopResources& resources_;
+  ListenerConfig config_;
+  Service* service_;
+  int fd_ = -1;             // the listening socket, closed in the watch's close callback
+  uv_poll_t accept_watch_;  // readable: clients are pending
+  int reserve_fd_ = -1;     // held free for drop_pending_clients
+  bool listening_ = false;
+  bool socket_open_ = false;  // until the close callback
+  ListenerStats stats_;
+  std::uint64_t accept_errors_ = 0;
+  std::uint64_t last_accept_error_log_ms_ = 0;
+};
+
+}  // namespace sluice

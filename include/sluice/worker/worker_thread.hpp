@@ -1,0 +1,69 @@
+#pragma once
+// A thread with an event loop of its own, for one data worker's worker. The control plane talks to
+// it only through tasks that run on its loop: post() queues one, submit() also hands back a future
+// of its result (to wait on with a deadline), call() waits for it (start-up only). The loop runs
+// until finish(), whatever else is on it, so a task can always be run before then.
+
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include <uv.h>
+
+namespace sluice {
+
+class WorkerThread {
+ public:
+  /// Starts the thread; `name` is its name in `ps -L` / /proc (15 characters at most).
+  explicit WorkerThread(const char* name);
+  ~WorkerThread();  // finish() and join()
+  WorkerThread(const WorkerThread&) = delete;
+  WorkerThread& operator=(const WorkerThread&) = delete;
+
+  /// The thread's loop: use it only from tasks run on the thread.
+  uv_loop_t* loop() { return &loop_; }
+
+  /// Runs `task` on the thread. Any thread.
+  void post(std::function<void()> task);
+
+  /// Runs `function` on the thread and returns its result; the caller waits as long as it takes.
+  /// Not from the thread itself, and not after finish().
+  template <typename Function>
+  auto call(Function function) -> std::invoke_result_t<Function&> {
+    std::packaged_task<std::invoke_result_t<Function&>()> task(std::move(function));
+    auto result = task.get_future();
+    post([&task] { task(); });
+    return result.get();
+  }
+
+  /// Queues `function` and returns the future of its result. The caller may stop waiting (a
+  /// deadline), so `function` must own everything it uses: capture by value, never a reference to
+  /// the caller's locals. A task never run (the thread finished first) leaves a broken promise.
+  template <typename Function>
+  auto submit(Function function) -> std::future<std::invoke_result_t<Function&>> {
+    auto task = std::make_shared<std::packaged_task<std::invoke_result_t<Function&>()>>(std::move(function));
+    auto result = task->get_future();
+    post([task] { (*task)(); });
+    return result;
+  }
+
+  /// Lets the loop end once nothing else is open on it, and waits for the thread to exit.
+  void finish();
+
+ private:
+  void run_tasks();
+
+  uv_loop_t loop_;
+  uv_async_t wake_;
+  std::mutex mutex_;
+  std::deque<std::function<void()>> tasks_;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
+}  // namespace sluice
