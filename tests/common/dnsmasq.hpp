@@ -31,7 +31,8 @@ class Dnsmasq {
 
   /// Empty when dnsmasq can run here, else why not (for SLUICE_SKIP).
   static std::string missing() {
-    return ::access(kBinary, X_OK) == 0 ? "" : std::string(kBinary) + " is not installed (apt-get install dnsmasq-base)";
+    if (::access(kBinary, X_OK) == 0) return {};
+    return "dnsmasq is not installed (apt-get install dnsmasq-base)";
   }
 
   explicit Dnsmasq(const std::string& hosts) {

@@ -52,7 +52,7 @@ TEST_CASE("dns: absent, the system's resolv.conf and a 5 s deadline") {
   CHECK(result.config->dns.timeout == sluice::Millis(5000));
 }
 
-TEST_CASE("dns: a bad server names itself, with file and line; unknown keys and a zero timeout too") {
+TEST_CASE("dns: a bad server names itself with file and line, and so do unknown keys and a zero timeout") {
   CHECK(errors_of(with("127.0.0.1:8080", "dns:\n  servers:\n    - 10.0.0.1\n    - ns.example\n")) ==
         "t.yaml:13:7: servers: 'ns.example' is not an IP address (a name server cannot be given by name)\n");
   CHECK(errors_of(with("127.0.0.1:8080", "dns:\n  servers: [\"10.0.0.1:99999\"]\n")) ==
@@ -63,7 +63,7 @@ TEST_CASE("dns: a bad server names itself, with file and line; unknown keys and 
         "t.yaml:12:12: timeout: must be greater than 0, got '0s'\n");
 }
 
-TEST_CASE("bind: an IP literal or localhost; any other name is refused, never looked up") {
+TEST_CASE("bind: an IP literal or localhost, and any other name is refused, never looked up") {
   CHECK(errors_of(with("localhost:0", "")) == "");
   CHECK(errors_of(with("\"[::1]:0\"", "")) == "");
   CHECK(errors_of(with("web.example:80", "")) ==
