@@ -63,12 +63,21 @@ std::string server_text(const ares_addr_port_node& node) {
 
 DnsClient::DnsClient(uv_loop_t* loop, const DnsConfig& config) : loop_(loop), timeout_(config.timeout) {
   static const int library = ares_library_init(ARES_LIB_INIT_ALL);  // once per process
-  if (library != ARES_SUCCESS) {
-    init_error_ = std::string("c-ares cannot start: ") + ares_strerror(library);
-  }
+  if (library != ARES_SUCCESS) init_error_ = std::string("c-ares cannot start: ") + ares_strerror(library);
   if (const int rc = timer_.init(loop_, this, uv_timer_init); rc != 0 && init_error_.empty()) {
     init_error_ = std::string("cannot make the DNS timer: ") + uv_strerror(rc);
   }
+  if (init_error_.empty()) start_channel();
+  if (channel_ != nullptr && !config.servers.empty()) use_servers(config.servers);
+  if (channel_ != nullptr) servers_text_ = servers_in_use();
+  if (!init_error_.empty()) {
+    spdlog::error("dns: {}", init_error_);
+  } else {
+    spdlog::info("dns servers={} timeout={}ms", servers_text_, timeout_.count());
+  }
+}
+
+void DnsClient::start_channel() {
   ares_options options{};
   options.sock_state_cb = &DnsClient::on_socket_state;
   options.sock_state_cb_data = this;
@@ -76,37 +85,43 @@ DnsClient::DnsClient(uv_loop_t* loop, const DnsConfig& config) : loop_(loop), ti
   // deadline, two tries, and c-ares itself gives up at about the deadline with one server.
   options.timeout = std::max(1, static_cast<int>(timeout_.count() / 3));
   options.tries = kTries;
-  const int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
   ares_channel channel = nullptr;
-  if (init_error_.empty()) {
-    if (const int rc = ares_init_options(&channel, &options, mask); rc != ARES_SUCCESS) {
-      init_error_ = std::string("c-ares cannot start: ") + ares_strerror(rc);
-    } else {
-      channel_ = channel;
+  const int rc = ares_init_options(&channel, &options, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+  if (rc != ARES_SUCCESS) {
+    init_error_ = std::string("c-ares cannot start: ") + ares_strerror(rc);
+    return;
+  }
+  channel_ = channel;
+}
+
+void DnsClient::use_servers(const std::vector<Endpoint>& servers) {
+  std::vector<ares_addr_port_node> nodes(servers.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    ares_addr_port_node& node = nodes[i];
+    node.next = i + 1 < nodes.size() ? &nodes[i + 1] : nullptr;
+    node.udp_port = node.tcp_port = servers[i].port;
+    // IP literals (the config checked them): IPv4 if it reads as one, else IPv6.
+    const char* host = servers[i].host.c_str();
+    node.family = inet_pton(AF_INET, host, &node.addr.addr4) == 1 ? AF_INET : AF_INET6;
+    if (node.family == AF_INET6 && inet_pton(AF_INET6, host, &node.addr.addr6) != 1) {
+      init_error_ = "dns.servers: '" + servers[i].host + "' is not an IP address";
+      return;
     }
   }
-  if (channel_ != nullptr && !config.servers.empty()) {
-    std::vector<ares_addr_port_node> nodes(config.servers.size());
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      const Endpoint& server = config.servers[i];
-      ares_addr_port_node& node = nodes[i];
-      node.next = i + 1 < nodes.size() ? &nodes[i + 1] : nullptr;
-      node.udp_port = node.tcp_port = server.port;
-      node.family = inet_pton(AF_INET, server.host.c_str(), &node.addr.addr4) == 1 ? AF_INET : AF_INET6;
-      if (node.family == AF_INET6) inet_pton(AF_INET6, server.host.c_str(), &node.addr.addr6);  // validated
-    }
-    if (const int rc = ares_set_servers_ports(channel_, nodes.data()); rc != ARES_SUCCESS) {
-      init_error_ = std::string("c-ares rejects dns.servers: ") + ares_strerror(rc);
-    }
+  if (const int rc = ares_set_servers_ports(channel_, nodes.data()); rc != ARES_SUCCESS) {
+    init_error_ = std::string("c-ares rejects dns.servers: ") + ares_strerror(rc);
   }
+}
+
+std::string DnsClient::servers_in_use() const {
+  std::string text;
   ares_addr_port_node* servers = nullptr;
-  if (channel_ != nullptr && ares_get_servers_ports(channel_, &servers) == ARES_SUCCESS) {
-    for (const ares_addr_port_node* node = servers; node != nullptr; node = node->next) {
-      servers_text_ += (servers_text_.empty() ? "" : ", ") + server_text(*node);
-    }
-    ares_free_data(servers);
+  if (ares_get_servers_ports(channel_, &servers) != ARES_SUCCESS) return "?";
+  for (const ares_addr_port_node* node = servers; node != nullptr; node = node->next) {
+    text += (text.empty() ? "" : ",") + server_text(*node);
   }
-  if (!init_error_.empty()) spdlog::error("dns: {}", init_error_);
+  ares_free_data(servers);
+  return text;
 }
 
 DnsClient::~DnsClient() {

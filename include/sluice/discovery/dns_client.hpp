@@ -74,11 +74,14 @@ class DnsClient {
   /// the configured timeout, unless the returned DnsLookup is cancelled or destroyed first.
   [[nodiscard]] DnsLookup lookup(const std::string& host, std::uint16_t port, Answer answer);
 
-  /// The servers asked, for messages: "10.96.0.10:53, [fd00::10]:53".
+  /// The servers asked, for messages: "10.96.0.10:53,[fd00::10]:53".
   const std::string& servers() const { return servers_text_; }
 
  private:
   using Query = DnsLookup::Query;
+  void start_channel();
+  void use_servers(const std::vector<Endpoint>& servers);
+  std::string servers_in_use() const;
   static void on_socket_state(void* data, int fd, int readable, int writable);
   static void on_ares_answer(void* arg, int status, int timeouts, ares_addrinfo* result);
   void watch(int fd, bool readable, bool writable);
