@@ -8,20 +8,16 @@
 
 namespace sluice::http {
 
-namespace {
-
-bool same_name(std::string_view a, std::string_view b) {
+bool equal_ignoring_case(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
     auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
     return lower(x) == lower(y);
   });
 }
 
-}  // namespace
-
 std::optional<std::string_view> MessageHead::header(std::string_view name) const {
   for (const Header& h : headers) {
-    if (same_name(h.name, name)) return std::string_view(h.value);
+    if (equal_ignoring_case(h.name, name)) return std::string_view(h.value);
   }
   return std::nullopt;
 }

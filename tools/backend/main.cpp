@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "../common/cli.hpp"
+#include "sluice/net/sockaddr_text.hpp"
 #include "service_engine.hpp"
 
 namespace {
@@ -564,12 +565,14 @@ void print_service_stats(const Server& server) {
 }
 
 int run(const Options& options) {
-  sockaddr_storage address{};
-  if (!sluice::tools::parse_address(options.listen, address)) {
-    std::fprintf(stderr, "sluice-backend: bad --listen address '%s' (want HOST:PORT or [V6]:PORT)\n",
-                 options.listen.c_str());
+  std::string why;
+  const auto parsed = sluice::parse_ip_address(options.listen, &why);
+  if (!parsed) {
+    std::fprintf(stderr, "sluice-backend: bad --listen address '%s': %s (want IP:PORT or [V6]:PORT)\n",
+                 options.listen.c_str(), why.c_str());
     return 2;
   }
+  const sockaddr_storage address = *parsed;
 
   auto server = std::make_unique<Server>();
   server->name = options.name;
@@ -604,7 +607,7 @@ int run(const Options& options) {
     int length = sizeof bound;
     uv_tcp_getsockname(&server->listener, reinterpret_cast<sockaddr*>(&bound), &length);
     std::printf("sluice-backend %s listening on %s\n", server->name.c_str(),
-                sluice::tools::format_address(bound).c_str());
+                sluice::sockaddr_to_string(bound).c_str());
     std::fflush(stdout);
     uv_signal_start(&server->sigint, on_signal, SIGINT);
     uv_signal_start(&server->sigterm, on_signal, SIGTERM);

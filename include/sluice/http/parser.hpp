@@ -31,6 +31,9 @@ enum class Framing {
   until_close,     // a response without length: the body ends when the peer closes (finish())
 };
 
+/// Header names and tokens such as "close" compare without case.
+bool equal_ignoring_case(std::string_view a, std::string_view b);
+
 struct Header {
   std::string name;
   std::string value;
