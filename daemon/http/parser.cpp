@@ -44,6 +44,7 @@ struct Parser::State {
   std::size_t head_bytes = 0;  // bytes of the current head so far
   Pause pause = Pause::none;
   bool handler_paused = false;
+  bool upgraded = false;  // the bytes after the last message are another protocol
   std::exception_ptr thrown;  // a handler's exception, rethrown by feed() (never through llhttp)
 
   State(Parser& parser_owner, Kind kind) : owner(parser_owner) {
@@ -164,6 +165,7 @@ Fed Parser::fail(ErrorKind kind, std::string reason, std::size_t consumed) {
 Fed Parser::feed(std::string_view bytes) {
   State& s = *state_;
   if (error_.kind != ErrorKind::none) return {0, Stop::error};
+  if (s.upgraded) return {0, Stop::upgrade};
   std::size_t offset = 0;
   // After a head, llhttp goes on (a message without body ends there) only when called again, even
   // with no bytes left.
@@ -187,7 +189,10 @@ Fed Parser::feed(std::string_view bytes) {
       }
       continue;
     }
-    if (rc == HPE_PAUSED_UPGRADE) return {offset, Stop::upgrade};
+    if (rc == HPE_PAUSED_UPGRADE) {
+      s.upgraded = true;
+      return {offset, Stop::upgrade};
+    }
     if (rc != HPE_PAUSED) {
       return fail(ErrorKind::malformed,
                   std::string(llhttp_errno_name(rc)) + ": " + llhttp_get_error_reason(&s.parser), offset);

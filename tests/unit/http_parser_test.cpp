@@ -237,6 +237,8 @@ TEST_CASE("http parser: Upgrade stops at the end of the head; the rest is the ot
   CHECK(r.heads[0].upgrade);
   CHECK(r.heads[0].framing == Framing::none);
   CHECK(r.ended == 1);
+  CHECK(parser.feed("more").stop == Stop::upgrade);  // no more HTTP on this connection
+  CHECK(parser.feed("more").consumed == 0);
 
   Recorder plain;
   Parser announce(Kind::request, plain);  // Upgrade without "Connection: upgrade" is only an offer
