@@ -10,6 +10,9 @@
 //   http::Parser parser(http::Kind::request, reader);
 //   auto fed = parser.feed(bytes);           // fed.consumed bytes used; fed.stop says why it stopped
 //   ... feed(bytes.substr(fed.consumed)) continues after a message_end or a pause
+//
+// Known llhttp 8.1.0 (Debian 12) limit: a chunk size line with two extensions after an unquoted
+// value ("5;a=b;c=d") is refused as HPE_INVALID_CHUNK_SIZE; one extension, or quoted values, pass.
 
 #include <cstddef>
 #include <cstdint>
