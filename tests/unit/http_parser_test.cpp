@@ -226,7 +226,7 @@ TEST_CASE("http parser: response framing: Content-Length, chunked, until close, 
   }
 }
 
-TEST_CASE("http parser: Upgrade stops at the end of the head; the rest is the other protocol") {
+TEST_CASE("http parser: Upgrade stops at the end of the head, and the rest is the other protocol") {
   Recorder r;
   Parser parser(Kind::request, r);
   const std::string head = "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
