@@ -66,11 +66,11 @@ fi
 # --- build -------------------------------------------------------------------------------------
 out=build-fuzz
 binary=$out/config_fuzzer
-sources=(fuzz/config_fuzzer.cpp daemon/config/config.cpp daemon/config/dns_config.cpp daemon/config/duration.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp daemon/net/sockaddr_text.cpp)
+sources=(fuzz/config_fuzzer.cpp daemon/config/*.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp daemon/net/sockaddr_text.cpp)
 mkdir -p "$out"
 stale=0
 [ -x "$binary" ] || stale=1
-for f in "${sources[@]}" fuzz/*.hpp include/sluice/*.hpp "$0"; do
+for f in "${sources[@]}" fuzz/*.hpp include/sluice/*/*.hpp "$0"; do
   [ "$f" -nt "$binary" ] && stale=1
 done
 if [ "$stale" -eq 1 ]; then

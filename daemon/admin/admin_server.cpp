@@ -9,6 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/http/parser.hpp"
+#include "sluice/http/response.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 #include "sluice/uv/handle.hpp"
 
@@ -21,46 +23,14 @@ constexpr std::size_t kMaxConnections = 64;         // more concurrent ones are 
 constexpr std::uint64_t kLingerMs = 1000;           // after a response: wait for the peer's FIN
 constexpr int kBacklog = 64;
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-  }
-}
-
 AdminResponse plain(int status, std::string body) {
   return {status, "text/plain; charset=utf-8", std::move(body)};
 }
 
-struct RequestLine {
-  std::string_view method;
-  std::string_view path;  // the target without its query string
-};
-
-// "METHOD /path?query HTTP/1.x" on the first line of `head`; the headers are not needed.
-std::optional<RequestLine> parse_request_line(std::string_view head) {
-  std::string_view line = head.substr(0, head.find('\n'));
-  if (line.ends_with('\r')) line.remove_suffix(1);
-  const auto first = line.find(' ');
-  if (first == std::string_view::npos) return std::nullopt;
-  const auto second = line.find(' ', first + 1);
-  if (second == std::string_view::npos) return std::nullopt;
-  const std::string_view target = line.substr(first + 1, second - first - 1);
-  if (first == 0 || !target.starts_with('/') || !line.substr(second + 1).starts_with("HTTP/1.")) {
-    return std::nullopt;
-  }
-  return RequestLine{line.substr(0, first), target.substr(0, target.find('?'))};
-}
-
-bool head_complete(std::string_view data) {
-  return data.find("\r\n\r\n") != std::string_view::npos ||
-         data.find("\n\n") != std::string_view::npos;  // lenient: hand-typed requests
+// Logs a libuv failure the admin thread can only survive (the connection or request is lost).
+bool uv_ok(int rc, const char* what) {
+  if (rc != 0) spdlog::warn("admin: {} failed: {}", what, uv_strerror(rc));
+  return rc == 0;
 }
 
 }  // namespace
@@ -69,23 +39,23 @@ bool head_complete(std::string_view data) {
 // async handles that other threads wake it with.
 class AdminServer::Http {
  public:
-  explicit Http(AdminServer& owner) : owner_(owner) {
-    uv_loop_init(&loop_);
-    uv_tcp_init(&loop_, &server_);
-    uv_async_init(&loop_, &reply_async_, [](uv_async_t* async) { self(async)->on_replies(); });
-    uv_async_init(&loop_, &stop_async_, [](uv_async_t* async) { self(async)->on_stop(); });
+  // Throws when libuv cannot set the loop up (start() reports it).
+  explicit Http(AdminServer& admin) : owner_(admin) {
+    int rc = uv_loop_init(&loop_);
+    if (rc == 0) rc = uv_tcp_init(&loop_, &server_);
+    if (rc == 0) rc = uv_async_init(&loop_, &reply_async_, [](uv_async_t* async) { owner<Http>(async)->on_replies(); });
+    if (rc == 0) rc = uv_async_init(&loop_, &stop_async_, [](uv_async_t* async) { owner<Http>(async)->on_stop(); });
+    if (rc != 0) throw std::runtime_error(std::string("cannot set up the admin loop: ") + uv_strerror(rc));
     server_.data = reply_async_.data = stop_async_.data = this;
   }
 
   // After run() (or when it never ran) every handle is closed here and the loop ends.
   ~Http() {
-    for (auto* handle :
-         {reinterpret_cast<uv_handle_t*>(&server_), reinterpret_cast<uv_handle_t*>(&reply_async_),
-          reinterpret_cast<uv_handle_t*>(&stop_async_)}) {
+    for (uv_handle_t* handle : {as_handle(&server_), as_handle(&reply_async_), as_handle(&stop_async_)}) {
       if (!uv_is_closing(handle)) uv_close(handle, nullptr);
     }
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
+    uv_ok(uv_run(&loop_, UV_RUN_DEFAULT) == 0 ? 0 : UV_EBUSY, "running the admin loop to its end");
+    uv_ok(uv_loop_close(&loop_), "closing the admin loop");
   }
 
   Http(const Http&) = delete;
@@ -95,8 +65,8 @@ class AdminServer::Http {
   bool listen(const sockaddr* address, std::string& why) {
     int rc = uv_tcp_bind(&server_, address, 0);
     if (rc == 0) {
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), kBacklog,
-                     [](uv_stream_t* server, int status) { self(server)->on_connection(status); });
+      rc = uv_listen(as_stream(&server_), kBacklog,
+                     [](uv_stream_t* server, int status) { owner<Http>(server)->on_connection(status); });
     }
     if (rc != 0) why = "cannot listen on " + sockaddr_to_string(address) + ": " + uv_strerror(rc);
     return rc == 0;
@@ -105,28 +75,34 @@ class AdminServer::Http {
   std::string bound_address() const {
     sockaddr_storage address{};
     int length = sizeof address;
-    if (uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      return "?";
-    }
-    return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+    if (!uv_ok(uv_tcp_getsockname(&server_, as_sockaddr(&address), &length), "getsockname")) return "?";
+    return sockaddr_to_string(as_sockaddr(&address));
   }
 
   // The admin thread's body: returns once on_stop() has closed everything.
   void run() {
     pthread_setname_np(pthread_self(), "sluice-admin");
-    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_ok(uv_run(&loop_, UV_RUN_DEFAULT) == 0 ? 0 : UV_EBUSY, "running the admin loop");
   }
 
   // Any thread.
-  void request_stop() { uv_async_send(&stop_async_); }
-  void wake_for_replies() { uv_async_send(&reply_async_); }
+  void request_stop() { uv_ok(uv_async_send(&stop_async_), "waking the admin thread to stop"); }
+  void wake_for_replies() { uv_ok(uv_async_send(&reply_async_), "waking the admin thread"); }
 
  private:
-  struct Connection {
+  // The request head is read by the one HTTP parser; the connection answers as soon as the head is
+  // complete (a body, or pipelined requests after it, are never read).
+  struct Connection : http::Handler {
     enum class State { reading, rendering, writing, lingering };
 
     explicit Connection(Http& owner) : http(owner) {}
+    http::Action on_head(const http::MessageHead& head) override {
+      request = head;
+      return http::Action::pause;
+    }
     Http& http;
+    http::Parser parser{http::Kind::request, *this, {.max_head_bytes = kMaxRequestHeadBytes}};
+    http::MessageHead request;
     uv_tcp_t tcp{};
     uv_timer_t timer{};  // request deadline, then write deadline, then linger
     uv_write_t write_request{};
@@ -137,54 +113,52 @@ class AdminServer::Http {
     bool closing = false;
     int open_handles = 2;       // tcp + timer; deleted in the last close callback
     std::uint64_t id = 0;       // while rendering: the id of the queued request
-    std::string head;           // request bytes up to the blank line
     std::string response_head;  // status line and headers, alive until written
     std::string response_body;
     std::array<char, 2048> read_buffer{};  // reads land here: no allocation per read
   };
 
-  template <typename Handle>
-  static Http* self(Handle* handle) {
-    return static_cast<Http*>(handle->data);
-  }
-  template <typename Handle>
-  static Connection* connection(Handle* handle) {
-    return static_cast<Connection*>(handle->data);
-  }
   static void timer_fired(uv_timer_t* timer) {
-    connection(timer)->http.on_timeout(connection(timer));
+    owner<Connection>(timer)->http.on_timeout(owner<Connection>(timer));
   }
 
   void on_connection(int status) {
     if (status < 0) return;
+    if (!uv_ok(status, "accepting")) return;
     auto* c = new Connection(*this);
-    uv_tcp_init(&loop_, &c->tcp);
-    uv_timer_init(&loop_, &c->timer);
     c->tcp.data = c->timer.data = c;
+    if (!uv_ok(uv_timer_init(&loop_, &c->timer), "uv_timer_init")) {
+      delete c;
+      return;
+    }
+    if (!uv_ok(uv_tcp_init(&loop_, &c->tcp), "uv_tcp_init")) {
+      uv_close(as_handle(&c->timer), [](uv_handle_t* handle) { delete owner<Connection>(handle); });
+      return;
+    }
     connections_.insert(c);
-    if (uv_accept(reinterpret_cast<uv_stream_t*>(&server_),
-                  reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 ||
+    if (!uv_ok(uv_accept(as_stream(&server_), as_stream(&c->tcp)), "uv_accept") ||
         connections_.size() > kMaxConnections) {
       close(c);
       return;
     }
-    uv_timer_start(&c->timer, timer_fired, owner_.render_timeout_ms_, 0);
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&c->tcp),
+    uv_ok(uv_timer_start(&c->timer, timer_fired, owner_.render_timeout_ms_, 0), "starting the request timer");
+    const int rc = uv_read_start(
+        as_stream(&c->tcp),
         [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
-          Connection* c = connection(handle);
+          Connection* c = owner<Connection>(handle);
           *buf = uv_buf_init(c->read_buffer.data(), c->read_buffer.size());
         },
         [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-          Connection* c = connection(stream);
+          Connection* c = owner<Connection>(stream);
           c->http.on_read(c, nread, buf);
         });
+    if (!uv_ok(rc, "uv_read_start")) close(c);
   }
 
   void on_read(Connection* c, ssize_t nread, const uv_buf_t* buf) {
     if (nread == UV_EOF) {
       c->peer_closed = true;
-      uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+      uv_ok(uv_read_stop(as_stream(&c->tcp)), "uv_read_stop");
       // A half-closed client still gets its answer; an incomplete request or a finished
       // exchange is over.
       if (c->state == Connection::State::reading || c->state == Connection::State::lingering) {
@@ -197,26 +171,28 @@ class AdminServer::Http {
       return;
     }
     if (c->state != Connection::State::reading) return;  // pipelined or trailing bytes: ignored
-    c->head.append(buf->base, static_cast<std::size_t>(nread));
-    if (head_complete(c->head)) {
-      handle_request(c);
-    } else if (c->head.size() > kMaxRequestHeadBytes) {
-      respond(c, plain(431, "request head too large\n"));
+    const http::Fed fed = c->parser.feed(std::string_view(buf->base, static_cast<std::size_t>(nread)));
+    if (fed.stop == http::Stop::need_more) return;
+    if (fed.stop == http::Stop::error) {
+      const bool too_large = c->parser.error().kind == http::ErrorKind::head_too_large;
+      respond(c, too_large ? plain(431, "request head too large\n") : plain(400, "bad request\n"));
+      return;
     }
+    handle_request(c);  // the head is complete
   }
 
   void handle_request(Connection* c) {
-    const auto request = parse_request_line(c->head);
-    if (!request) {
+    const http::MessageHead& request = c->request;
+    if (!request.target.starts_with('/') || request.version_major != 1) {
       respond(c, plain(400, "bad request\n"));
       return;
     }
-    c->head_only = request->method == "HEAD";
-    if (request->method != "GET" && !c->head_only) {
+    c->head_only = request.method == "HEAD";
+    if (request.method != "GET" && !c->head_only) {
       respond(c, plain(405, "only GET and HEAD\n"), "Allow: GET, HEAD\r\n");
       return;
     }
-    if (request->path == "/healthz") {
+    if (request.path() == "/healthz") {
       // Answered here, without the control loop: a health probe must not queue behind a scrape.
       const bool draining = owner_.draining_.load(std::memory_order_relaxed);
       if (draining) {
@@ -232,9 +208,9 @@ class AdminServer::Http {
     rendering_.emplace(c->id, c);
     {
       std::lock_guard lock(owner_.mutex_);
-      owner_.requests_.push_back({c->id, std::string(request->path)});
+      owner_.requests_.push_back({c->id, std::string(request.path())});
     }
-    uv_async_send(owner_.render_async_);
+    uv_ok(uv_async_send(owner_.render_async_.get()), "waking the control loop");
   }
 
   void on_replies() {
@@ -264,23 +240,20 @@ class AdminServer::Http {
 
   void respond(Connection* c, AdminResponse response, std::string_view extra_headers = {}) {
     c->state = Connection::State::writing;
-    c->response_head =
-        "HTTP/1.1 " + std::to_string(response.status) + " " + reason_phrase(response.status) +
-        "\r\nContent-Type: " + response.content_type +
-        "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\nConnection: close\r\n";
-    c->response_head += extra_headers;
-    c->response_head += "\r\n";
+    c->response_head = http::response_head(response.status, response.content_type, response.body.size(),
+                                           "Connection: close\r\n" + std::string(extra_headers));
     c->response_body = c->head_only ? std::string() : std::move(response.body);
     const std::array<uv_buf_t, 2> bufs = {
         uv_buf_init(c->response_head.data(), c->response_head.size()),
         uv_buf_init(c->response_body.data(), c->response_body.size())};
-    uv_timer_start(&c->timer, timer_fired, stopping_ ? kLingerMs : owner_.render_timeout_ms_, 0);
-    const int rc = uv_write(&c->write_request, reinterpret_cast<uv_stream_t*>(&c->tcp), bufs.data(),
+    uv_ok(uv_timer_start(&c->timer, timer_fired, stopping_ ? kLingerMs : owner_.render_timeout_ms_, 0),
+          "starting the write timer");
+    const int rc = uv_write(&c->write_request, as_stream(&c->tcp), bufs.data(),
                             bufs.size(), [](uv_write_t* request, int status) {
-                              Connection* c = connection(request->handle);
+                              Connection* c = owner<Connection>(request->handle);
                               c->http.on_written(c, status);
                             });
-    if (rc != 0) close(c);
+    if (!uv_ok(rc, "uv_write")) close(c);
   }
 
   void on_written(Connection* c, int status) {
@@ -291,9 +264,10 @@ class AdminServer::Http {
     // Close only after the client's FIN: closing with its unread bytes (headers we did not need)
     // still queued would send a reset, and the client could lose the response.
     c->state = Connection::State::lingering;
-    uv_shutdown(&c->shutdown_request, reinterpret_cast<uv_stream_t*>(&c->tcp),
-                [](uv_shutdown_t*, int) {});
-    uv_timer_start(&c->timer, timer_fired, kLingerMs, 0);
+    if (!uv_ok(uv_shutdown(&c->shutdown_request, as_stream(&c->tcp), [](uv_shutdown_t*, int) {}), "uv_shutdown") ||
+        !uv_ok(uv_timer_start(&c->timer, timer_fired, kLingerMs, 0), "starting the linger timer")) {
+      close(c);
+    }
   }
 
   void close(Connection* c) {
@@ -302,18 +276,18 @@ class AdminServer::Http {
     if (c->state == Connection::State::rendering) rendering_.erase(c->id);
     connections_.erase(c);
     auto on_closed = [](uv_handle_t* handle) {
-      Connection* c = connection(handle);
+      Connection* c = owner<Connection>(handle);
       if (--c->open_handles == 0) delete c;
     };
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->timer), on_closed);
+    uv_close(as_handle(&c->tcp), on_closed);
+    uv_close(as_handle(&c->timer), on_closed);
   }
 
   void on_stop() {
     stopping_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&reply_async_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+    for (uv_handle_t* handle : {as_handle(&server_), as_handle(&reply_async_), as_handle(&stop_async_)}) {
+      uv_close(handle, nullptr);
+    }
     const std::vector<Connection*> open(connections_.begin(), connections_.end());
     for (Connection* c : open) {
       if (c->state == Connection::State::rendering) {
@@ -350,15 +324,22 @@ bool AdminServer::start(const Endpoint& bind, std::string& why) {
   }
   const auto address = bind_address(bind, &why);  // an IP literal or localhost: never a lookup
   if (!address) return false;
-  auto http = std::make_unique<Http>(*this);
+  std::unique_ptr<Http> http;
+  try {
+    http = std::make_unique<Http>(*this);
+  } catch (const std::runtime_error& e) {
+    why = e.what();
+    return false;
+  }
   if (!http->listen(as_sockaddr(&*address), why)) return false;
   bound_address_ = http->bound_address();
 
-  render_async_ = new uv_async_t;
-  uv_async_init(loop_, render_async_, [](uv_async_t* async) {
-    static_cast<AdminServer*>(async->data)->render_pending();
-  });
-  render_async_->data = this;
+  const int rc = render_async_.init(loop_, this, uv_async_init,
+                                    [](uv_async_t* async) { owner<AdminServer>(async)->render_pending(); });
+  if (rc != 0) {
+    why = std::string("cannot wake the control loop: ") + uv_strerror(rc);
+    return false;
+  }
 
   http_ = std::move(http);
   thread_ = std::thread([http = http_.get()] { http->run(); });
@@ -372,9 +353,7 @@ void AdminServer::stop() {
   http_.reset();
   // Nothing can wake us any more; the handle is freed by libuv's close callback, so this object
   // may be destroyed before the loop turns again.
-  uv_close(reinterpret_cast<uv_handle_t*>(render_async_),
-           [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
-  render_async_ = nullptr;
+  render_async_.close();
   requests_.clear();
   replies_.clear();
 }

@@ -34,22 +34,25 @@ std::tuple<int, std::string, std::uint16_t> sort_key(const sockaddr_storage& add
 std::string sockaddr_to_string(const sockaddr* address) {
   char host[INET6_ADDRSTRLEN] = "?";
   if (address->sa_family == AF_INET) {
-    const sockaddr_in* in = as_ipv4(address);
+    const auto* in = as_ipv4(address);
     inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
     return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
   }
   if (address->sa_family == AF_INET6) {
-    const sockaddr_in6* in6 = as_ipv6(address);
+    const auto* in6 = as_ipv6(address);
     inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
     return std::string("[").append(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
   }
   return "?";
 }
 
+std::string sockaddr_to_string(const sockaddr_storage& address) { return sockaddr_to_string(as_sockaddr(&address)); }
+
 std::optional<sockaddr_storage> numeric_address(const Endpoint& endpoint) {
-  sockaddr_storage out{};
+  // Filled as the concrete type, then copied: sockaddr_storage is only ever read through the casts.
   sockaddr_in in{};
   sockaddr_in6 in6{};
+  sockaddr_storage out{};
   if (inet_pton(AF_INET, endpoint.host.c_str(), &in.sin_addr) == 1) {
     in.sin_family = AF_INET;
     in.sin_port = htons(endpoint.port);
@@ -72,6 +75,18 @@ std::optional<sockaddr_storage> bind_address(const Endpoint& endpoint, std::stri
     *why = "host name '" + endpoint.host + "' cannot be bound: use an IP address (or localhost)";
   }
   return address;
+}
+
+std::optional<sockaddr_storage> parse_ip_address(std::string_view text, std::string* why) {
+  const auto endpoint = parse_endpoint(text, why);
+  if (!endpoint) return std::nullopt;
+  auto address = numeric_address(*endpoint);
+  if (!address && why != nullptr) *why = "'" + endpoint->host + "' is not an IP address";
+  return address;
+}
+
+socklen_t sockaddr_length(const sockaddr_storage& address) {
+  return address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
 
 bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {

@@ -16,6 +16,8 @@
 #include "common/random.hpp"
 #include "test_support.hpp"
 #include "loadgen/http_response.hpp"
+#include "sluice/net/sockaddr_text.hpp"
+#include "sluice/uv/handle.hpp"
 
 using namespace sluice::tools;
 
@@ -39,14 +41,18 @@ TEST_CASE("numbers and addresses") {
   CHECK(parse_non_negative("0.5") == 0.5);
   CHECK_FALSE(parse_non_negative("nan").has_value());
   CHECK_FALSE(parse_non_negative("-2").has_value());
+  // The tools read addresses with the daemon's helper.
+  CHECK(sluice::sockaddr_to_string(*sluice::parse_ip_address("127.0.0.1:8080")) == "127.0.0.1:8080");
+  CHECK(sluice::sockaddr_to_string(*sluice::parse_ip_address("[::1]:0")) == "[::1]:0");
+  std::string why;
+  CHECK_FALSE(sluice::parse_ip_address("localhost:80", &why));
+  CHECK(why == "'localhost' is not an IP address");
+  CHECK_FALSE(sluice::parse_ip_address("127.0.0.1:65536"));
+  CHECK_FALSE(sluice::parse_ip_address("127.0.0.1"));
   sockaddr_storage a{};
-  CHECK(parse_address("127.0.0.1:8080", a));
-  CHECK(format_address(a) == "127.0.0.1:8080");
-  CHECK(parse_address("[::1]:0", a));
-  CHECK(format_address(a) == "[::1]:0");
-  CHECK_FALSE(parse_address("localhost:80", a));
-  CHECK_FALSE(parse_address("127.0.0.1:65536", a));
-  CHECK_FALSE(parse_address("127.0.0.1", a));
+  CHECK(resolve_address("localhost:80", a, why));
+  CHECK_FALSE(resolve_address("[::1:80", a, why));
+  CHECK(why == "missing ']' after IPv6 address");
 }
 
 TEST_CASE("seeded exponential draws: reproducible, right mean, never zero-log") {
@@ -162,7 +168,7 @@ TEST_CASE("the service engine: FIFO over its slots, drawn times, overhead taken 
     stop.data = &engine;
     uv_timer_start(&stop, [](uv_timer_t* t) {
       static_cast<ServiceEngine*>(t->data)->close();
-      uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+      uv_close(sluice::as_handle(t), nullptr);
     }, 200, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(engine.stats().completed == 4);
@@ -198,7 +204,7 @@ TEST_CASE("the service engine's cpu mode burns thread CPU time") {
     stop.data = &engine;
     uv_timer_start(&stop, [](uv_timer_t* t) {
       static_cast<ServiceEngine*>(t->data)->close();
-      uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+      uv_close(sluice::as_handle(t), nullptr);
     }, 500, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
   }

@@ -1,5 +1,6 @@
 #include "harness.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <limits>
@@ -97,30 +98,6 @@ Address wait_admin_address(DaemonProcess& daemon, Millis timeout) {
 
 // ---- HTTP and Prometheus text ----
 
-namespace {
-
-std::string lowercase(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
-/// The body of a `Transfer-Encoding: chunked` message.
-std::string dechunk(std::string_view data) {
-  std::string body;
-  for (;;) {
-    const auto line_end = data.find("\r\n");
-    if (line_end == std::string_view::npos) throw std::runtime_error("http: truncated chunk size");
-    const std::size_t size = std::stoul(std::string(data.substr(0, line_end)), nullptr, 16);
-    data.remove_prefix(line_end + 2);
-    if (size == 0) return body;
-    if (data.size() < size + 2) throw std::runtime_error("http: truncated chunk");
-    body.append(data.substr(0, size));
-    data.remove_prefix(size + 2);
-  }
-}
-
-}  // namespace
-
 HttpResponse http_get(const Address& server, const std::string& path, Millis timeout) {
   const auto deadline = Clock::now() + timeout;
   Client client = Client::connect(server, timeout);
@@ -131,26 +108,26 @@ HttpResponse http_get(const Address& server, const std::string& path, Millis tim
   if (result.end != End::eof)
     throw std::runtime_error("http GET " + path + " from " + server.to_string() + ": ended with " +
                              to_string(result.end) + " after " + std::to_string(result.data.size()) + " bytes");
-  const auto head_end = result.data.find("\r\n\r\n");
-  if (head_end == std::string::npos || !result.data.starts_with("HTTP/1."))
-    throw std::runtime_error("http GET " + path + ": malformed response: " + result.data.substr(0, 200));
+  std::string why;
+  auto message = sluice::http::read_whole_message(sluice::http::Kind::response, result.data, &why);
+  if (!message)
+    throw std::runtime_error("http GET " + path + ": malformed response (" + why + "): " + result.data.substr(0, 200));
   HttpResponse response;
-  response.headers = result.data.substr(0, head_end);
-  response.status = std::stoi(response.headers.substr(response.headers.find(' ') + 1, 3));
-  const std::string body = result.data.substr(head_end + 4);
-  const std::string headers = lowercase(response.headers);
-  if (headers.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
-    response.body = dechunk(body);
-  } else {
-    response.body = body;
-    if (const auto at = headers.find("\r\ncontent-length:"); at != std::string::npos) {
-      const std::size_t length = std::stoul(headers.substr(at + 17));
-      if (length != body.size())
-        throw std::runtime_error("http GET " + path + ": Content-Length " + std::to_string(length) + " but " +
-                                 std::to_string(body.size()) + " body bytes");
-    }
-  }
+  response.status = message->head.status;
+  response.head = std::move(message->head);
+  response.body = std::move(message->body);
   return response;
+}
+
+sluice::http::Message read_response(Client& client, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  sluice::http::MessageReader reader(sluice::http::Kind::response);
+  while (reader.messages().empty()) {
+    const auto left = std::max(Millis(1), std::chrono::duration_cast<Millis>(deadline - Clock::now()));
+    if (reader.feed(client.read_exact(1, left)).stop == sluice::http::Stop::error)
+      throw std::runtime_error("http: malformed response: " + reader.parser().error().reason);
+  }
+  return std::move(reader.messages().front());
 }
 
 std::string scrape(const Address& admin) {

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/http/message.hpp"
+#include "sluice/uv/handle.hpp"
 #include "backends.hpp"
 #include "client.hpp"
 #include "daemon_process.hpp"
@@ -103,13 +105,17 @@ Address wait_admin_address(DaemonProcess& daemon, Millis timeout = 10s);
 
 struct HttpResponse {
   int status = 0;
-  std::string headers{};  // the status line and the header lines, as received
-  std::string body{};     // de-chunked when the response was chunked
+  sluice::http::MessageHead head{};  // read by the daemon's HTTP parser
+  std::string body{};                // de-chunked when the response was chunked
 };
 
 /// `GET path HTTP/1.1` with `Connection: close`; reads the response until the server closes.
 /// Throws on a connect failure, a timeout or a malformed response.
 HttpResponse http_get(const Address& server, const std::string& path, Millis timeout = 2s);
+
+/// One response on a kept-alive connection, read byte by byte (nothing after it is consumed) with
+/// the daemon's HTTP parser. Throws on EOF, a timeout or a malformed response.
+sluice::http::Message read_response(Client& client, Millis timeout = 2s);
 
 /// GET /metrics from the admin server; throws unless the status is 200.
 std::string scrape(const Address& admin);

@@ -1,6 +1,5 @@
 #include "net.hpp"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <unistd.h>
@@ -9,6 +8,9 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "sluice/net/sockaddr_text.hpp"
+#include "sluice/uv/handle.hpp"
+
 namespace sluice::it {
 
 void Fd::reset(int fd) {
@@ -16,29 +18,16 @@ void Fd::reset(int fd) {
   fd_ = fd;
 }
 
+// Text and socket addresses through the daemon's one address helper (sluice/net/sockaddr_text.hpp).
 int Address::family() const { return host.find(':') == std::string::npos ? AF_INET : AF_INET6; }
 
-std::string Address::to_string() const {
-  if (family() == AF_INET6) return "[" + host + "]:" + std::to_string(port);
-  return host + ":" + std::to_string(port);
-}
+std::string Address::to_string() const { return Endpoint{host, port}.to_string(); }
 
 socklen_t Address::to_sockaddr(sockaddr_storage& out) const {
-  std::memset(&out, 0, sizeof out);
-  if (family() == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&out);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) != 1)
-      throw std::runtime_error("not an IPv4 literal: " + host);
-    return sizeof(sockaddr_in);
-  }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&out);
-  in6->sin6_family = AF_INET6;
-  in6->sin6_port = htons(port);
-  if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1)
-    throw std::runtime_error("not an IPv6 literal: " + host);
-  return sizeof(sockaddr_in6);
+  const auto address = numeric_address(Endpoint{host, port});
+  if (!address) throw std::runtime_error("not an IP literal: " + host);
+  out = *address;
+  return sockaddr_length(out);
 }
 
 Address Address::loopback(int family, std::uint16_t port) {
@@ -46,40 +35,16 @@ Address Address::loopback(int family, std::uint16_t port) {
 }
 
 Address Address::parse(std::string_view text) {
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close == std::string_view::npos) throw std::runtime_error("bad address: " + std::string(text));
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) throw std::runtime_error("bad address: " + std::string(text));
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  if (host.empty() || port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string_view::npos)
-    throw std::runtime_error("bad address: " + std::string(text));
-  const unsigned long value = std::stoul(std::string(port));
-  if (value > 65535) throw std::runtime_error("bad port: " + std::string(text));
-  Address address{std::string(host), static_cast<std::uint16_t>(value)};
-  sockaddr_storage check;
-  address.to_sockaddr(check);  // throws unless host is an IP literal
-  return address;
+  std::string why;
+  const auto address = parse_ip_address(text, &why);
+  if (!address) throw std::runtime_error("bad address " + std::string(text) + ": " + why);
+  return from_sockaddr(*address);
 }
 
 Address Address::from_sockaddr(const sockaddr_storage& storage) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (storage.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&storage);
-    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-    return Address{text, ntohs(in->sin_port)};
-  }
-  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-  inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-  return Address{text, ntohs(in6->sin6_port)};
+  const auto endpoint = parse_endpoint(sockaddr_to_string(storage));
+  if (!endpoint) throw std::runtime_error("not an IPv4 or IPv6 socket address");
+  return Address{endpoint->host, endpoint->port};
 }
 
 Fd bind_tcp_socket(const Address& address) {
@@ -87,7 +52,7 @@ Fd bind_tcp_socket(const Address& address) {
   if (!fd) throw_errno("socket", errno);
   sockaddr_storage storage;
   const socklen_t length = address.to_sockaddr(storage);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), length) != 0)
+  if (::bind(fd.get(), as_sockaddr(&storage), length) != 0)
     throw_errno("bind " + address.to_string(), errno);
   return fd;
 }
@@ -95,7 +60,7 @@ Fd bind_tcp_socket(const Address& address) {
 Address local_address(int fd) {
   sockaddr_storage storage{};
   socklen_t length = sizeof storage;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0)
+  if (::getsockname(fd, as_sockaddr(&storage), &length) != 0)
     throw_errno("getsockname", errno);
   return Address::from_sockaddr(storage);
 }

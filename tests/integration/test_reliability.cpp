@@ -107,10 +107,11 @@ int raw_http(const Address& server, const std::string& request, std::string* bod
   client.send_all(request);
   client.shutdown_write();
   const ReadResult result = client.read_until_end(3s);
-  if (!result.data.starts_with("HTTP/1.")) return 0;
-  const auto head_end = result.data.find("\r\n\r\n");
-  if (body_out != nullptr && head_end != std::string::npos) *body_out = result.data.substr(head_end + 4);
-  return std::stoi(result.data.substr(result.data.find(' ') + 1, 3));
+  auto message = sluice::http::read_whole_message(sluice::http::Kind::response, result.data, nullptr,
+                                                  request.starts_with("HEAD "));
+  if (!message) return 0;
+  if (body_out != nullptr) *body_out = std::move(message->body);
+  return message->head.status;
 }
 
 /// A client stream that sends non-blocking until `stop()` says so or sending fails; returns the
@@ -718,7 +719,7 @@ TEST_CASE("reliability: slowloris: 2000 silent clients are closed by idle_timeou
       REQUIRE(silent[i].fd);
       sockaddr_storage storage;
       const socklen_t length = proxy.to_sockaddr(storage);
-      if (::connect(silent[i].fd.get(), reinterpret_cast<sockaddr*>(&storage), length) == 0) {
+      if (::connect(silent[i].fd.get(), sluice::as_sockaddr(&storage), length) == 0) {
         silent[i].connected = Clock::now();
       } else if (errno == EINPROGRESS) {
         pending.push_back(i);

@@ -51,15 +51,7 @@ std::string served_by(std::string_view body) {
 /// One `GET /` on a kept-alive connection; returns the response body.
 std::string keep_alive_get(Client& client) {
   client.send_all("GET / HTTP/1.1\r\nHost: web.sluice.test\r\n\r\n");
-  std::size_t length = 0;
-  for (;;) {
-    std::string line = client.read_line(2s);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) break;
-    std::transform(line.begin(), line.end(), line.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (line.starts_with("content-length:")) length = std::stoul(line.substr(15));
-  }
-  return client.read_exact(length, 2s);
+  return read_response(client).body;
 }
 
 /// The /backends JSON without whitespace, for plain substring checks.
@@ -223,7 +215,8 @@ TEST_CASE("resolution: a name that resolves only later starts down, then comes u
   const ReadResult reply = waiting.read_until_end(3s);
   const long long waited_ms = elapsed_ms(queued_at);
   CHECK(reply.end == End::eof);
-  CHECK_MESSAGE(reply.data.find("\r\n\r\nbackend=late node=dns\n") != std::string::npos, "reply: " << reply.data);
+  const auto served = sluice::http::read_whole_message(sluice::http::Kind::response, reply.data);
+  CHECK_MESSAGE((served && served->body == "backend=late node=dns\n"), "reply: " << reply.data);
   CHECK(waited_ms < sluice::test::scaled(Millis(10s)).count());
   MESSAGE("the queued client waited " << waited_ms << " ms");
   CHECK(served_by(http_get(proxy, "/").body) == "late");
@@ -246,7 +239,7 @@ TEST_CASE("resolution: SIGTERM while a DNS lookup hangs: the daemon still exits 
   REQUIRE(silent);
   sockaddr_storage storage;
   const socklen_t length = Address{network.bridge_address(), 53}.to_sockaddr(storage);
-  REQUIRE(::bind(silent.get(), reinterpret_cast<sockaddr*>(&storage), length) == 0);
+  REQUIRE(::bind(silent.get(), sluice::as_sockaddr(&storage), length) == 0);
   network.write_resolv_conf("dns", "nameserver " + network.bridge_address() + "\noptions timeout:3 attempts:1\n");
 
   const ServiceSpec service{.backends = {{.name = "slow", .address = Address{"slow.sluice.test", 8000}, .node = "dns"}},

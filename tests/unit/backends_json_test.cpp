@@ -33,14 +33,27 @@ TEST_CASE("backends JSON: node, configured and resolved address, state since whe
         R"({"services":[{"name":"web","policy":"least_connections","queue_mode":"shared","queue_length":0,)"
         R"("backends":[)"
         R"({"name":"node-a","node":"minikube","address":"10.0.0.1:8000","resolved":"10.0.0.1:8000",)"
-        R"("state":"up","reason":"started","state_since_unix_seconds":1799999998.000,"state_seconds":2.000,)"
+        R"("state":"up","reason":"started","state_since_unix_seconds":1799999998.0,"state_seconds":2.0,)"
         R"("active_connections":3,"max_connections":8,"queue_length":0,"weight":2,"connections_total":7,)"
         R"("connect_failures_total":1,"resolve_failures_total":0,"state_changes_total":0,)"
         R"("sent_bytes_total":100,"received_bytes_total":200},)"
         R"({"name":"node-b","node":null,"address":"web-b.svc:8000","resolved":null,"state":"down",)"
-        R"("reason":"name not resolved: unknown node or service","state_since_unix_seconds":1799999998.000,)"
-        R"("state_seconds":2.000,"active_connections":0,"max_connections":0,"queue_length":0,"weight":1,)"
+        R"("reason":"name not resolved: unknown node or service","state_since_unix_seconds":1799999998.0,)"
+        R"("state_seconds":2.0,"active_connections":0,"max_connections":0,"queue_length":0,"weight":1,)"
         R"("connections_total":0,"connect_failures_total":0,"resolve_failures_total":1,)"
         R"("state_changes_total":0,"sent_bytes_total":0,"received_bytes_total":0}]}]})"
         "\n");
+}
+
+TEST_CASE("backends JSON: names are escaped, and invalid UTF-8 becomes U+FFFD instead of passing through") {
+  sluice::ServiceConfig config;
+  config.name = "web \"quoted\"\n\x01";
+  config.backends = {sluice::BackendConfig{"bad-\xff\xfe-utf8", {"10.0.0.1", 8000}, "n\xc3\xa9", 1, 0}};
+  sluice::Service service(config, 0);
+  const std::array<const sluice::Service*, 1> services = {&service};
+  const std::string json = sluice::render_backends_json(services, 0, 0.0);
+  CHECK(json.find(R"("name":"web \"quoted\"\n\u0001")") != std::string::npos);
+  CHECK(json.find("\"name\":\"bad-\xef\xbf\xbd\xef\xbf\xbd-utf8\"") != std::string::npos);
+  CHECK(json.find("\"node\":\"n\xc3\xa9\"") != std::string::npos);  // valid UTF-8 kept as it is
+  CHECK(json.find('\xff') == std::string::npos);
 }

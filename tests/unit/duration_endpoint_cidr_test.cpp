@@ -12,6 +12,8 @@
 #include "sluice/net/cidr.hpp"
 #include "sluice/config/duration.hpp"
 #include "sluice/net/endpoint.hpp"
+#include "sluice/net/sockaddr_text.hpp"
+#include "sluice/uv/handle.hpp"
 
 using sluice::Cidr;
 using sluice::Millis;
@@ -22,24 +24,16 @@ namespace {
 
 // A socket address for a literal, as accept() would fill it in.
 sockaddr_storage address_of(const std::string& literal) {
-  sockaddr_storage storage{};
-  if (literal.find(':') != std::string::npos) {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    v6->sin6_family = AF_INET6;
-    REQUIRE(inet_pton(AF_INET6, literal.c_str(), &v6->sin6_addr) == 1);
-  } else {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
-    v4->sin_family = AF_INET;
-    REQUIRE(inet_pton(AF_INET, literal.c_str(), &v4->sin_addr) == 1);
-  }
-  return storage;
+  const auto address = sluice::numeric_address(sluice::Endpoint{literal, 0});
+  REQUIRE(address.has_value());
+  return *address;
 }
 
 bool range_contains(const std::string& range, const std::string& literal) {
   auto cidr = Cidr::parse(range);
   REQUIRE(cidr.has_value());
   sockaddr_storage address = address_of(literal);
-  return cidr->contains(reinterpret_cast<const sockaddr*>(&address));
+  return cidr->contains(sluice::as_sockaddr(&address));
 }
 
 // The reason parse_endpoint gives for rejecting `text` ("" when it accepts it).
@@ -229,5 +223,5 @@ TEST_CASE("CIDR: no address, or an address of another family, is not contained")
   CHECK_FALSE(any->contains(nullptr));
   sockaddr_un local{};
   local.sun_family = AF_UNIX;
-  CHECK_FALSE(any->contains(reinterpret_cast<const sockaddr*>(&local)));
+  CHECK_FALSE(any->contains(sluice::as_sockaddr(&local)));
 }

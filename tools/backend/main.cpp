@@ -31,6 +31,10 @@
 #include <vector>
 
 #include "../common/cli.hpp"
+#include "sluice/http/parser.hpp"
+#include "sluice/http/response.hpp"
+#include "sluice/net/sockaddr_text.hpp"
+#include "sluice/uv/handle.hpp"
 #include "service_engine.hpp"
 
 namespace {
@@ -44,148 +48,29 @@ constexpr std::size_t kReadBufferBytes = 64 * 1024;      // one read; shared by 
 constexpr std::size_t kWriteHighWaterBytes = 64 * 1024;  // unsent response bytes above which parsing pauses
 
 // ---------------------------------------------------------------------------------------------------------------
-// HTTP request heads: pure parsing, no libuv.
+// HTTP: requests are read by the daemon's HTTP parser (sluice/http/parser.hpp); responses written here.
 
 struct Request {
-  bool is_head = false;             // HEAD: same headers, no body
-  bool close_after = false;         // HTTP/1.0 or "Connection: close"
-  std::uint64_t content_length = 0; // body bytes to skip
+  bool is_head = false;      // HEAD: same headers, no body
+  bool close_after = false;  // HTTP/1.0, or "Connection: close"
 };
 
-enum class ParseStatus { complete, incomplete, bad_request, head_too_large, not_implemented };
-
-struct ParseResult {
-  ParseStatus status = ParseStatus::incomplete;
-  Request request;
-  std::size_t head_bytes = 0;  // bytes up to and including CRLFCRLF, when complete
-};
-
-bool is_token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char); }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::optional<std::uint64_t> parse_content_length(std::string_view s) {
-  if (s.empty() || s.size() > 18) return std::nullopt;  // 18 digits cannot overflow 64 bits
-  std::uint64_t value = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return value;
-}
-
-bool parse_request_line(std::string_view line, Request& request) {
-  const std::size_t first_space = line.find(' ');
-  if (first_space == std::string_view::npos) return false;
-  const std::size_t second_space = line.find(' ', first_space + 1);
-  if (second_space == std::string_view::npos) return false;
-  const std::string_view method = line.substr(0, first_space);
-  const std::string_view target = line.substr(first_space + 1, second_space - first_space - 1);
-  const std::string_view version = line.substr(second_space + 1);
-
-  if (!is_token(method) || target.empty()) return false;
-  for (char c : target) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
-  }
-  if (version == "HTTP/1.1") {
-    request.close_after = false;
-  } else if (version == "HTTP/1.0") {
-    request.close_after = true;
-  } else {
-    return false;
-  }
-  request.is_head = method == "HEAD";
-  return true;
-}
-
-// One "Name: value" line.
-ParseStatus apply_header(std::string_view line, Request& request, bool& seen_content_length) {
-  const std::size_t colon = line.find(':');
-  if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) return ParseStatus::bad_request;
-  const std::string_view name = line.substr(0, colon);
-  const std::string_view value = trim(line.substr(colon + 1));
-  for (char c : value) {
-    if ((static_cast<unsigned char>(c) < ' ' && c != '\t') || c == 0x7f) return ParseStatus::bad_request;
-  }
-
-  if (iequals(name, "Content-Length")) {
-    const auto length = parse_content_length(value);
-    if (!length || (seen_content_length && *length != request.content_length)) return ParseStatus::bad_request;
-    request.content_length = *length;
-    seen_content_length = true;
-  } else if (iequals(name, "Transfer-Encoding")) {
-    return ParseStatus::not_implemented;  // chunked bodies are not skipped; refuse rather than lose framing
-  } else if (iequals(name, "Connection")) {
-    std::string_view options = value;
-    while (!options.empty()) {
-      const std::size_t comma = options.find(',');
-      if (iequals(trim(options.substr(0, comma)), "close")) request.close_after = true;
-      options = comma == std::string_view::npos ? std::string_view{} : options.substr(comma + 1);
-    }
-  }
-  return ParseStatus::complete;
-}
-
-// Parses the head at the start of `input` (leading empty lines already skipped).
-ParseResult parse_head(std::string_view input) {
-  ParseResult result;
-  const std::size_t end = input.substr(0, kMaxHeadBytes).find("\r\n\r\n");
-  if (end == std::string_view::npos) {
-    result.status = input.size() >= kMaxHeadBytes ? ParseStatus::head_too_large : ParseStatus::incomplete;
-    return result;
-  }
-  result.head_bytes = end + 4;
-
-  std::string_view rest = input.substr(0, end + 2);  // every line, each with its CRLF
-  bool first_line = true;
-  bool seen_content_length = false;
-  while (!rest.empty()) {
-    const std::size_t eol = rest.find("\r\n");
-    const std::string_view line = rest.substr(0, eol);
-    rest.remove_prefix(eol + 2);
-    if (line.find_first_of("\r\n") != std::string_view::npos) return {ParseStatus::bad_request, {}, 0};
-    if (first_line) {
-      if (!parse_request_line(line, result.request)) return {ParseStatus::bad_request, {}, 0};
-      first_line = false;
-      continue;
-    }
-    const ParseStatus status = apply_header(line, result.request, seen_content_length);
-    if (status != ParseStatus::complete) return {status, {}, 0};
-  }
-  result.status = ParseStatus::complete;
-  return result;
-}
-
-std::string make_response(std::string_view status_line, std::string_view body, bool send_body, bool close,
+std::string make_response(int status, std::string_view body, bool send_body, bool close,
                           std::string_view extra_headers = {}) {
-  std::string response;
-  response.reserve(256 + body.size());
-  response.append("HTTP/1.1 ").append(status_line).append("\r\n");
-  response.append("Content-Type: text/plain\r\n");
-  response.append(extra_headers);
-  response.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
-  if (close) response.append("Connection: close\r\n");
-  response.append("\r\n");
+  std::string extra(extra_headers);
+  if (close) extra += "Connection: close\r\n";
+  std::string response = sluice::http::response_head(status, "text/plain", body.size(), extra);
   if (send_body) response.append(body);
   return response;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // The server: one listener, the signals that stop it, and its connections.
+
+// A libuv call whose failure the backend survives: said on stderr, never ignored silently.
+void warn_if_failed(int rc, const char* what) {
+  if (rc < 0) std::fprintf(stderr, "sluice-backend: %s: %s\n", what, uv_strerror(rc));
+}
 
 struct Connection;
 
@@ -204,7 +89,7 @@ struct Server {
   char read_buffer[kReadBufferBytes];            // every read lands here and is consumed in the read callback
 };
 
-struct Connection {
+struct Connection : sluice::http::Handler {
   enum class State {
     open,      // reading and answering requests
     draining,  // last response queued and shutdown requested; reading and discarding until the peer's EOF
@@ -219,10 +104,19 @@ struct Connection {
   bool busy = false;                   // a request is waiting for or in service: parsing is paused
   Request in_service;                  // that request
   std::string input;                   // received bytes not parsed yet: at most one head + one read
-  std::uint64_t body_bytes_to_skip = 0;
+  sluice::http::Parser parser{sluice::http::Kind::request, *this, {.max_head_bytes = kMaxHeadBytes}};
+  std::optional<Request> request;      // the head just parsed, until it is served
   bool reading = false;
   bool peer_eof = false;
   bool shutdown_done = false;
+
+  // The parser stops after each head, so that a request is answered before its body (skipped) is read.
+  sluice::http::Action on_head(const sluice::http::MessageHead& head) override {
+    request = Request{head.method == "HEAD", !head.keep_alive || head.version_minor == 0};
+    bad_version = head.version_major != 1;
+    return sluice::http::Action::pause;
+  }
+  bool bad_version = false;
 };
 
 struct WriteRequest {
@@ -230,7 +124,7 @@ struct WriteRequest {
   std::string data;  // kept alive until the write callback
 };
 
-uv_stream_t* stream_of(Connection& c) { return reinterpret_cast<uv_stream_t*>(&c.tcp); }
+uv_stream_t* stream_of(Connection& c) { return sluice::as_stream(&c.tcp); }
 Connection& connection_of(uv_handle_t* handle) { return *static_cast<Connection*>(handle->data); }
 Connection& connection_of(uv_stream_t* stream) { return *static_cast<Connection*>(stream->data); }
 
@@ -245,7 +139,7 @@ void on_close(uv_handle_t* handle) {
 void close_connection(Connection& c) {
   if (c.state == Connection::State::closing) return;
   c.state = Connection::State::closing;
-  uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp), on_close);  // cancels pending writes and the shutdown first
+  uv_close(sluice::as_handle(&c.tcp), on_close);  // cancels pending writes and the shutdown first
 }
 
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -262,7 +156,7 @@ void update_reading(Connection& c) {
   if (want && !c.reading) {
     if (uv_read_start(stream_of(c), alloc_read_buffer, on_read) < 0) return close_connection(c);
   } else if (!want && c.reading) {
-    uv_read_stop(stream_of(c));
+    warn_if_failed(uv_read_stop(stream_of(c)), "uv_read_stop");
   }
   c.reading = want;
 }
@@ -295,8 +189,8 @@ void finish(Connection& c) {
   update_reading(c);
 }
 
-void send_error(Connection& c, std::string_view status_line, std::string_view body) {
-  send(c, make_response(status_line, body, true, true));
+void send_error(Connection& c, int status, std::string_view body) {
+  send(c, make_response(status, body, true, true));
   finish(c);
 }
 
@@ -308,7 +202,7 @@ void serve(Connection& c, const Request& request) {
     c.server->engine->submit(c.id);
     return;
   }
-  send(c, make_response("200 OK", c.server->body, !request.is_head, request.close_after));
+  send(c, make_response(200, c.server->body, !request.is_head, request.close_after));
   if (request.close_after) finish(c);
 }
 
@@ -328,7 +222,7 @@ void on_service_done(Server& server, const ServiceCompletion& done) {
                 "X-Service-Ns: %" PRIu64 "\r\nX-Backend-Wait-Ns: %" PRIu64 "\r\nX-Service-Elapsed-Ns: %" PRIu64 "\r\n",
                 done.drawn_ns, done.wait_ns, done.elapsed_ns);
   try {
-    send(c, make_response("200 OK", server.body, !c.in_service.is_head, c.in_service.close_after, headers));
+    send(c, make_response(200, server.body, !c.in_service.is_head, c.in_service.close_after, headers));
     if (c.in_service.close_after) {
       finish(c);
     } else {
@@ -345,34 +239,21 @@ void on_service_done(Server& server, const ServiceCompletion& done) {
 // responses back up (on_write calls this again once they drain).
 void process_input(Connection& c) {
   std::string_view pending = c.input;
-  while (c.state == Connection::State::open && !c.busy && !output_backed_up(c)) {
-    if (c.body_bytes_to_skip > 0) {
-      const auto skipped =
-          static_cast<std::size_t>(std::min<std::uint64_t>(c.body_bytes_to_skip, pending.size()));
-      pending.remove_prefix(skipped);
-      c.body_bytes_to_skip -= skipped;
-      if (c.body_bytes_to_skip > 0) break;
+  using sluice::http::Stop;
+  while (c.state == Connection::State::open && !c.busy && !output_backed_up(c) && !pending.empty()) {
+    const sluice::http::Fed fed = c.parser.feed(pending);
+    pending.remove_prefix(fed.consumed);
+    if (fed.stop == Stop::error) {
+      if (c.parser.error().kind == sluice::http::ErrorKind::head_too_large) {
+        return send_error(c, 431, "request head too large\n");
+      }
+      return send_error(c, 400, "bad request\n");
     }
-    while (pending.starts_with("\r\n")) pending.remove_prefix(2);  // empty lines before a request are ignored
-    if (pending.empty()) break;
-
-    const ParseResult parsed = parse_head(pending);
-    switch (parsed.status) {
-      case ParseStatus::incomplete:
-        break;  // wait for more bytes
-      case ParseStatus::bad_request:
-        return send_error(c, "400 Bad Request", "bad request\n");
-      case ParseStatus::head_too_large:
-        return send_error(c, "431 Request Header Fields Too Large", "request head too large\n");
-      case ParseStatus::not_implemented:
-        return send_error(c, "501 Not Implemented", "transfer-encoding not supported\n");
-      case ParseStatus::complete:
-        pending.remove_prefix(parsed.head_bytes);
-        c.body_bytes_to_skip = parsed.request.content_length;
-        serve(c, parsed.request);
-        continue;
-    }
-    break;  // incomplete
+    if (fed.stop == Stop::upgrade) return finish(c);  // the rest is not HTTP; the request was answered
+    if (!c.request) continue;                          // need_more, or a skipped body ended
+    const Request request = *std::exchange(c.request, std::nullopt);
+    if (c.bad_version) return send_error(c, 400, "bad request\n");
+    serve(c, request);
   }
   if (c.state != Connection::State::open) return;  // finish() dropped the input
   c.input.erase(0, c.input.size() - pending.size());
@@ -433,16 +314,16 @@ void on_connection(uv_stream_t* listener, int status) {
   Connection& connection = *c.release();  // from here on freed in on_close
   server.connections.emplace(connection.id, &connection);
   if (uv_accept(listener, stream_of(connection)) < 0) return close_connection(connection);
-  uv_tcp_nodelay(&connection.tcp, 1);
+  warn_if_failed(uv_tcp_nodelay(&connection.tcp, 1), "TCP_NODELAY");
   update_reading(connection);
 }
 
 void stop(Server& server) {
   if (server.stopping) return;
   server.stopping = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&server.listener), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&server.sigint), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&server.sigterm), nullptr);
+  uv_close(sluice::as_handle(&server.listener), nullptr);
+  uv_close(sluice::as_handle(&server.sigint), nullptr);
+  uv_close(sluice::as_handle(&server.sigterm), nullptr);
   if (server.engine) server.engine->close();
   for (auto& [id, c] : server.connections) close_connection(*c);  // the map shrinks only in on_close
 }
@@ -564,12 +445,14 @@ void print_service_stats(const Server& server) {
 }
 
 int run(const Options& options) {
-  sockaddr_storage address{};
-  if (!sluice::tools::parse_address(options.listen, address)) {
-    std::fprintf(stderr, "sluice-backend: bad --listen address '%s' (want HOST:PORT or [V6]:PORT)\n",
-                 options.listen.c_str());
+  std::string why;
+  const auto parsed = sluice::parse_ip_address(options.listen, &why);
+  if (!parsed) {
+    std::fprintf(stderr, "sluice-backend: bad --listen address '%s': %s (want IP:PORT or [V6]:PORT)\n",
+                 options.listen.c_str(), why.c_str());
     return 2;
   }
+  const sockaddr_storage address = *parsed;
 
   auto server = std::make_unique<Server>();
   server->name = options.name;
@@ -587,13 +470,18 @@ int run(const Options& options) {
     server->engine = std::make_unique<ServiceEngine>(
         &server->loop, options.service, [raw](const ServiceCompletion& done) { on_service_done(*raw, done); });
   }
-  uv_tcp_init(&server->loop, &server->listener);
-  uv_signal_init(&server->loop, &server->sigint);
-  uv_signal_init(&server->loop, &server->sigterm);
+  // These cannot fail on a loop that initialised (libuv checks only flags); checked all the same.
+  for (const int init : {uv_tcp_init(&server->loop, &server->listener), uv_signal_init(&server->loop, &server->sigint),
+                         uv_signal_init(&server->loop, &server->sigterm)}) {
+    if (init < 0) {
+      std::fprintf(stderr, "sluice-backend: cannot set up the loop: %s\n", uv_strerror(init));
+      std::abort();  // an initialised handle cannot be left behind on a loop that is then closed
+    }
+  }
   server->listener.data = server->sigint.data = server->sigterm.data = server.get();
 
-  rc = uv_tcp_bind(&server->listener, reinterpret_cast<const sockaddr*>(&address), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server->listener), 511, on_connection);
+  rc = uv_tcp_bind(&server->listener, sluice::as_sockaddr(&address), 0);
+  if (rc == 0) rc = uv_listen(sluice::as_stream(&server->listener), 511, on_connection);
   int exit_code = 0;
   if (rc < 0) {
     std::fprintf(stderr, "sluice-backend: cannot listen on %s: %s\n", options.listen.c_str(), uv_strerror(rc));
@@ -602,15 +490,15 @@ int run(const Options& options) {
   } else {
     sockaddr_storage bound{};
     int length = sizeof bound;
-    uv_tcp_getsockname(&server->listener, reinterpret_cast<sockaddr*>(&bound), &length);
+    warn_if_failed(uv_tcp_getsockname(&server->listener, sluice::as_sockaddr(&bound), &length), "getsockname");
     std::printf("sluice-backend %s listening on %s\n", server->name.c_str(),
-                sluice::tools::format_address(bound).c_str());
+                sluice::sockaddr_to_string(bound).c_str());
     std::fflush(stdout);
-    uv_signal_start(&server->sigint, on_signal, SIGINT);
-    uv_signal_start(&server->sigterm, on_signal, SIGTERM);
+    warn_if_failed(uv_signal_start(&server->sigint, on_signal, SIGINT), "SIGINT handler");
+    warn_if_failed(uv_signal_start(&server->sigterm, on_signal, SIGTERM), "SIGTERM handler");
   }
 
-  uv_run(&server->loop, UV_RUN_DEFAULT);
+  warn_if_failed(uv_run(&server->loop, UV_RUN_DEFAULT) == 0 ? 0 : UV_EBUSY, "the loop ended with handles open");
   if (server->engine && exit_code == 0) print_service_stats(*server);
   server->engine.reset();
   rc = uv_loop_close(&server->loop);

@@ -3,13 +3,14 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <uv.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "sluice/net/sockaddr_text.hpp"
 
 namespace sluice::tools {
 
@@ -69,67 +70,26 @@ std::string format_duration(std::uint64_t ns) {
   return text;
 }
 
-bool parse_address(const std::string& text, sockaddr_storage& address) {
-  std::string host;
-  std::string port_text;
-  const bool v6 = text.starts_with('[');
-  if (v6) {
-    const std::size_t close = text.find("]:");
-    if (close == std::string::npos) return false;
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-  }
-  const auto port = parse_uint(port_text);
-  if (!port || *port > 65535) return false;
-  std::memset(&address, 0, sizeof address);
-  const int port_number = static_cast<int>(*port);
-  if (v6) return uv_ip6_addr(host.c_str(), port_number, reinterpret_cast<sockaddr_in6*>(&address)) == 0;
-  return uv_ip4_addr(host.c_str(), port_number, reinterpret_cast<sockaddr_in*>(&address)) == 0;
-}
-
 bool resolve_address(const std::string& text, sockaddr_storage& address, std::string& error) {
-  if (parse_address(text, address)) return true;
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || text.starts_with('[')) {
-    error = "want HOST:PORT";
-    return false;
-  }
-  const std::string host = text.substr(0, colon);
-  const auto port = parse_uint(text.substr(colon + 1));
-  if (!port || *port > 65535) {
-    error = "bad port";
-    return false;
+  const auto endpoint = parse_endpoint(text, &error);
+  if (!endpoint) return false;
+  if (const auto numeric = numeric_address(*endpoint)) {
+    address = *numeric;
+    return true;
   }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  const int rc = getaddrinfo(host.c_str(), std::to_string(*port).c_str(), &hints, &found);
+  const int rc = getaddrinfo(endpoint->host.c_str(), std::to_string(endpoint->port).c_str(), &hints, &found);
   if (rc != 0 || found == nullptr) {
-    error = std::string("cannot resolve ") + host + ": " + gai_strerror(rc);
+    error = "cannot resolve " + endpoint->host + ": " + gai_strerror(rc);
     return false;
   }
   std::memset(&address, 0, sizeof address);
   std::memcpy(&address, found->ai_addr, found->ai_addrlen);
   freeaddrinfo(found);
   return true;
-}
-
-std::string format_address(const sockaddr_storage& address) {
-  char host[INET6_ADDRSTRLEN] = {};
-  if (address.ss_family == AF_INET6) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
-    uv_ip6_name(&in6, host, sizeof host);
-    return std::string("[").append(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
-  }
-  const auto& in4 = reinterpret_cast<const sockaddr_in&>(address);
-  uv_ip4_name(&in4, host, sizeof host);
-  return std::string(host) + ":" + std::to_string(ntohs(in4.sin_port));
 }
 
 bool take_value(int argc, char** argv, int& i, std::string& flag, std::string& value) {

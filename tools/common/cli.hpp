@@ -22,12 +22,11 @@ std::optional<std::uint64_t> parse_uint(std::string_view text);
 // A finite, non-negative decimal number ("120", "0.5", "1e3").
 std::optional<double> parse_non_negative(std::string_view text);
 
-// "1.2.3.4:80" or "[::1]:80"; numeric hosts only.
-bool parse_address(const std::string& text, sockaddr_storage& address);
-std::string format_address(const sockaddr_storage& address);
+// Addresses are read and written with the daemon's helper (sluice/net/sockaddr_text.hpp:
+// parse_ip_address, sockaddr_to_string).
 
-// parse_address, else HOST:PORT with HOST a name resolved now (getaddrinfo, blocking: call before the
-// loop runs). On failure returns false and says why in `error`.
+// "1.2.3.4:80", "[::1]:80", or HOST:PORT with HOST a name resolved now (getaddrinfo, blocking: call
+// before the loop runs). On failure returns false and says why in `error`.
 bool resolve_address(const std::string& text, sockaddr_storage& address, std::string& error);
 
 // "20ms" style text for a nanosecond count, for messages.

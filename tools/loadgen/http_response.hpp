@@ -1,7 +1,5 @@
-// HTTP/1.1 responses as sluice-loadgen reads them: pure parsing, no libuv.
-//
-// A response needs a Content-Length (sluice-backend always sends one); one without is complete at the
-// peer's EOF. From a sluice-backend body "backend=NAME node=NODE" the backend and node are taken, and
+// HTTP/1.1 responses as sluice-loadgen reads them, with the daemon's HTTP parser (sluice/http/): no
+// libuv. A response with neither Content-Length nor chunked framing is complete at the peer's EOF. From a sluice-backend body "backend=NAME node=NODE" the backend and node are taken, and
 // from its X-Service-Ns / X-Backend-Wait-Ns / X-Service-Elapsed-Ns headers its own timings.
 
 #pragma once

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../common/cli.hpp"
 #include "loadgen.hpp"
 
@@ -268,66 +270,50 @@ void print_summary(FILE* out, const Cli& cli, const LoadResult& result, const Su
   std::fprintf(out, "\n");
 }
 
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned char>(c));
-      out += buffer;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string json_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.9g", value);
-  return buffer;
-}
-
-std::string json_distribution(const Distribution& d) {
-  return "{\"mean\": " + json_number(d.mean) + ", \"p50\": " + json_number(d.p50) + ", \"p95\": " + json_number(d.p95) +
-         ", \"p99\": " + json_number(d.p99) + ", \"max\": " + json_number(d.max) + "}";
+nlohmann::ordered_json json_distribution(const Distribution& d) {
+  return {{"mean", d.mean}, {"p50", d.p50}, {"p95", d.p95}, {"p99", d.p99}, {"max", d.max}};
 }
 
 // "-" is stdout (kept open).
 FILE* open_output(const std::string& path) { return path == "-" ? stdout : std::fopen(path.c_str(), "w"); }
 bool close_output(FILE* f) { return f == stdout ? std::fflush(f) == 0 : std::fclose(f) == 0; }
 
+// Through nlohmann-json: one escaper, non-finite numbers become null, invalid UTF-8 (a backend's name
+// is whatever it sent) becomes U+FFFD.
 bool write_json(const std::string& path, const Cli& cli, const LoadResult& result, const Summary& s) {
   FILE* f = open_output(path);
   if (f == nullptr) return false;
-  std::fprintf(f, "{\n  \"mode\": %s,\n  \"target\": %s,\n  \"rate\": %s,\n  \"seed\": %" PRIu64 ",\n",
-               json_string(mode_name(cli.load.mode)).c_str(), json_string(cli.load.target_text).c_str(),
-               json_number(cli.load.rate).c_str(), cli.load.seed);
-  std::fprintf(f, "  \"connections\": %u,\n  \"spread\": %s,\n  \"half_close\": %s,\n", cli.load.connections,
-               json_string(spread_name(cli.load.spread)).c_str(), cli.load.half_close ? "true" : "false");
-  std::fprintf(f, "  \"start_ns\": %" PRIu64 ",\n  \"arrivals_end_ns\": %" PRIu64 ",\n  \"end_ns\": %" PRIu64 ",\n",
-               result.start_ns, result.arrivals_end_ns, result.end_ns);
-  std::fprintf(f, "  \"warmup_s\": %s,\n  \"interrupted\": %s,\n", json_number(static_cast<double>(cli.warmup_ns) / 1e9).c_str(),
-               result.interrupted ? "true" : "false");
-  std::fprintf(f, "  \"arrivals\": %" PRIu64 ",\n  \"ok\": %" PRIu64 ",\n  \"non_2xx\": %" PRIu64 ",\n  \"errors\": {",
-               s.arrivals, s.ok, s.non_2xx);
-  for (int e = 1; e < 7; ++e) {
-    std::fprintf(f, "%s%s: %" PRIu64, e == 1 ? "" : ", ", json_string(error_name(static_cast<RequestError>(e))).c_str(),
-                 s.by_error[e]);
-  }
-  std::fprintf(f, "},\n  \"window_s\": %s,\n  \"offered_per_s\": %s,\n  \"throughput_per_s\": %s,\n",
-               json_number(s.window_s).c_str(), json_number(s.offered_per_s).c_str(),
-               json_number(s.throughput_per_s).c_str());
-  std::fprintf(f, "  \"response_ms\": %s,\n  \"send_lag_us\": %s,\n  \"backends\": {",
-               json_distribution(s.latency_ms).c_str(), json_distribution(s.lag_us).c_str());
-  for (std::size_t i = 0; i < result.backend_names.size(); ++i) {
-    std::fprintf(f, "%s%s: %" PRIu64, i == 0 ? "" : ", ", json_string(result.backend_names[i]).c_str(),
-                 s.per_backend[i]);
-  }
-  std::fprintf(f, "}\n}\n");
-  return close_output(f);
+  nlohmann::ordered_json errors = nlohmann::ordered_json::object();
+  for (int e = 1; e < 7; ++e) errors[error_name(static_cast<RequestError>(e))] = s.by_error[e];
+  nlohmann::ordered_json backends = nlohmann::ordered_json::object();
+  for (std::size_t i = 0; i < result.backend_names.size(); ++i) backends[result.backend_names[i]] = s.per_backend[i];
+  const nlohmann::ordered_json summary = {
+      {"mode", mode_name(cli.load.mode)},
+      {"target", cli.load.target_text},
+      {"rate", cli.load.rate},
+      {"seed", cli.load.seed},
+      {"connections", cli.load.connections},
+      {"spread", spread_name(cli.load.spread)},
+      {"half_close", cli.load.half_close},
+      {"start_ns", result.start_ns},
+      {"arrivals_end_ns", result.arrivals_end_ns},
+      {"end_ns", result.end_ns},
+      {"warmup_s", static_cast<double>(cli.warmup_ns) / 1e9},
+      {"interrupted", result.interrupted},
+      {"arrivals", s.arrivals},
+      {"ok", s.ok},
+      {"non_2xx", s.non_2xx},
+      {"errors", std::move(errors)},
+      {"window_s", s.window_s},
+      {"offered_per_s", s.offered_per_s},
+      {"throughput_per_s", s.throughput_per_s},
+      {"response_ms", json_distribution(s.latency_ms)},
+      {"send_lag_us", json_distribution(s.lag_us)},
+      {"backends", std::move(backends)},
+  };
+  const std::string text = summary.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  const bool written = std::fputs(text.c_str(), f) >= 0;
+  return close_output(f) && written;
 }
 
 bool write_csv(const std::string& path, const LoadResult& result) {

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "sluice/net/endpoint.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice {
 
@@ -92,7 +93,7 @@ class AdminServer {
   std::vector<Request> requests_;  // admin thread -> control loop
   std::vector<Reply> replies_;     // control loop -> admin thread
 
-  uv_async_t* render_async_ = nullptr;  // on `loop_`; owned by libuv from uv_close() on
+  Handle<uv_async_t> render_async_;  // on `loop_`: the admin thread wakes the control loop with it
   std::unique_ptr<Http> http_;
   std::thread thread_;
 };

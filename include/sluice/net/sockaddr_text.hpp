@@ -1,9 +1,11 @@
 #pragma once
-// Socket addresses to and from text, for logs and for the addresses of configured endpoints.
+// Socket addresses to and from text, for logs and for the addresses of configured endpoints. The
+// one address helper of the daemon, the tools and the tests (with parse_endpoint for "host:port").
 // Nothing here looks a name up: DNS is the control plane's (discovery/dns_client.hpp).
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/socket.h>
@@ -14,6 +16,14 @@ namespace sluice {
 
 /// "1.2.3.4:80" or "[::1]:80".
 std::string sockaddr_to_string(const sockaddr* address);
+std::string sockaddr_to_string(const sockaddr_storage& address);
+
+/// "1.2.3.4:80" or "[::1]:80" (an IP literal, no name) as a socket address; nullopt otherwise, and
+/// `why` (when given) says what is wrong.
+std::optional<sockaddr_storage> parse_ip_address(std::string_view text, std::string* why = nullptr);
+
+/// The length bind(2) and connect(2) want for `address`: that of sockaddr_in or sockaddr_in6.
+socklen_t sockaddr_length(const sockaddr_storage& address);
 
 /// The address of an endpoint whose host is an IP literal; nullopt for a DNS name. Never blocks.
 std::optional<sockaddr_storage> numeric_address(const Endpoint& endpoint);
