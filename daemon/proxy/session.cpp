@@ -33,6 +33,7 @@ Session::Session(Listener& listener)
   resources_.link(this);
   listener_.session_opened();
   service_.attach();
+  service_.dispatch_later_on(resources_.loop);  // its sessions' loop: releases dispatch on a later turn
 }
 
 Session::~Session() {

@@ -57,7 +57,6 @@ void Worker::apply_view(const BackendView& view) {
 
 std::unique_ptr<Service> Worker::make_service(const ServiceConfig& config, const Service* previous) {
   auto service = std::make_unique<Service>(config, uv_hrtime());
-  service->dispatch_later_on(loop_);
   if (previous != nullptr) service->inherit_state(*previous);
   if (report_) service->follow(report_);
   return service;

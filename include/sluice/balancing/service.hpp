@@ -1,8 +1,8 @@
 #pragma once
 // A service: its backends, their slots, the waiting queues and the policy that spreads
-// connections over them. Bookkeeping over a clock passed in: no sockets, no timers; on a worker's
-// loop (dispatch_later_on) one idle handle, so that a released slot reaches the next waiter on a
-// later loop turn rather than from inside the session that releases it.
+// connections over them. Bookkeeping over a clock passed in: no sockets, no timers; once sessions
+// use it (dispatch_later_on), one idle handle while a dispatch is pending, so that a released slot
+// reaches the next waiter on a later loop turn rather than from inside the session releasing it.
 //
 // Dispatch rule (README "Slots and queues"): the policy chooses among backends that are up and have a free
 // slot. In `shared` mode a connection that finds none waits in the service FIFO and takes the
@@ -96,8 +96,9 @@ class Service {
   /// loop given to dispatch_later_on(), else at once. Never re-entrant with a loop: the caller
   /// (a closing session) is not called back from inside.
   void release(Backend& backend, std::uint64_t now_ns);
-  /// Released slots are handed to waiters on a later turn of `loop` (a worker's services). The
-  /// queues stay FIFO meanwhile: a newcomer finds the queue not empty and waits behind.
+  /// Released slots are handed to waiters on a later turn of `loop`, the loop of the sessions
+  /// that use the service (each sets it). The queues stay FIFO meanwhile: a newcomer finds the
+  /// queue not empty and waits behind.
   void dispatch_later_on(uv_loop_t* loop) { loop_ = loop; }
 
   /// Connections waiting now, over all of this service's queues.
