@@ -1,5 +1,7 @@
 #include "sluice/proxy/session.hpp"
 
+#include <unistd.h>
+
 #include <cassert>
 
 #include <spdlog/spdlog.h>
@@ -119,6 +121,10 @@ void Session::arm_timer(std::uint64_t timeout_ms) {
   if (rc != 0) spdlog::warn("session timer not started: {}", uv_err_name(rc));
 }
 
+void Session::stop_timer() {
+  if (int rc = uv_timer_stop(timer_.get()); rc != 0) spdlog::warn("session timer not stopped: {}", uv_err_name(rc));
+}
+
 void Session::ask_for_backend() {
   const Service::Arrival arrival = service_.arrive(*this, uv_hrtime(), tried_);
   switch (arrival.outcome) {
@@ -140,7 +146,7 @@ void Session::ask_for_backend() {
 void Session::on_dispatched(Backend& backend) {
   // Called while the service walks its queue: nothing here calls back into it (a connect that
   // fails at once is reported on the next loop turn).
-  uv_timer_stop(timer_.get());
+  stop_timer();
   client_.stop_watching();
   connect_to(backend);
 }
@@ -192,7 +198,7 @@ void Session::connect_done(int status) {
 }
 
 void Session::on_connect_failed(const char* error) {
-  uv_timer_stop(timer_.get());
+  stop_timer();
   connect_error_ = 0;
   stats_.connect_failed(*slot_);
   spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service_.name(),
@@ -211,7 +217,7 @@ void Session::on_connect_failed(const char* error) {
 }
 
 void Session::on_connected() {
-  uv_timer_stop(timer_.get());
+  stop_timer();
   enter(State::proxying);
   backend_.mark_connected();
   stats_.connected(*slot_, backend_.connected_ns() - backend_.connect_started_ns());

@@ -78,6 +78,7 @@ class Session final : public Waiter, private MoverEvents, private BackendSide::E
   void on_connect_failed(const char* error);
   void on_timer();
   void arm_timer(std::uint64_t timeout_ms);
+  void stop_timer();
   void watch_waiting_client();
   /// Ends a session that never reached a backend, counted against the listener.
   void turn_away(RejectReason reason, const char* end_reason);
