@@ -144,7 +144,7 @@ TEST_CASE("mover: the FIN waits behind the bytes still queued for the sink") {
   CHECK(t.events.done);
 }
 
-TEST_CASE("mover: a sink that does not read stops the reading at the watermark; draining resumes it") {
+TEST_CASE("mover: a sink that does not read stops the reading at the watermark, draining resumes it") {
   for (const bool splice : {false, true}) {
     CAPTURE(splice);
     constexpr std::size_t kSize = 8 * 1024 * 1024;
@@ -179,7 +179,7 @@ TEST_CASE("mover: a sink that does not read stops the reading at the watermark; 
   }
 }
 
-TEST_CASE("mover: a chunk boundary exactly at the watermark keeps reading; one byte more stops it") {
+TEST_CASE("mover: a chunk boundary exactly at the watermark keeps reading, one byte more stops it") {
   OneWay t(Kind::unix_socket, /*splice=*/false, /*with_sink=*/false);  // bytes are held: no sink yet
   const auto data = sluice::test::pattern(Mover::kHighWatermarkBytes + 1, 3);
   t.mover->start();

@@ -86,7 +86,7 @@ TEST_CASE("splice pump: bytes move through a pooled pipe, which goes back once e
   CHECK(pool.free_count() == 1);
 }
 
-TEST_CASE("splice pump: a blocked sink keeps the bytes in the pipe until drain(); FIN is source_eof") {
+TEST_CASE("splice pump: a blocked sink keeps the bytes in the pipe until drain(), FIN is source_eof") {
   Blocked blocked(2);
   auto& [pair, pool, pump, data, sent] = blocked;
   SplicePump::Result result;
@@ -115,7 +115,7 @@ TEST_CASE("splice pump: a blocked sink keeps the bytes in the pipe until drain()
   CHECK(pool.in_use() == 0);
 }
 
-TEST_CASE("splice pump: copy_out reads the pipe's bytes; a pipe with bytes left is closed at release") {
+TEST_CASE("splice pump: copy_out reads the pipe's bytes, a pipe with bytes left is closed at release") {
   Blocked blocked(4);
   auto& [pair, pool, pump, data, sent] = blocked;
   const std::size_t held = pump.buffered_bytes();
