@@ -10,7 +10,7 @@
 
 namespace sluice {
 
-Mover::Mover(LoopResources& resources, MoverEvents& events, bool splice_allowed)
+Mover::Mover(LoopResources& resources, MoverEvents& events, const bool& splice_allowed)
     : resources_(resources), events_(events), splice_allowed_(splice_allowed) {}
 
 Mover::~Mover() {

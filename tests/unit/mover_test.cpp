@@ -47,6 +47,7 @@ struct Recorder final : sluice::MoverEvents {
 
 // from.peer -> [from.stream] -> mover -> [to.stream] -> to.peer
 struct OneWay {
+  bool splice_allowed;
   sluice::test::TestLoop loop;
   sluice::LoopResources resources{loop.get()};
   StreamEnd from;
@@ -54,10 +55,10 @@ struct OneWay {
   Recorder events;
   std::optional<Mover> mover;
 
-  OneWay(Kind kind, bool splice, bool with_sink = true) {
+  OneWay(Kind kind, bool splice, bool with_sink = true) : splice_allowed(splice) {
     REQUIRE(sluice::test::open_pair(loop.get(), kind, from));
     REQUIRE(sluice::test::open_pair(loop.get(), kind, to));
-    mover.emplace(resources, events, splice);
+    mover.emplace(resources, events, splice_allowed);
     mover->set_source(from.stream);
     if (with_sink) mover->set_sink(to.stream);
   }
@@ -241,8 +242,9 @@ void check_half_close(bool client_first) {
   REQUIRE(sluice::test::open_pair(loop.get(), Kind::unix_socket, backend));
   Recorder up_events;
   Recorder down_events;
-  auto up = std::make_unique<Mover>(resources, up_events, false);
-  auto down = std::make_unique<Mover>(resources, down_events, false);
+  const bool no_splice = false;
+  auto up = std::make_unique<Mover>(resources, up_events, no_splice);
+  auto down = std::make_unique<Mover>(resources, down_events, no_splice);
   up->set_source(client.stream);
   up->set_sink(backend.stream);
   down->set_source(backend.stream);

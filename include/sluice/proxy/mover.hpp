@@ -48,7 +48,9 @@ class Mover {
   static constexpr std::size_t kHighWatermarkBytes = 256 * 1024;  // stop reading the source above
   static constexpr std::size_t kLowWatermarkBytes = 64 * 1024;    // resume reading at or below
 
-  Mover(LoopResources& resources, MoverEvents& events, bool splice_allowed);
+  /// `splice_allowed` is read at each switch (a listener's `splice`, which a reload may change):
+  /// it must outlive the mover.
+  Mover(LoopResources& resources, MoverEvents& events, const bool& splice_allowed);
   ~Mover();  // gives back held chunks and the pipe
   Mover(const Mover&) = delete;
   Mover& operator=(const Mover&) = delete;
@@ -123,7 +125,7 @@ class Mover {
   uv_shutdown_t shutdown_req_;
 
   Transfer transfer_ = Transfer::chunks;
-  const bool splice_allowed_;
+  const bool& splice_allowed_;
   bool splice_wanted_ = false;   // bulk seen: switch to splice once nothing is in flight
   bool splice_refused_ = false;  // splice(2) failed on these sockets: chunks for good
   SplicePump pump_;              // holds a pipe only while bytes are in it
