@@ -66,7 +66,7 @@ fi
 # --- build -------------------------------------------------------------------------------------
 out=build-fuzz
 binary=$out/config_fuzzer
-sources=(fuzz/config_fuzzer.cpp daemon/config/config.cpp daemon/config/duration.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp)
+sources=(fuzz/config_fuzzer.cpp daemon/config/config.cpp daemon/config/dns_config.cpp daemon/config/duration.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp daemon/net/sockaddr_text.cpp)
 mkdir -p "$out"
 stale=0
 [ -x "$binary" ] || stale=1

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/net/sockaddr_text.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice {
 
@@ -347,13 +348,10 @@ bool AdminServer::start(const Endpoint& bind, std::string& why) {
     why = "admin server already started";
     return false;
   }
-  sockaddr_storage address{};
-  if (!resolve_blocking(bind, address, why)) {
-    why = "cannot resolve " + bind.to_string() + ": " + why;
-    return false;
-  }
+  const auto address = bind_address(bind, &why);  // an IP literal or localhost: never a lookup
+  if (!address) return false;
   auto http = std::make_unique<Http>(*this);
-  if (!http->listen(reinterpret_cast<const sockaddr*>(&address), why)) return false;
+  if (!http->listen(as_sockaddr(&*address), why)) return false;
   bound_address_ = http->bound_address();
 
   render_async_ = new uv_async_t;

@@ -384,6 +384,16 @@ class ConfigParser {
     if (const auto* admin = keys.find("admin"); admin != nullptr && expect_map(admin->value, "admin", diag_)) {
       config.admin = parse_admin(admin->value);
     }
+    if (const auto* dns = keys.find("dns"); dns != nullptr && expect_map(dns->value, "dns", diag_)) {
+      KeyReader dns_keys(dns->value, "dns", diag_);  // the values: config/dns_config.hpp
+      for (const YAML::Node& item : dns_keys.read_list("servers", Need::optional)) {
+        std::string why;  // each bad item at its own line
+        if (auto server = dns_server_value(item, why)) config.dns.servers.push_back(*server);
+        else diag_.error(item.Mark(), "servers: " + why);
+      }
+      dns_keys.read("timeout", config.dns.timeout, duration_value(Zero::refused));
+      dns_keys.finish();
+    }
     const auto listeners = keys.read_list("listeners", Need::required, kMaxListeners);
     for (std::size_t i = 0; i < listeners.size(); ++i) {
       std::string context = "listener #" + std::to_string(i + 1);
@@ -430,7 +440,7 @@ class ConfigParser {
     AdminConfig admin;
     KeyReader keys(map, "admin", diag_);
     Endpoint bind;
-    if (keys.read("bind", bind, endpoint_value(Zero::allowed), Need::required)) admin.bind = bind;
+    if (keys.read("bind", bind, bind_endpoint_value, Need::required)) admin.bind = bind;
     keys.read("worker_timeout", admin.worker_timeout, duration_value(Zero::refused));
     keys.finish();
     return admin;
@@ -472,7 +482,7 @@ class ConfigParser {
       keys.set_context("listener '" + listener.name + "'");
       listener_names_.add(listener.name, name->value.Mark(), diag_);
     }
-    keys.read("bind", listener.bind, endpoint_value(Zero::allowed), Need::required);
+    keys.read("bind", listener.bind, bind_endpoint_value, Need::required);
     if (const auto* service = keys.read("service", listener.service, name_value, Need::required)) {
       service_references_.push_back({keys.context(), listener.service, service->value.Mark()});
     }

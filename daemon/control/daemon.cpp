@@ -138,6 +138,7 @@ int Daemon::run() {
   }
   const bool ok = why.empty() && start_workers(worker_count(config_.workers), why) && start_admin();
   if (ok) {
+    dns_ = std::make_unique<DnsClient>(&loop_, config_.dns);
     log_listeners();
     log_summary();
     update_monitors(config_);
@@ -197,7 +198,7 @@ void Daemon::update_monitors(const Config& config) {
       continue;
     }
     const ServiceMonitor* previous = old != monitors_.end() ? old->second.get() : nullptr;
-    auto& monitor = next[service.name] = std::make_unique<ServiceMonitor>(&loop_, service, previous, publish);
+    auto& monitor = next[service.name] = std::make_unique<ServiceMonitor>(&loop_, *dns_, service, previous, publish);
     started.push_back(monitor.get());
   }
   for (auto& [name, monitor] : monitors_) {
@@ -416,6 +417,7 @@ void Daemon::close_control_handles() {
   reports_.close();
   for (auto& [name, monitor] : monitors_) monitor->stop();
   for (auto& monitor : retired_monitors_) monitor->stop();
+  dns_.reset();  // after the monitors' lookups were cancelled
   watcher_->stop();
   if (admin_) admin_->stop();
   post_to_workers([](Worker& worker) { worker.close_handles(); });
@@ -505,6 +507,10 @@ bool Daemon::apply(Config next, std::string& why) {
     spdlog::warn("config: admin changes take effect at the next start; admin stays on {}",
                  admin_ ? admin_->bound_address() : "none");
     next.admin = config_.admin;
+  }
+  if (next.dns != config_.dns) {
+    spdlog::warn("config: dns changes take effect at the next start; the running DNS servers stay");
+    next.dns = config_.dns;
   }
   if (next.log != config_.log) setup_logging(next.log, options_.log_level);
   config_ = std::move(next);

@@ -17,10 +17,21 @@ Millis first_check_delay(Millis interval) {
   return Millis(spread(random));
 }
 
+// The one address a backend uses of its name's answer: the current one while the name still has
+// it (a name with several records does not make the backend hop), else the first.
+const sockaddr_storage& chosen_address(const Backend& backend, const std::vector<sockaddr_storage>& addresses) {
+  if (backend.has_address) {
+    for (const sockaddr_storage& address : addresses) {
+      if (same_address(address, backend.address)) return address;
+    }
+  }
+  return addresses.front();
+}
+
 }  // namespace
 
-ServiceMonitor::ServiceMonitor(uv_loop_t* loop, const ServiceConfig& config, const ServiceMonitor* previous,
-                               Publish publish)
+ServiceMonitor::ServiceMonitor(uv_loop_t* loop, DnsClient& dns, const ServiceConfig& config,
+                               const ServiceMonitor* previous, Publish publish)
     : service_(std::make_unique<Service>(config, uv_hrtime())), publish_(std::move(publish)) {
   if (previous != nullptr) service_->inherit_state(*previous->service_);
   Service& service = *service_;
@@ -39,10 +50,12 @@ ServiceMonitor::ServiceMonitor(uv_loop_t* loop, const ServiceConfig& config, con
                                                                   config.health_check.timeout, address, report))
                     .get();
     }
+    resolver_of_.push_back(nullptr);
     if (numeric_address(backend.config.address)) continue;  // an IP literal never changes
     Resolver::Callbacks callbacks;
-    callbacks.resolved = [this, &backend, checker](const sockaddr_storage& address, bool first) {
+    callbacks.resolved = [this, &backend, checker](const std::vector<sockaddr_storage>& addresses, bool first) {
       // A new address is checked at once rather than at the next interval.
+      const sockaddr_storage& address = chosen_address(backend, addresses);
       if (service_->address_resolved(backend, address, first, uv_hrtime()) && checker != nullptr) {
         checker->check_now();
       }
@@ -52,9 +65,16 @@ ServiceMonitor::ServiceMonitor(uv_loop_t* loop, const ServiceConfig& config, con
       service_->resolve_failed(backend, error, uv_hrtime());
       publish_if_changed(backend);
     };
-    resolvers_.push_back(
-        std::make_unique<Resolver>(loop, backend.config.address, config.resolve_interval, std::move(callbacks)));
+    resolver_of_.back() = resolvers_
+                              .emplace_back(std::make_unique<Resolver>(loop, dns, backend.config.address,
+                                                                       config.resolve_interval, std::move(callbacks)))
+                              .get();
   }
+}
+
+std::vector<sockaddr_storage> ServiceMonitor::resolved_addresses(const Backend& backend) const {
+  const Resolver* resolver = backend.index < resolver_of_.size() ? resolver_of_[backend.index] : nullptr;
+  return resolver != nullptr ? resolver->addresses() : std::vector<sockaddr_storage>{};
 }
 
 void ServiceMonitor::start() {

@@ -1,22 +1,45 @@
 #include "sluice/net/sockaddr_text.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <tuple>
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 
+#include "sluice/uv/handle.hpp"
+
 namespace sluice {
+
+namespace {
+
+// Family, address bytes and port in network order: compares the way sort_unique sorts.
+std::tuple<int, std::string, std::uint16_t> sort_key(const sockaddr_storage& address) {
+  const sockaddr* plain = as_sockaddr(&address);
+  if (address.ss_family == AF_INET) {
+    const sockaddr_in* in = as_ipv4(plain);
+    const auto* bytes = static_cast<const char*>(static_cast<const void*>(&in->sin_addr));
+    return {0, std::string(bytes, sizeof in->sin_addr), ntohs(in->sin_port)};
+  }
+  if (address.ss_family == AF_INET6) {
+    const sockaddr_in6* in6 = as_ipv6(plain);
+    const auto* bytes = static_cast<const char*>(static_cast<const void*>(&in6->sin6_addr));
+    return {1, std::string(bytes, sizeof in6->sin6_addr), ntohs(in6->sin6_port)};
+  }
+  return {2, std::string(), 0};
+}
+
+}  // namespace
 
 std::string sockaddr_to_string(const sockaddr* address) {
   char host[INET6_ADDRSTRLEN] = "?";
   if (address->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+    const sockaddr_in* in = as_ipv4(address);
     inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
     return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
   }
   if (address->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+    const sockaddr_in6* in6 = as_ipv6(address);
     inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
     return std::string("[").append(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
   }
@@ -25,53 +48,44 @@ std::string sockaddr_to_string(const sockaddr* address) {
 
 std::optional<sockaddr_storage> numeric_address(const Endpoint& endpoint) {
   sockaddr_storage out{};
-  auto* in = reinterpret_cast<sockaddr_in*>(&out);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&out);
-  if (inet_pton(AF_INET, endpoint.host.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(endpoint.port);
+  sockaddr_in in{};
+  sockaddr_in6 in6{};
+  if (inet_pton(AF_INET, endpoint.host.c_str(), &in.sin_addr) == 1) {
+    in.sin_family = AF_INET;
+    in.sin_port = htons(endpoint.port);
+    std::memcpy(&out, &in, sizeof in);
     return out;
   }
-  if (inet_pton(AF_INET6, endpoint.host.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(endpoint.port);
+  if (inet_pton(AF_INET6, endpoint.host.c_str(), &in6.sin6_addr) == 1) {
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(endpoint.port);
+    std::memcpy(&out, &in6, sizeof in6);
     return out;
   }
   return std::nullopt;
 }
 
-bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
-  if (a.ss_family != b.ss_family) return false;
-  if (a.ss_family == AF_INET) {
-    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
-    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
-    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+std::optional<sockaddr_storage> bind_address(const Endpoint& endpoint, std::string* why) {
+  if (endpoint.host == "localhost") return numeric_address({"127.0.0.1", endpoint.port});
+  auto address = numeric_address(endpoint);
+  if (!address && why != nullptr) {
+    *why = "host name '" + endpoint.host + "' cannot be bound: use an IP address (or localhost)";
   }
-  if (a.ss_family == AF_INET6) {
-    const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
-    const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
-    return x.sin6_port == y.sin6_port && x.sin6_scope_id == y.sin6_scope_id &&
-           std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
-  }
-  return false;
+  return address;
 }
 
-bool resolve_blocking(const Endpoint& endpoint, sockaddr_storage& out, std::string& why) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* result = nullptr;
-  const std::string port = std::to_string(endpoint.port);
-  int rc = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &result);
-  if (rc != 0) {
-    why = gai_strerror(rc);
+bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET6 && as_ipv6(as_sockaddr(&a))->sin6_scope_id != as_ipv6(as_sockaddr(&b))->sin6_scope_id) {
     return false;
   }
-  std::memset(&out, 0, sizeof out);
-  std::memcpy(&out, result->ai_addr, result->ai_addrlen);
-  freeaddrinfo(result);
-  return true;
+  return (a.ss_family == AF_INET || a.ss_family == AF_INET6) && sort_key(a) == sort_key(b);
+}
+
+void sort_unique(std::vector<sockaddr_storage>& addresses) {
+  std::stable_sort(addresses.begin(), addresses.end(),
+                   [](const sockaddr_storage& a, const sockaddr_storage& b) { return sort_key(a) < sort_key(b); });
+  addresses.erase(std::unique(addresses.begin(), addresses.end(), same_address), addresses.end());
 }
 
 }  // namespace sluice

@@ -7,6 +7,7 @@
 #include "sluice/admin/backends_json.hpp"
 #include "sluice/metrics/metrics_merge.hpp"
 #include "sluice/net/sockaddr_text.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice {
 
@@ -63,13 +64,14 @@ std::unique_ptr<Service> Worker::make_service(const ServiceConfig& config, const
 }
 
 std::unique_ptr<Listener> Worker::open_listener(const ListenerConfig& config, Service& service, std::string& why) {
-  sockaddr_storage bind{};
-  if (!resolve_blocking(config.bind, bind, why)) {
-    why = "listener " + config.name + ": cannot resolve bind address " + config.bind.to_string() + ": " + why;
+  // An IP literal or localhost (the config refuses other names): no DNS on a data loop.
+  const auto bind = bind_address(config.bind, &why);
+  if (!bind) {
+    why = "listener " + config.name + ": " + why;
     return nullptr;
   }
   auto listener = std::make_unique<Listener>(resources_, config, service);
-  if (!listener->start(reinterpret_cast<const sockaddr*>(&bind), reuse_port_, why)) {
+  if (!listener->start(as_sockaddr(&*bind), reuse_port_, why)) {
     why = "listener " + config.name + ": " + why;
     retire(std::move(listener));  // its socket handle closes on the next loop turn
     return nullptr;

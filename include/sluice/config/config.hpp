@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sluice/net/cidr.hpp"
+#include "sluice/config/dns_config.hpp"
 #include "sluice/config/duration.hpp"
 #include "sluice/net/endpoint.hpp"
 
@@ -107,6 +108,7 @@ struct Config {
   Millis drain_timeout{25000};   // on SIGTERM: sessions get this long to finish
   LogConfig log;
   AdminConfig admin;
+  DnsConfig dns;                 // applied at start; a reload keeps the running one
   std::vector<ListenerConfig> listeners;
   std::vector<ServiceConfig> services;
 

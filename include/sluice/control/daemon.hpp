@@ -31,6 +31,7 @@
 #include "sluice/admin/admin_server.hpp"
 #include "sluice/config/config.hpp"
 #include "sluice/control/config_watcher.hpp"
+#include "sluice/discovery/dns_client.hpp"
 #include "sluice/worker/worker.hpp"
 #include "sluice/metrics/metrics.hpp"
 #include "sluice/health/service_monitor.hpp"
@@ -110,6 +111,7 @@ class Daemon {
   std::vector<std::string> bound_addresses_;  // worker 1's, by listener in config order
   bool workers_finished_ = false;
   ReportQueue reports_;  // client connects, from the workers to the monitors
+  std::unique_ptr<DnsClient> dns_;  // the monitors' lookups; made at start from dns.*, which a reload keeps
   std::map<std::string, std::unique_ptr<ServiceMonitor>> monitors_;  // by service name
   std::vector<std::unique_ptr<ServiceMonitor>> retired_monitors_;    // stopped, closing their handles
   std::unique_ptr<AdminServer> admin_;

@@ -1,58 +1,60 @@
 #pragma once
-// Periodic DNS resolution of one host name, off the loop: each lookup runs getaddrinfo on a
-// detached thread of its own and hands its answer back through a uv_async_t. Not libuv's thread
-// pool (uv_getaddrinfo): a lookup that never returns (a DNS server that does not answer) would
-// hold a pool thread, and the loop could not finish until it did, so a pod asked to stop could
-// outlive its grace period. A lookup thread that outlives its Resolver finds it abandoned and
-// just ends. Reports every answer; the Service decides what a change means.
+// Periodic DNS resolution of one host name through the process's DnsClient (c-ares on the control
+// loop): no thread, at most one lookup in flight, each answer with every A and AAAA record of the
+// name. A lookup that never returns cannot hold anything up: the DnsClient's deadline fails it,
+// and stop() cancels it. Reports every answer; the ServiceMonitor decides what a change means.
 
-#include <cstdint>
 #include <functional>
-#include <memory>
-#include <string>
 #include <string_view>
+#include <vector>
 
 #include <sys/socket.h>
 #include <uv.h>
 
 #include "sluice/config/duration.hpp"
+#include "sluice/discovery/dns_client.hpp"
 #include "sluice/net/endpoint.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice {
 
 class Resolver {
  public:
   struct Callbacks {
-    /// `first`: this is the answer to the very first query (made by start()).
-    std::function<void(const sockaddr_storage& address, bool first)> resolved;
+    /// Every address of the name (at least one), in DnsClient's stable order. `first`: this is the
+    /// answer to the very first query (made by start()).
+    std::function<void(const std::vector<sockaddr_storage>& addresses, bool first)> resolved;
     std::function<void(std::string_view error, bool first)> failed;
   };
 
-  Resolver(uv_loop_t* loop, Endpoint endpoint, Millis interval, Callbacks callbacks);
+  Resolver(uv_loop_t* loop, DnsClient& dns, Endpoint endpoint, Millis interval, Callbacks callbacks);
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
   /// Resolves now, then every interval.
   void start();
-  /// Stops for good. A lookup still running is abandoned: its answer is dropped.
+  /// Stops for good. A lookup in flight is cancelled: its answer never comes.
   void stop();
-  /// Stopped with its handles closed: the object may be destroyed.
-  bool finished() const { return stopped_ && open_handles_ == 0; }
+  /// Stopped: the object may be destroyed (its timer frees itself).
+  bool finished() const { return stopped_; }
+
+  /// The addresses of the last successful answer (empty before one).
+  const std::vector<sockaddr_storage>& addresses() const { return addresses_; }
 
  private:
-  struct Lookup;  // shared by the loop and one lookup thread
   void query();
-  void on_answer();
+  void on_answer(DnsAnswer answer);
 
+  uv_loop_t* loop_;
+  DnsClient& dns_;
   Endpoint endpoint_;
   Millis interval_;
   Callbacks callbacks_;
-  uv_timer_t timer_{};
-  uv_async_t answered_{};            // a lookup thread signals its answer
-  std::shared_ptr<Lookup> lookup_;   // the lookup in flight, if any
+  Handle<uv_timer_t> timer_;
+  DnsLookup lookup_;  // the lookup in flight, if any
+  std::vector<sockaddr_storage> addresses_;
   bool answered_once_ = false;
   bool stopped_ = false;
-  int open_handles_ = 2;             // until their close callbacks
 };
 
 }  // namespace sluice

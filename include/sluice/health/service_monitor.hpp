@@ -24,8 +24,10 @@ class ServiceMonitor {
   using Publish = std::function<void(const BackendView&)>;
 
   /// `previous`: the monitor of the service this one replaces (a reload), whose backends' state
-  /// it starts from (Service::inherit_state); nullptr for a new service.
-  ServiceMonitor(uv_loop_t* loop, const ServiceConfig& config, const ServiceMonitor* previous, Publish publish);
+  /// it starts from (Service::inherit_state); nullptr for a new service. `dns` (the process's)
+  /// resolves the backends given by name; it must outlive the monitor's lookups (stop()).
+  ServiceMonitor(uv_loop_t* loop, DnsClient& dns, const ServiceConfig& config, const ServiceMonitor* previous,
+                 Publish publish);
   ServiceMonitor(const ServiceMonitor&) = delete;
   ServiceMonitor& operator=(const ServiceMonitor&) = delete;
 
@@ -43,6 +45,10 @@ class ServiceMonitor {
   /// A worker's client connect; dropped when the backend is no longer in this service.
   void on_report(const HealthReport& report);
 
+  /// Every address the last answer gave for a backend's name (it uses one of them); empty for an
+  /// IP literal or a name not resolved yet.
+  std::vector<sockaddr_storage> resolved_addresses(const Backend& backend) const;
+
  private:
   /// Publishes `backend`'s view when it differs from the last one published.
   void publish_if_changed(const Backend& backend);
@@ -51,6 +57,7 @@ class ServiceMonitor {
   Publish publish_;
   std::vector<BackendView> published_;                    // like service_->backends()
   std::vector<std::unique_ptr<Resolver>> resolvers_;      // one per backend with a DNS name
+  std::vector<const Resolver*> resolver_of_;              // by backend index; nullptr for an IP literal
   std::vector<std::unique_ptr<HealthChecker>> checkers_;  // one per backend when checks are enabled
   bool stopped_ = false;
 };

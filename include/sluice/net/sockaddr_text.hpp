@@ -1,8 +1,10 @@
 #pragma once
-// Socket addresses to and from text, for logs and for resolving configured endpoints.
+// Socket addresses to and from text, for logs and for the addresses of configured endpoints.
+// Nothing here looks a name up: DNS is the control plane's (discovery/dns_client.hpp).
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <sys/socket.h>
 
@@ -16,11 +18,17 @@ std::string sockaddr_to_string(const sockaddr* address);
 /// The address of an endpoint whose host is an IP literal; nullopt for a DNS name. Never blocks.
 std::optional<sockaddr_storage> numeric_address(const Endpoint& endpoint);
 
+/// The address a listener (or the admin server) binds: an IP literal, or `localhost`, which is
+/// 127.0.0.1. Any other name is refused (nullopt, `why` says so): a bind address is a local
+/// interface's, and looking it up would mean DNS on a data loop or an asynchronous reload.
+std::optional<sockaddr_storage> bind_address(const Endpoint& endpoint, std::string* why = nullptr);
+
 /// Same family, address and port.
 bool same_address(const sockaddr_storage& a, const sockaddr_storage& b);
 
-/// Resolves `endpoint` (a literal or a DNS name) with a blocking getaddrinfo; for start-up only.
-/// Returns false and sets `why` when it cannot.
-bool resolve_blocking(const Endpoint& endpoint, sockaddr_storage& out, std::string& why);
+/// Sorts `addresses` into a stable order (IPv4 before IPv6, then by address bytes and port) and
+/// removes repeats, so that one set of DNS records always reads the same way whatever order the
+/// server sent them in.
+void sort_unique(std::vector<sockaddr_storage>& addresses);
 
 }  // namespace sluice
