@@ -11,7 +11,7 @@ namespace {
 const std::vector<bool> kNoneTried;
 
 std::string text_of(const sockaddr_storage& address) {
-  return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+  return sockaddr_to_string(as_sockaddr(&address));
 }
 
 }  // namespace
@@ -84,7 +84,32 @@ void Service::leave_queue(Waiter& waiter, std::uint64_t now_ns) {
 
 void Service::release(Backend& backend, std::uint64_t now_ns) {
   backend.stats.active.add(now_ns, -1);
-  dispatch_waiting(now_ns, &backend);
+  if (loop_ == nullptr) {
+    dispatch_waiting(now_ns, &backend);
+    return;
+  }
+  if (dispatch_turn_) return;  // one pending turn hands out every slot freed meanwhile
+  // The handle lives only while a dispatch is pending, so an idle service holds none (and none
+  // outlives its loop).
+  int rc = dispatch_turn_.init(loop_, this, uv_idle_init);
+  if (rc == 0) {
+    rc = uv_idle_start(dispatch_turn_.get(), [](uv_idle_t* idle) { owner<Service>(idle)->dispatch_released(); });
+  }
+  if (rc != 0) {
+    spdlog::warn("service={} dispatch turn not scheduled ({}): dispatching now", name(), uv_err_name(rc));
+    dispatch_turn_.close();
+    dispatch_waiting(now_ns, &backend);
+  }
+}
+
+void Service::dispatch_released() {
+  dispatch_turn_.close();
+  const std::uint64_t now_ns = uv_hrtime();
+  if (config_.queue.mode == QueueMode::shared) {
+    dispatch_waiting(now_ns, nullptr);
+    return;
+  }
+  for (Backend& backend : backends_) dispatch_waiting(now_ns, &backend);
 }
 
 std::size_t Service::waiting() const {
@@ -290,8 +315,8 @@ void Service::take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns) 
 void Service::dispatch_waiting(std::uint64_t now_ns, Backend* freed) {
   if (config_.queue.mode == QueueMode::per_backend) {
     WaitQueue& queue = *backend_queues_[freed->index];
-    if (!freed->up || !freed->has_free_slot()) return;
-    if (Waiter* waiter = queue.pop_front(now_ns)) {
+    while (freed->up && freed->has_free_slot() && !queue.empty()) {
+      Waiter* waiter = queue.pop_front(now_ns);
       take_slot(*freed, *waiter, now_ns);
       waiter->on_dispatched(*freed);
     }

@@ -1,6 +1,8 @@
 #pragma once
 // A service: its backends, their slots, the waiting queues and the policy that spreads
-// connections over them. Pure bookkeeping over a clock passed in: no sockets, no timers.
+// connections over them. Bookkeeping over a clock passed in: no sockets, no timers; once sessions
+// use it (dispatch_later_on), one idle handle while a dispatch is pending, so that a released slot
+// reaches the next waiter on a later loop turn rather than from inside the session releasing it.
 //
 // Dispatch rule (README "Slots and queues"): the policy chooses among backends that are up and have a free
 // slot. In `shared` mode a connection that finds none waits in the service FIFO and takes the
@@ -28,6 +30,7 @@
 #include "sluice/balancing/policy.hpp"
 #include "sluice/metrics/stats.hpp"
 #include "sluice/balancing/wait_queue.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice {
 
@@ -89,8 +92,14 @@ class Service {
   void leave_queue(Waiter& waiter, std::uint64_t now_ns);
 
   /// A connection to `backend` is closed (or never connected): its slot frees and, if someone
-  /// waits for it, goes at once to the head of the queue (Waiter::on_dispatched).
+  /// waits for it, goes to the head of the queue (Waiter::on_dispatched): on a later turn of the
+  /// loop given to dispatch_later_on(), else at once. Never re-entrant with a loop: the caller
+  /// (a closing session) is not called back from inside.
   void release(Backend& backend, std::uint64_t now_ns);
+  /// Released slots are handed to waiters on a later turn of `loop`, the loop of the sessions
+  /// that use the service (each sets it). The queues stay FIFO meanwhile: a newcomer finds the
+  /// queue not empty and waits behind.
+  void dispatch_later_on(uv_loop_t* loop) { loop_ = loop; }
 
   /// Connections waiting now, over all of this service's queues.
   std::size_t waiting() const;
@@ -145,6 +154,8 @@ class Service {
   void take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns);
   /// Hands freed slots to queue heads while both exist.
   void dispatch_waiting(std::uint64_t now_ns, Backend* freed);
+  /// The later loop turn after release(): every free slot goes to a waiter.
+  void dispatch_released();
   /// per_backend mode: gives the connections in the service FIFO (held while no backend was up)
   /// to the backends the policy chooses.
   void place_held(std::uint64_t now_ns);
@@ -162,6 +173,8 @@ class Service {
   std::vector<std::unique_ptr<WaitQueue>> backend_queues_;  // per_backend mode, like backends_
   std::vector<BackendLoad> loads_;
   std::function<void(HealthReport)> report_;  // set on a worker's follower
+  uv_loop_t* loop_ = nullptr;         // set: releases dispatch on a later loop turn
+  Handle<uv_idle_t> dispatch_turn_;   // only while a dispatch is pending
   std::uint64_t sessions_ = 0;  // scratch for the policy, reused to avoid an allocation per pick
 };
 

@@ -12,7 +12,8 @@ namespace sluice {
 struct Chunk {
   static constexpr std::size_t kCapacity = 32 * 1024;  // bytes per read
 
-  uv_write_t write_req;   // the write that carries this chunk to the other socket
+  uv_write_t write_req;   // the write that carries this chunk to the other socket; data = the chunk
+  void* writer = nullptr; // who wrote it (a Mover), for the write callback
   Chunk* next = nullptr;  // free list, or the queue of chunks waiting for a socket to connect
   std::size_t length = 0; // bytes of data held
   char data[kCapacity];
