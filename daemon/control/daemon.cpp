@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/control/deadline.hpp"
+#include "sluice/log/logging.hpp"
 
 namespace sluice {
 
@@ -20,6 +21,8 @@ namespace {
 constexpr int kDescriptorReserve = 32;
 // How often the control plane pings every worker (the liveness clock of /healthz).
 constexpr std::uint64_t kPingIntervalMs = 200;
+// How often the counts of suppressed repeated warnings are written (the limiter's window).
+constexpr std::uint64_t kLogReportIntervalMs = 1000;
 
 // Raises the soft RLIMIT_NOFILE to the hard one (each session needs two descriptors) and returns it.
 int raise_descriptor_limit() {
@@ -85,6 +88,10 @@ int Daemon::run() {
     const int rc = uv_timer_start(
         ping_timer_.get(), [](uv_timer_t* timer) { owner<Daemon>(timer)->ping_workers(); }, 0, kPingIntervalMs);
     if (rc != 0) spdlog::error("liveness pings not started: {}; /healthz cannot see a stuck worker", uv_err_name(rc));
+    const int reports = uv_timer_start(
+        log_report_timer_.get(), [](uv_timer_t*) { report_suppressed_log_lines(); }, kLogReportIntervalMs,
+        kLogReportIntervalMs);
+    if (reports != 0) spdlog::error("suppressed log lines reported only at exit: {}", uv_err_name(reports));
   } else {
     if (!why.empty()) spdlog::error("{}", why);
     close_control_handles();
@@ -106,6 +113,7 @@ int Daemon::open_control_handles() {
   if ((rc = sigterm_.init(&loop_, this, uv_signal_init)) != 0 || (rc = sigint_.init(&loop_, this, uv_signal_init)) != 0 ||
       (rc = drain_timer_.init(&loop_, this, uv_timer_init)) != 0 ||
       (rc = ping_timer_.init(&loop_, this, uv_timer_init)) != 0 ||
+      (rc = log_report_timer_.init(&loop_, this, uv_timer_init)) != 0 ||
       (rc = drained_.init(&loop_, this, uv_async_init, on_drained)) != 0 ||
       (rc = uv_signal_start(sigterm_.get(), on_signal, SIGTERM)) != 0 ||
       (rc = uv_signal_start(sigint_.get(), on_signal, SIGINT)) != 0) {

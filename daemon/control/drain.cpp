@@ -55,6 +55,7 @@ void Daemon::close_control_handles() {
   drain_timer_.close();
   ping_timer_.close();
   drained_.close();
+  log_report_timer_.close();
   reports_.close();
   for (auto& [name, monitor] : monitors_) monitor->stop();
   for (auto& monitor : retired_monitors_) monitor->stop();

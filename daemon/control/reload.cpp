@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/control/deadline.hpp"
-#include "sluice/log/access_log.hpp"
+#include "sluice/log/logging.hpp"
 
 namespace sluice {
 

@@ -58,6 +58,7 @@ std::string Daemon::render_metrics() {
   families.push_back(worker_up_family(answered));
   for (auto& family : config_state_families(stats_)) families.push_back(std::move(family));
   for (auto& family : collect_process_metrics()) families.push_back(std::move(family));
+  for (auto& family : collect_log_metrics()) families.push_back(std::move(family));
   return serialize_metrics(families);
 }
 

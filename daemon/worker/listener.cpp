@@ -14,12 +14,6 @@
 
 namespace sluice {
 
-namespace {
-
-constexpr std::uint64_t kAcceptErrorLogIntervalMs = 1000;
-
-}  // namespace
-
 Listener::Listener(LoopResources& resources, ListenerConfig config, Service& service)
     : resources_(resources), config_(std::move(config)), service_(&service) {}
 
@@ -161,9 +155,7 @@ void Listener::on_connection(int client_fd) {
 
 void Listener::log_accept_error(const char* error) {
   ++accept_errors_;
-  const std::uint64_t now = uv_now(resources_.loop);
-  if (now - last_accept_error_log_ms_ < kAcceptErrorLogIntervalMs) return;  // at most once a second
-  last_accept_error_log_ms_ = now;
+  // At most one line a second per listener: the logger limits repeated warnings (logging.hpp).
   spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name, error, accept_errors_);
 }
 

@@ -24,7 +24,7 @@ int open_loop_handles(uv_loop_t* loop) {
 
 }  // namespace
 
-TEST_CASE("Handle: the owner is destroyed inside the handle's callback; the handle is freed on close") {
+TEST_CASE("Handle: the owner is destroyed inside the handle's callback, the handle is freed on close") {
   uv_loop_t loop;
   REQUIRE(uv_loop_init(&loop) == 0);
   auto ticker = std::make_unique<Ticker>();
@@ -46,7 +46,7 @@ TEST_CASE("Handle: the owner is destroyed inside the handle's callback; the hand
   CHECK(uv_loop_close(&loop) == 0);
 }
 
-TEST_CASE("Handle: a failed init leaves it empty; close and move are safe") {
+TEST_CASE("Handle: a failed init leaves it empty, close and move are safe") {
   uv_loop_t loop;
   REQUIRE(uv_loop_init(&loop) == 0);
   sluice::Handle<uv_poll_t> poll;

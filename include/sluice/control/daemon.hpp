@@ -124,6 +124,7 @@ class Daemon {
   Handle<uv_timer_t> drain_timer_;
   Handle<uv_timer_t> ping_timer_;
   Handle<uv_async_t> drained_;  // a worker has drained
+  Handle<uv_timer_t> log_report_timer_;  // every second: how many repeated warnings were suppressed
   std::atomic<std::size_t> workers_draining_{0};
   std::uint32_t fail_next_reload_in_ = 0;  // a worker number, set by /test/fail-next-reload
   bool draining_ = false;

@@ -77,7 +77,6 @@ class Listener {
   bool listening_ = false;
   ListenerStats stats_;
   std::uint64_t accept_errors_ = 0;
-  std::uint64_t last_accept_error_log_ms_ = 0;
   std::function<void()> session_closed_hook_;
 };
 
