@@ -20,7 +20,7 @@ WorkerThread::WorkerThread(const char* name) {
   }
   thread_ = std::thread([this, thread_name = std::string(name)] {
     pthread_setname_np(pthread_self(), thread_name.c_str());
-    if (const int open = uv_run(&loop_, UV_RUN_DEFAULT); open != 0) spdlog::debug("{} loop ended with handles open", thread_name);
+    if (uv_run(&loop_, UV_RUN_DEFAULT) != 0) spdlog::warn("{}: loop stopped with handles still open", thread_name);
   });
 }
 
