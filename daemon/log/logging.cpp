@@ -21,7 +21,7 @@ namespace sluice {
 
 namespace {
 
-// Lines the writer may trail behind by (each slot ~300 bytes, allocated once): a burst of this
+// Lines the writer may trail behind by (each slot 408 bytes, allocated once: 3.3 MB): a burst of this
 // many is absorbed; beyond, the oldest are dropped and counted.
 constexpr std::size_t kQueueLines = 8192;
 
