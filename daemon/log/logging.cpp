@@ -201,8 +201,7 @@ void stop_logging() {
   l.dropped_at_stop = l.pool->overrun_counter();
   l.main->retarget(l.main_sync.get());
   l.access.store(l.access_sync.get());
-  l.main_async.reset();
-  l.access_async.reset();
+  // The asynchronous loggers stay: a thread that took one just before the switch may still call it.
   l.pool.reset();
 }
 
