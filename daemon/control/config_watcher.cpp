@@ -23,40 +23,39 @@ std::string directory_of(const std::string& path) {
 }  // namespace
 
 ConfigWatcher::ConfigWatcher(uv_loop_t* loop, std::string config_path, Trigger trigger)
-    : loop_(loop), path_(std::move(config_path)), directory_(directory_of(path_)), trigger_(std::move(trigger)) {
-  uv_signal_init(loop_, &sighup_);
-  uv_fs_event_init(loop_, &directory_event_);
-  uv_timer_init(loop_, &settle_timer_);
-  sighup_.data = directory_event_.data = settle_timer_.data = this;
-}
+    : loop_(loop), path_(std::move(config_path)), directory_(directory_of(path_)), trigger_(std::move(trigger)) {}
 
 void ConfigWatcher::start() {
   last_ = identity();
-  uv_signal_start(
-      &sighup_,
-      [](uv_signal_t* handle, int) {
-        auto* self = static_cast<ConfigWatcher*>(handle->data);
-        self->last_ = self->identity();  // the file this reload reads: its own change event is moot
-        self->trigger_("SIGHUP");
-      },
-      SIGHUP);
-  int rc = uv_fs_event_start(
-      &directory_event_,
-      [](uv_fs_event_t* handle, const char*, int, int) {
-        static_cast<ConfigWatcher*>(handle->data)->on_directory_event();
-      },
-      directory_.c_str(), 0);
+  int rc = sighup_.init(loop_, this, uv_signal_init);
+  if (rc == 0) {
+    rc = uv_signal_start(
+        sighup_.get(),
+        [](uv_signal_t* handle, int) {
+          auto* self = owner<ConfigWatcher>(handle);
+          self->last_ = self->identity();  // the file this reload reads: its own change event is moot
+          self->trigger_("SIGHUP");
+        },
+        SIGHUP);
+  }
+  if (rc != 0) spdlog::error("config: cannot handle SIGHUP ({}); reload by changing {}", uv_strerror(rc), path_);
+  rc = settle_timer_.init(loop_, this, uv_timer_init);
+  if (rc == 0) rc = directory_event_.init(loop_, this, uv_fs_event_init);
+  if (rc == 0) {
+    rc = uv_fs_event_start(
+        directory_event_.get(),
+        [](uv_fs_event_t* handle, const char*, int, int) { owner<ConfigWatcher>(handle)->on_directory_event(); },
+        directory_.c_str(), 0);
+  }
   if (rc != 0) {
     spdlog::warn("config: cannot watch {} ({}); reload with SIGHUP", directory_, uv_strerror(rc));
   }
 }
 
 void ConfigWatcher::stop() {
-  if (stopped_) return;
-  stopped_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&directory_event_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&settle_timer_), nullptr);
+  sighup_.close();
+  directory_event_.close();
+  settle_timer_.close();
 }
 
 ConfigWatcher::Identity ConfigWatcher::identity() const {
@@ -66,16 +65,17 @@ ConfigWatcher::Identity ConfigWatcher::identity() const {
 }
 
 void ConfigWatcher::on_directory_event() {
-  uv_timer_start(
-      &settle_timer_,
+  const int rc = uv_timer_start(
+      settle_timer_.get(),
       [](uv_timer_t* timer) {
-        auto* self = static_cast<ConfigWatcher*>(timer->data);
+        auto* self = owner<ConfigWatcher>(timer);
         const Identity now = self->identity();
         if (now == Identity{} || now == self->last_) return;
         self->last_ = now;
         self->trigger_("file changed");
       },
       kSettleMs, 0);
+  if (rc != 0) spdlog::warn("config: {} changed but cannot wait for it to settle ({}); not reloaded", path_, uv_strerror(rc));
 }
 
 }  // namespace sluice

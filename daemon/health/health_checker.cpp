@@ -2,6 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <memory>
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
 namespace sluice {
@@ -13,33 +16,28 @@ constexpr std::uint64_t kLateMs = 50;
 
 }  // namespace
 
-// One check's socket. It outlives the check when abandoned (timeout, stop): it frees itself in
-// its close callback, and a late connect callback finds `owner` cleared.
+// One check's socket and connect request. libuv always calls the connect callback, with
+// UV_ECANCELED when the socket was closed first (abandoned: timeout, stop), so that callback is
+// where the probe frees itself; `checker` is cleared when it was abandoned.
 struct HealthChecker::Probe {
-  uv_tcp_t socket{};
+  Handle<uv_tcp_t> socket;
   uv_connect_t connect{};
-  HealthChecker* owner = nullptr;
-
-  void close() {
-    owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&socket),
-             [](uv_handle_t* handle) { delete static_cast<Probe*>(handle->data); });
-  }
+  HealthChecker* checker = nullptr;
 };
 
 HealthChecker::HealthChecker(uv_loop_t* loop, Millis interval, Millis timeout, AddressSource address,
                              Report report)
     : loop_(loop), interval_(interval), timeout_(timeout), address_(std::move(address)), report_(std::move(report)) {
-  uv_timer_init(loop_, &interval_timer_);
-  uv_timer_init(loop_, &timeout_timer_);
-  interval_timer_.data = timeout_timer_.data = this;
+  int rc = interval_timer_.init(loop_, this, uv_timer_init);
+  if (rc == 0) rc = timeout_timer_.init(loop_, this, uv_timer_init);
+  if (rc != 0) spdlog::error("health_check_not_started error={}", uv_err_name(rc));
 }
 
 void HealthChecker::start(Millis first_delay) {
-  if (stopped_) return;
+  if (stopped_ || !interval_timer_ || !timeout_timer_) return;
   const auto every = static_cast<std::uint64_t>(interval_.count());
   const int rc = uv_timer_start(
-      &interval_timer_, [](uv_timer_t* timer) { static_cast<HealthChecker*>(timer->data)->begin_check(); },
+      interval_timer_.get(), [](uv_timer_t* timer) { owner<HealthChecker>(timer)->begin_check(); },
       static_cast<std::uint64_t>(first_delay.count()), every);
   if (rc != 0) spdlog::error("health_check_not_started error={}", uv_err_name(rc));
 }
@@ -47,10 +45,16 @@ void HealthChecker::start(Millis first_delay) {
 void HealthChecker::stop() {
   if (stopped_) return;
   stopped_ = true;
-  if (probe_ != nullptr) std::exchange(probe_, nullptr)->close();
-  auto on_closed = [](uv_handle_t* handle) { --static_cast<HealthChecker*>(handle->data)->open_timers_; };
-  uv_close(reinterpret_cast<uv_handle_t*>(&interval_timer_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timeout_timer_), on_closed);
+  abandon_probe();
+  interval_timer_.close();
+  timeout_timer_.close();
+}
+
+void HealthChecker::abandon_probe() {
+  if (probe_ == nullptr) return;
+  Probe* probe = std::exchange(probe_, nullptr);
+  probe->checker = nullptr;
+  probe->socket.close();  // its connect callback follows, with UV_ECANCELED, and frees it
 }
 
 void HealthChecker::begin_check() {
@@ -60,33 +64,38 @@ void HealthChecker::begin_check() {
   const sockaddr_storage* address = address_();
   if (address == nullptr) return;
 
-  auto* probe = new Probe;
-  probe_started_ms_ = uv_now(loop_);
-  probe_extended_ = false;
-  probe->owner = this;
-  probe->socket.data = probe;
-  probe->connect.data = probe;
-  uv_tcp_init(loop_, &probe->socket);
-  probe_ = probe;
-  int rc = uv_tcp_connect(&probe->connect, &probe->socket, reinterpret_cast<const sockaddr*>(address),
-                          [](uv_connect_t* request, int status) {
-                            auto* probe = static_cast<Probe*>(request->data);
-                            if (probe->owner == nullptr) return;  // abandoned: already closed
-                            probe->owner->finish_check(status == 0, status == 0 ? "" : uv_err_name(status));
-                          });
+  auto probe = std::make_unique<Probe>();
+  probe->checker = this;
+  probe->connect.data = probe.get();
+  int rc = probe->socket.init(loop_, probe.get(), uv_tcp_init);
+  if (rc == 0) {
+    rc = uv_tcp_connect(&probe->connect, probe->socket.get(), as_sockaddr(address),
+                        [](uv_connect_t* request, int status) {
+                          std::unique_ptr<Probe> done(owner<Probe>(request));
+                          if (done->checker == nullptr) return;  // abandoned
+                          done->checker->probe_ = nullptr;
+                          done->checker->finish_check(status == 0, status == 0 ? "" : uv_err_name(status));
+                        });
+  }
+  // Without a callback to come, the probe goes now (its socket with it).
   if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
     // No socket to be had here: that says nothing about the backend, so the check is skipped.
-    uv_timer_stop(&timeout_timer_);
-    std::exchange(probe_, nullptr)->close();
     return;
   }
   if (rc != 0) {
     finish_check(false, uv_err_name(rc));
     return;
   }
-  uv_timer_start(
-      &timeout_timer_, [](uv_timer_t* timer) { static_cast<HealthChecker*>(timer->data)->on_timeout(); },
+  probe_started_ms_ = uv_now(loop_);
+  probe_extended_ = false;
+  probe_ = probe.release();
+  rc = uv_timer_start(
+      timeout_timer_.get(), [](uv_timer_t* timer) { owner<HealthChecker>(timer)->on_timeout(); },
       static_cast<std::uint64_t>(timeout_.count()), 0);
+  if (rc != 0) {
+    abandon_probe();
+    finish_check(false, uv_err_name(rc));
+  }
 }
 
 void HealthChecker::on_timeout() {
@@ -97,15 +106,17 @@ void HealthChecker::on_timeout() {
   if (!probe_extended_ && uv_now(loop_) > deadline + kLateMs) {
     probe_extended_ = true;
     const int rc = uv_timer_start(
-        &timeout_timer_, [](uv_timer_t* timer) { static_cast<HealthChecker*>(timer->data)->on_timeout(); }, 1, 0);
+        timeout_timer_.get(), [](uv_timer_t* timer) { owner<HealthChecker>(timer)->on_timeout(); }, 1, 0);
     if (rc == 0) return;
   }
   finish_check(false, "timeout");
 }
 
 void HealthChecker::finish_check(bool passed, std::string_view error) {
-  uv_timer_stop(&timeout_timer_);
-  if (probe_ != nullptr) std::exchange(probe_, nullptr)->close();
+  if (timeout_timer_) {
+    if (const int rc = uv_timer_stop(timeout_timer_.get()); rc != 0) spdlog::error("health_check_timer error={}", uv_err_name(rc));
+  }
+  abandon_probe();
   report_(passed, error);
 }
 

@@ -13,6 +13,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "sluice/log/logging.hpp"
+
 namespace sluice {
 
 namespace {
@@ -146,6 +148,16 @@ std::vector<MetricFamily> collect_process_metrics() {
                               MetricType::Gauge, static_cast<double>(limit.rlim_cur)));
   }
   return families;
+}
+
+std::vector<MetricFamily> collect_log_metrics() {
+  const LogCounters counters = log_counters();
+  return {single("sluice_log_lines_dropped_total",
+                 "Log lines lost because the queue to the log writer was full (the oldest line goes).",
+                 MetricType::Counter, static_cast<double>(counters.dropped)),
+          single("sluice_log_lines_suppressed_total",
+                 "Repeated warnings not written: at most one line per key (event and backend or listener) per second.",
+                 MetricType::Counter, static_cast<double>(counters.suppressed))};
 }
 
 }  // namespace sluice

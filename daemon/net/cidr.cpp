@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "sluice/uv/handle.hpp"
+
 namespace sluice {
 namespace {
 
@@ -54,13 +56,13 @@ bool Cidr::contains(const sockaddr* address) const {
     return false;
   }
   if (address->sa_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
-    return family == AF_INET &&
-           same_prefix(reinterpret_cast<const std::uint8_t*>(&v4->sin_addr), bytes.data(), prefix_bits);
+    // s_addr is in network order: its bytes are the address's, first to last.
+    std::array<std::uint8_t, 4> raw{};
+    std::memcpy(raw.data(), &as_ipv4(address)->sin_addr.s_addr, raw.size());
+    return family == AF_INET && same_prefix(raw.data(), bytes.data(), prefix_bits);
   }
   if (address->sa_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
-    const auto* raw = reinterpret_cast<const std::uint8_t*>(&v6->sin6_addr);
+    const std::uint8_t* raw = as_ipv6(address)->sin6_addr.s6_addr;
     if (family == AF_INET6) {
       return same_prefix(raw, bytes.data(), prefix_bits);
     }

@@ -14,12 +14,6 @@
 
 namespace sluice {
 
-namespace {
-
-constexpr std::uint64_t kAcceptErrorLogIntervalMs = 1000;
-
-}  // namespace
-
 Listener::Listener(LoopResources& resources, ListenerConfig config, Service& service)
     : resources_(resources), config_(std::move(config)), service_(&service) {}
 
@@ -38,9 +32,15 @@ bool Listener::start(const sockaddr* bind, bool reuse_port, std::string& why) {
             ::bind(fd_, bind, length) == 0 && ::listen(fd_, static_cast<int>(config_.backlog)) == 0;
   std::string failure = ok ? "" : error_text();
   if (ok) {
-    if (const int rc = uv_poll_init(resources_.loop, &accept_watch_, fd_); rc != 0) {
+    int rc = accept_watch_.init(resources_.loop, this, uv_poll_init, fd_);
+    if (rc == 0) {
+      rc = uv_poll_start(accept_watch_.get(), UV_READABLE,
+                         [](uv_poll_t* watch, int, int) { owner<Listener>(watch)->on_readable(); });
+    }
+    if (rc != 0) {
       ok = false;
       failure = uv_strerror(rc);
+      accept_watch_.close();
     }
   }
   if (!ok) {
@@ -49,26 +49,20 @@ bool Listener::start(const sockaddr* bind, bool reuse_port, std::string& why) {
     fd_ = -1;
     return false;
   }
-  accept_watch_.data = this;
   listening_ = true;
-  socket_open_ = true;
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  uv_poll_start(&accept_watch_, UV_READABLE,
-                [](uv_poll_t* watch, int, int) { static_cast<Listener*>(watch->data)->on_readable(); });
   return true;
 }
 
 void Listener::stop_accepting() {
   if (!listening_) return;
   listening_ = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&accept_watch_), [](uv_handle_t* handle) {
-    auto* self = static_cast<Listener*>(handle->data);
-    ::close(self->fd_);
-    self->fd_ = -1;
-    if (self->reserve_fd_ >= 0) ::close(self->reserve_fd_);
-    self->reserve_fd_ = -1;
-    self->socket_open_ = false;
-  });
+  // Closing the watch takes the socket out of epoll at once, so it may be closed right away.
+  accept_watch_.close();
+  ::close(fd_);
+  fd_ = -1;
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+  reserve_fd_ = -1;
 }
 
 void Listener::reconfigure(ListenerConfig config, Service& service) {
@@ -79,17 +73,16 @@ void Listener::reconfigure(ListenerConfig config, Service& service) {
 std::string Listener::bound_address() const {
   sockaddr_storage address{};
   socklen_t length = sizeof address;
-  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
-  return sockaddr_to_string(reinterpret_cast<const sockaddr*>(&address));
+  if (fd_ < 0 || ::getsockname(fd_, as_sockaddr(&address), &length) != 0) return "?";
+  return sockaddr_to_string(as_sockaddr(&address));
 }
 
 std::uint16_t Listener::bound_port() const {
   sockaddr_storage address{};
   socklen_t length = sizeof address;
-  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
-  const auto* any = reinterpret_cast<const sockaddr*>(&address);
-  return ntohs(any->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(any)->sin6_port
-                                          : reinterpret_cast<const sockaddr_in*>(any)->sin_port);
+  if (fd_ < 0 || ::getsockname(fd_, as_sockaddr(&address), &length) != 0) return 0;
+  const sockaddr* any = as_sockaddr(&address);
+  return ntohs(any->sa_family == AF_INET6 ? as_ipv6(any)->sin6_port : as_ipv4(any)->sin_port);
 }
 
 void Listener::on_readable() {
@@ -162,9 +155,7 @@ void Listener::on_connection(int client_fd) {
 
 void Listener::log_accept_error(const char* error) {
   ++accept_errors_;
-  const std::uint64_t now = uv_now(resources_.loop);
-  if (now - last_accept_error_log_ms_ < kAcceptErrorLogIntervalMs) return;  // at most once a second
-  last_accept_error_log_ms_ = now;
+  // At most one line a second per listener: the logger limits repeated warnings (logging.hpp).
   spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name, error, accept_errors_);
 }
 

@@ -11,19 +11,13 @@
 
 namespace sluice {
 
-namespace {
-
-// How often replaced services and listeners are checked for their last session.
-constexpr std::uint64_t kReapIntervalMs = 1000;
-
-}  // namespace
-
 Worker::Worker(uv_loop_t* loop, std::uint32_t number, int descriptor_ceiling, bool reuse_port,
                std::function<void(HealthReport)> report)
     : loop_(loop), number_(number), reuse_port_(reuse_port), report_(std::move(report)), resources_(loop) {
   resources_.descriptor_ceiling = descriptor_ceiling;
-  uv_timer_init(loop_, &reap_timer_);
-  reap_timer_.data = this;
+  if (const int rc = release_timer_.init(loop_, this, uv_timer_init); rc != 0) {
+    spdlog::error("worker {}: no release timer ({}): replaced services are freed at exit", number_, uv_err_name(rc));
+  }
 }
 
 Worker::~Worker() {
@@ -73,9 +67,11 @@ std::unique_ptr<Listener> Worker::open_listener(const ListenerConfig& config, Se
   auto listener = std::make_unique<Listener>(resources_, config, service);
   if (!listener->start(as_sockaddr(&*bind), reuse_port_, why)) {
     why = "listener " + config.name + ": " + why;
-    retire(std::move(listener));  // its socket handle closes on the next loop turn
     return nullptr;
   }
+  listener->on_session_closed([this] {
+    if (!retired_services_.empty() || !retired_listeners_.empty()) release_soon();
+  });
   return listener;
 }
 
@@ -147,10 +143,9 @@ void Worker::begin_drain(std::function<void()> on_drained) {
 }
 
 void Worker::close_handles() {
-  if (handles_closed_) return;
-  handles_closed_ = true;
+  abort_prepared();
   for (auto& listener : listeners_) listener->stop_accepting();
-  uv_close(reinterpret_cast<uv_handle_t*>(&reap_timer_), nullptr);
+  release_timer_.close();
 }
 
 // --- live reload ------------------------------------------------------------------------------
@@ -261,23 +256,22 @@ void Worker::commit_prepared() {
 
 void Worker::retire(std::unique_ptr<Service> service) {
   retired_services_.push_back(std::move(service));
-  start_reaping();
+  release_soon();
 }
 
 void Worker::retire(std::unique_ptr<Listener> listener) {
   listener->stop_accepting();
   retired_listeners_.push_back(std::move(listener));
-  start_reaping();
+  release_soon();
 }
 
-void Worker::start_reaping() {
-  if (handles_closed_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&reap_timer_))) return;
-  uv_timer_start(
-      &reap_timer_, [](uv_timer_t* timer) { static_cast<Worker*>(timer->data)->reap_retired(); }, 0,
-      kReapIntervalMs);
+void Worker::release_soon() {
+  if (!release_timer_ || release_timer_.active()) return;
+  const int rc = uv_timer_start(release_timer_.get(), [](uv_timer_t* timer) { owner<Worker>(timer)->release_retired(); }, 0, 0);
+  if (rc != 0) spdlog::error("worker {}: cannot schedule a release ({}): replaced services wait", number_, uv_err_name(rc));
 }
 
-void Worker::reap_retired() {
+void Worker::release_retired() {
   // A freed service whose name still runs (it was rebuilt) keeps counting in freed_totals_.
   std::vector<const Service*> services;
   for (const auto& service : retired_services_) {
@@ -288,9 +282,8 @@ void Worker::reap_retired() {
   }
   if (!services.empty())
     add_totals(freed_totals_, sluice::collect_metrics({}, services, DaemonStats{}, uv_hrtime(), MetricsPart::workers));
-  std::erase_if(retired_listeners_, [](const auto& listener) { return listener->finished(); });
+  std::erase_if(retired_listeners_, [](const auto& listener) { return !listener->in_use(); });
   std::erase_if(retired_services_, [](const auto& service) { return !service->in_use(); });
-  if (retired_listeners_.empty() && retired_services_.empty()) uv_timer_stop(&reap_timer_);
 }
 
 }  // namespace sluice

@@ -255,7 +255,9 @@ TEST_CASE("cli: an unknown option or a stray argument is refused with exit 2, no
       {{"-x", "--config", config.path()}, "sluice: unknown option '-x' (see --help)"},
       {{"--config", config.path(), "extra"}, "sluice: unexpected argument 'extra' (see --help)"},
   };
-  for (const auto& [args, error] : cases) {
+  for (const auto& entry : cases) {  // not a structured binding: clang 14 cannot capture one
+    const std::vector<std::string>& args = entry.first;
+    const std::string& error = entry.second;
     INFO(join(args));
     const Run run = run_sluice(args);
     REQUIRE(run.code.has_value());

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 #include "test_support.hpp"
 
 #include "harness.hpp"
@@ -103,4 +105,51 @@ TEST_CASE("retries 0 and only a refused backend: the client is closed and the da
   CHECK(result.data == "good\n");
   const std::string expected = connect_failed("broken", "refused", refused.address(), "ECONNREFUSED");
   CHECK_MESSAGE(daemon.wait_for_line(expected, 2s).has_value(), "no line containing: " << expected);
+}
+
+TEST_CASE("logging: a burst of refused connects writes one line per backend a second, the rest counted and summed up") {
+  RefusedPort refused;
+  ConfigSpec config{.listeners = {ListenerSpec{}},
+                    .services = {{.retries = 0, .backends = {{"refused", refused.address()}}}},
+                    .admin = true};
+  DaemonProcess daemon(config.yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+
+  constexpr int clients = 60;
+  std::vector<Client> burst;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < clients; ++i) burst.push_back(Client::connect(proxy));
+  for (auto& client : burst) CHECK(client.read_until_end(sluice::test::scaled(5s)).data.empty());
+  const auto burst_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string failures = R"(sluice_backend_connect_failures_total{service="web",backend="refused",node=""})";
+  REQUIRE(wait_metric(admin, failures, clients, sluice::test::scaled(5s)));
+
+  // One line per second of the burst (and one more for a second boundary inside it), the others
+  // suppressed and counted.
+  const std::string key = "connect_failed service=web backend=refused ";
+  const std::string text = scrape(admin);
+  const double suppressed = metric(text, "sluice_log_lines_suppressed_total");
+  MESSAGE(clients << " refused connects in " << burst_seconds << " s: " << daemon.count_lines(key)
+                  << " lines so far, " << suppressed << " suppressed");
+  CHECK(suppressed >= clients - 2 - burst_seconds);
+  CHECK(metric(text, "sluice_log_lines_dropped_total") == 0);
+
+  // At exit every line is out (no line lost at SIGTERM), and the suppressed ones are summed up.
+  daemon.send_signal(SIGTERM);
+  const auto code = daemon.wait_exit(sluice::test::scaled(10s));
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  const std::size_t written = daemon.count_lines(key);
+  CHECK(written >= 1);
+  CHECK(static_cast<double>(written) <= 2 + burst_seconds);
+  CHECK(static_cast<double>(written) + suppressed == clients);
+  double summed_up = 0;
+  for (const std::string& line : daemon.lines(Stream::out)) {
+    const auto at = line.find("log_suppressed lines=");
+    if (at == std::string::npos) continue;
+    CHECK(line.find(R"(key="connect_failed service=web backend=refused")") != std::string::npos);
+    summed_up += std::stod(line.substr(at + std::string("log_suppressed lines=").size()));
+  }
+  CHECK(summed_up == suppressed);
 }

@@ -233,7 +233,7 @@ TEST_CASE("reload: a session open on a replaced service keeps flowing, new clien
   CHECK(echo.accepted() <= echo_checks + 1);
   echo_round(old_client, "after\n");
   end_cleanly(old_client);
-  // The replaced service is freed once its last session is gone (reaped within a second); under
+  // The replaced service is freed on the loop turn after its last session is gone; under
   // ASan the exit adds: no leak, no use after free.
   CHECK(name_from(proxy) == "a");
 }
@@ -453,4 +453,55 @@ TEST_CASE("reload: a rebuilt service's counters go on from the old one's totals,
   open_on_new.close();
   CHECK(wait_metric(admin, ended, 5, scaled_ms(5s)));
   CHECK(metric(scrape(admin), dispatched) == 5);
+}
+
+namespace {
+
+// Milliseconds since midnight of a text log line ("2026-12-06T04:20:01.123+0000 ...").
+long log_time_ms(const std::string& line) {
+  if (line.size() < 23) return -1;
+  return ((std::stol(line.substr(11, 2)) * 60 + std::stol(line.substr(14, 2))) * 60 + std::stol(line.substr(17, 2))) *
+             1000 +
+         std::stol(line.substr(20, 3));
+}
+
+}  // namespace
+
+TEST_CASE("reload: a replaced service is freed on the loop turn after its last session ends, not by a poll, its counters kept") {
+  HoldServer hold("h");
+  ConfigSpec spec;
+  spec.admin = true;
+  spec.access_log = true;
+  spec.listeners = {ListenerSpec{}};
+  spec.services = {ServiceSpec{.backends = {{"h", hold.address()}}}};
+  TempConfig file(spec.yaml());
+  DaemonProcess daemon(file, {"--log-level", "debug"});
+  const Address proxy = daemon.wait_listening_on("web", scaled_ms(10s));
+  const Address admin = wait_admin_address(daemon, scaled_ms(10s));
+  const std::string dispatched = R"(sluice_backend_connections_total{service="web",backend="h",node=""})";
+  const std::string ended = R"(sluice_backend_session_seconds_count{service="web",backend="h",node=""})";
+
+  Client open_on_old = Client::connect(proxy, scaled_ms(2s));
+  CHECK(open_on_old.read_exact(2, scaled_ms(2s)) == "h\n");
+  spec.services[0].retries = 1;  // a changed service: rebuilt, the old one retired with its session
+  file.write(spec.yaml());
+  daemon.send_signal(SIGHUP);
+  REQUIRE(wait_metric(admin, kReloadsOk, 1, scaled_ms(5s)));
+  // Closed right after the commit: a poll started with it (as the reap timer was) would next
+  // look about a second later.
+  open_on_old.close();
+  const auto freed = daemon.wait_for_line("retired_service_freed service=web", scaled_ms(5s));
+  REQUIRE(freed.has_value());
+  const auto session_end = daemon.wait_for_line("access client=", scaled_ms(2s));
+  REQUIRE(session_end.has_value());
+  // The daemon's own timestamps: no scale needed.
+  long gap_ms = log_time_ms(*freed) - log_time_ms(*session_end);
+  if (gap_ms < -43'200'000) gap_ms += 86'400'000;  // across midnight
+  MESSAGE("retired service freed " << gap_ms << " ms after its last session ended");
+  CHECK(gap_ms >= 0);
+  CHECK(gap_ms < 250);
+  // Its counters still reach /metrics, carried by the rebuilt service.
+  const std::string after = scrape(admin);
+  CHECK(metric(after, dispatched) == 1);
+  CHECK(metric(after, ended) == 1);
 }

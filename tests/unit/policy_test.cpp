@@ -38,7 +38,10 @@ std::string picks_as_letters(sluice::Policy& policy, const std::vector<BackendLo
 
 std::string joined(const std::vector<std::uint32_t>& values) {
   std::string text;
-  for (auto v : values) text += (text.empty() ? "" : ",") + std::to_string(v);
+  for (auto v : values) {
+    if (!text.empty()) text += ',';  // not "," + to_string(v): GCC 12 -O3 warns -Wrestrict falsely
+    text += std::to_string(v);
+  }
   return text;
 }
 

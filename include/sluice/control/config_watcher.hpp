@@ -12,6 +12,8 @@
 
 #include <uv.h>
 
+#include "sluice/uv/handle.hpp"
+
 namespace sluice {
 
 class ConfigWatcher {
@@ -23,9 +25,10 @@ class ConfigWatcher {
   ConfigWatcher(const ConfigWatcher&) = delete;
   ConfigWatcher& operator=(const ConfigWatcher&) = delete;
 
-  /// Starts both triggers. A directory that cannot be watched is logged and leaves SIGHUP.
+  /// Starts both triggers. A directory that cannot be watched is logged and leaves SIGHUP; a
+  /// trigger that cannot be set up at all is logged.
   void start();
-  /// Closes its handles (the object must outlive the loop's run).
+  /// Closes its handles; the object may then be destroyed at once.
   void stop();
 
  private:
@@ -37,10 +40,9 @@ class ConfigWatcher {
   std::string path_;
   std::string directory_;
   Trigger trigger_;
-  uv_signal_t sighup_{};
-  uv_fs_event_t directory_event_{};
-  uv_timer_t settle_timer_{};
-  bool stopped_ = false;
+  Handle<uv_signal_t> sighup_;
+  Handle<uv_fs_event_t> directory_event_;
+  Handle<uv_timer_t> settle_timer_;
   Identity last_{};
 };
 

@@ -35,6 +35,7 @@
 #include "sluice/worker/worker.hpp"
 #include "sluice/metrics/metrics.hpp"
 #include "sluice/health/service_monitor.hpp"
+#include "sluice/uv/handle.hpp"
 #include "sluice/worker/worker_thread.hpp"
 
 namespace sluice {
@@ -92,6 +93,9 @@ class Daemon {
   void on_signal(int signum);
   void begin_drain();
   void on_worker_drained();
+  /// Opens the signal, timer and wake-up handles and starts the signals and the config watcher;
+  /// libuv's error code (0: all open).
+  int open_control_handles();
   void close_control_handles();
 
   // Live reload: a valid config replaces the running one; an invalid one changes nothing.
@@ -117,15 +121,15 @@ class Daemon {
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
   DaemonStats stats_;
-  uv_signal_t sigterm_;
-  uv_signal_t sigint_;
-  uv_timer_t drain_timer_;
-  uv_timer_t ping_timer_;
-  uv_async_t drained_;                          // a worker has drained
+  Handle<uv_signal_t> sigterm_;
+  Handle<uv_signal_t> sigint_;
+  Handle<uv_timer_t> drain_timer_;
+  Handle<uv_timer_t> ping_timer_;
+  Handle<uv_async_t> drained_;  // a worker has drained
+  Handle<uv_timer_t> log_report_timer_;  // every second: how many repeated warnings were suppressed
   std::atomic<std::size_t> workers_draining_{0};
   std::uint32_t fail_next_reload_in_ = 0;  // a worker number, set by /test/fail-next-reload
   bool draining_ = false;
-  bool control_handles_closed_ = false;
 };
 
 }  // namespace sluice

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "sluice/config/duration.hpp"
+#include "sluice/uv/handle.hpp"
 
 struct sockaddr_storage;
 
@@ -23,6 +24,7 @@ class HealthChecker {
   using Report = std::function<void(bool passed, std::string_view error)>;
 
   HealthChecker(uv_loop_t* loop, Millis interval, Millis timeout, AddressSource address, Report report);
+  ~HealthChecker() { stop(); }
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
@@ -30,29 +32,29 @@ class HealthChecker {
   void start(Millis first_delay = Millis(0));
   /// Checks again now (the address changed) and every interval from here.
   void check_now() { start(); }
-  /// Stops for good; a check in flight is abandoned unreported (its socket frees itself).
+  /// Stops for good; a check in flight is abandoned unreported (its socket frees itself). The
+  /// object may be destroyed at once.
   void stop();
-  /// Stopped and its timers closed: the object may be destroyed.
-  bool finished() const { return stopped_ && open_timers_ == 0; }
 
  private:
   struct Probe;
   void begin_check();
   void on_timeout();
   void finish_check(bool passed, std::string_view error);
+  /// Closes the check in flight, if any, unreported.
+  void abandon_probe();
 
   uv_loop_t* loop_;
   Millis interval_;
   Millis timeout_;
   AddressSource address_;
   Report report_;
-  uv_timer_t interval_timer_{};
-  uv_timer_t timeout_timer_{};
-  Probe* probe_ = nullptr;  // the check in flight
+  Handle<uv_timer_t> interval_timer_;
+  Handle<uv_timer_t> timeout_timer_;
+  Probe* probe_ = nullptr;  // the check in flight (it frees itself in its connect callback)
   std::uint64_t probe_started_ms_ = 0;  // uv_now() when it began
   bool probe_extended_ = false;         // its timeout was found late once (see on_timeout)
   bool stopped_ = false;
-  int open_timers_ = 2;  // until their close callbacks
 };
 
 }  // namespace sluice

@@ -1,15 +1,11 @@
 #pragma once
-// Process logging: the main log (spdlog, stdout, text or one JSON object per line) and the access
-// log, one line per finished connection.
+// The access log: one line per finished connection, through the access logger (logging.hpp).
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
-#include <spdlog/common.h>
-
-#include "sluice/config/config.hpp"
+#include "sluice/log/logging.hpp"
 
 namespace sluice {
 
@@ -28,17 +24,11 @@ struct AccessRecord {
   std::string_view end_reason;  // client_close, backend_close, reset, idle_timeout, ...
 };
 
-/// Installs the stdout loggers for `log` ("sluice" as default logger, "access" for access lines).
-/// `level` overrides log.level when set.
-void setup_logging(const LogConfig& log, std::optional<spdlog::level::level_enum> level);
-
-std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
-
-/// One access line in `format`; a no-op unless setup_logging() enabled the access log.
+/// One access line in log.format; a no-op unless setup_logging() enabled the access log.
 void log_access(const AccessRecord& record);
-bool access_log_enabled();
 
-/// `text` as the inside of a JSON string (quotes, backslashes and control characters escaped).
+/// `text` as the inside of a JSON string (escaped by nlohmann-json, invalid UTF-8 replaced).
+/// For backends_json.cpp until it builds its document with nlohmann-json itself.
 std::string json_escape(std::string_view text);
 
 }  // namespace sluice

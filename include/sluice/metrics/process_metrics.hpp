@@ -13,4 +13,8 @@ namespace sluice {
 /// (no /proc) is left out rather than reported as 0.
 std::vector<prometheus::MetricFamily> collect_process_metrics();
 
+/// sluice_log_lines_dropped_total (a full log queue) and sluice_log_lines_suppressed_total
+/// (repeated warnings over one a second per key), from logging.hpp's counters.
+std::vector<prometheus::MetricFamily> collect_log_metrics();
+
 }  // namespace sluice

@@ -6,12 +6,14 @@
 // pending clients itself without telling anyone; here each such client is counted.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <uv.h>
 
 #include "sluice/config/config.hpp"
 #include "sluice/metrics/stats.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice {
 
@@ -21,6 +23,7 @@ struct LoopResources;
 class Listener {
  public:
   Listener(LoopResources& resources, ListenerConfig config, Service& service);
+  ~Listener() { stop_accepting(); }
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
@@ -29,13 +32,16 @@ class Listener {
   /// spreads new connections over them.
   bool start(const sockaddr* bind, bool reuse_port, std::string& why);
 
-  /// Stops accepting; the socket is closed on the next loop turn. Sessions carry on.
+  /// Stops accepting and closes the socket. Sessions carry on.
   void stop_accepting();
   /// After a reload that kept this socket: new clients get the new settings and service;
   /// sessions already open keep the service they started with.
   void reconfigure(ListenerConfig config, Service& service);
-  /// No socket open and no session left: the object may go.
-  bool finished() const { return !socket_open_ && stats_.active == 0; }
+  /// Sessions still refer to it: it may not go yet.
+  bool in_use() const { return stats_.active != 0; }
+  /// Runs (on this loop, from inside the closing session) after each session ends: how the worker
+  /// learns that a replaced listener or service lost its last session.
+  void on_session_closed(std::function<void()> hook) { session_closed_hook_ = std::move(hook); }
 
   /// "ip:port" actually bound (the real port when 0 was configured).
   std::string bound_address() const;
@@ -47,7 +53,10 @@ class Listener {
   LoopResources& resources() { return resources_; }
 
   void session_opened() { ++stats_.active; }
-  void session_closed() { --stats_.active; }
+  void session_closed() {
+    --stats_.active;
+    if (session_closed_hook_) session_closed_hook_();
+  }
   void reject(RejectReason reason) { stats_.reject(reason); }
   void count_spliced(std::uint64_t bytes) { stats_.spliced_bytes_total += bytes; }
   const ListenerStats& stats() const { return stats_; }
@@ -62,14 +71,13 @@ class Listener {
   LoopResources& resources_;
   ListenerConfig config_;
   Service* service_;
-  int fd_ = -1;             // the listening socket, closed in the watch's close callback
-  uv_poll_t accept_watch_;  // readable: clients are pending
-  int reserve_fd_ = -1;     // held free for drop_pending_clients
+  int fd_ = -1;                      // the listening socket
+  Handle<uv_poll_t> accept_watch_;   // readable: clients are pending
+  int reserve_fd_ = -1;              // held free for drop_pending_clients
   bool listening_ = false;
-  bool socket_open_ = false;  // until the close callback
   ListenerStats stats_;
   std::uint64_t accept_errors_ = 0;
-  std::uint64_t last_accept_error_log_ms_ = 0;
+  std::function<void()> session_closed_hook_;
 };
 
 }  // namespace sluice

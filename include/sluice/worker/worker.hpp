@@ -23,6 +23,7 @@
 #include "sluice/worker/listener.hpp"
 #include "sluice/metrics/metrics.hpp"
 #include "sluice/balancing/service.hpp"
+#include "sluice/uv/handle.hpp"
 #include "sluice/worker/loop_resources.hpp"
 
 namespace sluice {
@@ -67,7 +68,7 @@ class Worker {
   void abort_sessions() { resources_.abort_all_sessions(); }
   std::size_t session_count() const { return resources_.session_count; }
 
-  /// Stops the timers, so the loop can end once the sessions have.
+  /// Drops a prepared reload and closes the handles, so the loop can end once the sessions have.
   void close_handles();
 
   /// This worker's metric families (collect_metrics, MetricsPart::workers) and its own
@@ -92,11 +93,14 @@ class Worker {
   std::unique_ptr<Listener> open_listener(const ListenerConfig& config, Service& service, std::string& why);
   std::vector<const Service*> service_list() const;
 
+  // A replaced service or listener is retired: kept while sessions refer to it, and freed on the
+  // loop turn after its last one ends (each session's end wakes release_soon while any is retired).
   void retire(std::unique_ptr<Service> service);
   void retire(std::unique_ptr<Listener> listener);
-  /// Frees replaced services and listeners once no session refers to them.
-  void start_reaping();
-  void reap_retired();
+  /// Frees the retired objects no session refers to on the next loop turn: not from inside the
+  /// closing session, which still holds its listener and service.
+  void release_soon();
+  void release_retired();
   /// The families of the replaced services still finishing their sessions.
   std::vector<prometheus::MetricFamily> collect_retired(std::uint64_t now_ns) const;
 
@@ -115,8 +119,7 @@ class Worker {
   std::vector<prometheus::MetricFamily> freed_totals_;
   std::set<const Service*> never_committed_;  // retired by an aborted reload: never served
   std::optional<Pending> pending_;
-  uv_timer_t reap_timer_;
-  bool handles_closed_ = false;
+  Handle<uv_timer_t> release_timer_;  // one-shot, armed by release_soon
 };
 
 }  // namespace sluice

@@ -15,6 +15,8 @@
 
 #include <uv.h>
 
+#include "sluice/uv/handle.hpp"
+
 namespace sluice {
 
 class WorkerThread {
@@ -28,7 +30,7 @@ class WorkerThread {
   /// The thread's loop: use it only from tasks run on the thread.
   uv_loop_t* loop() { return &loop_; }
 
-  /// Runs `task` on the thread. Any thread.
+  /// Runs `task` on the thread. Any thread. After finish() the task is dropped unrun.
   void post(std::function<void()> task);
 
   /// Runs `function` on the thread and returns its result; the caller waits as long as it takes.
@@ -59,9 +61,11 @@ class WorkerThread {
   void run_tasks();
 
   uv_loop_t loop_;
-  uv_async_t wake_;
   std::mutex mutex_;
-  std::deque<std::function<void()>> tasks_;
+  // What keeps the loop running; post() wakes the loop through it under mutex_, and the thread
+  // closes it under mutex_, so no other thread touches it once it is closed (and freed).
+  Handle<uv_async_t> wake_;
+  std::deque<std::function<void()>> tasks_;  // under mutex_
   bool finished_ = false;
   std::thread thread_;
 };
