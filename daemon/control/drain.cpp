@@ -58,7 +58,6 @@ void Daemon::close_control_handles() {
   log_report_timer_.close();
   reports_.close();
   for (auto& [name, monitor] : monitors_) monitor->stop();
-  for (auto& monitor : retired_monitors_) monitor->stop();
   dns_.reset();  // after the monitors' lookups were cancelled
   if (watcher_) watcher_->stop();
   if (admin_) admin_->stop();

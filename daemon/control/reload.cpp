@@ -16,7 +16,6 @@ void Daemon::update_monitors(const Config& config) {
   auto publish = [this](const BackendView& view) {
     post_to_workers([view](Worker& worker) { worker.apply_view(view); });
   };
-  std::erase_if(retired_monitors_, [](const auto& monitor) { return monitor->finished(); });
   std::map<std::string, std::unique_ptr<ServiceMonitor>> next;
   std::vector<ServiceMonitor*> started;
   for (const ServiceConfig& service : config.services) {
@@ -30,9 +29,7 @@ void Daemon::update_monitors(const Config& config) {
     started.push_back(monitor.get());
   }
   for (auto& [name, monitor] : monitors_) {
-    if (!monitor) continue;
-    monitor->stop();
-    retired_monitors_.push_back(std::move(monitor));
+    if (monitor) monitor->stop();  // and freed below: its handles close themselves
   }
   monitors_ = std::move(next);
   for (ServiceMonitor* monitor : started) monitor->start();

@@ -89,13 +89,6 @@ void ServiceMonitor::stop() {
   for (auto& checker : checkers_) checker->stop();
 }
 
-bool ServiceMonitor::finished() const {
-  for (const auto& resolver : resolvers_) {
-    if (!resolver->finished()) return false;
-  }
-  return true;  // a stopped HealthChecker may go at once
-}
-
 void ServiceMonitor::on_report(const HealthReport& report) {
   if (stopped_) return;
   Backend* backend = service_->find_backend(report.backend, report.configured);
@@ -116,12 +109,9 @@ void ServiceMonitor::publish_if_changed(const Backend& backend) {
 // --- ReportQueue ------------------------------------------------------------------------------
 
 int ReportQueue::start(uv_loop_t* loop) {
-  const int rc = uv_async_init(loop, &wake_.async, [](uv_async_t* async) {
-    static_cast<ReportQueue*>(async->data)->deliver_all();
-  });
+  const int rc =
+      wake_.init(loop, this, uv_async_init, [](uv_async_t* async) { owner<ReportQueue>(async)->deliver_all(); });
   if (rc != 0) return rc;
-  wake_.async.data = this;
-  started_ = true;
   std::lock_guard lock(mutex_);
   open_ = true;
   return 0;
@@ -132,7 +122,7 @@ void ReportQueue::push(HealthReport report) {
   if (!open_) return;
   queue_.push_back(std::move(report));
   if (queue_.size() > 1) return;  // a wake-up is already on its way for the first one
-  const int rc = uv_async_send(&wake_.async);
+  const int rc = uv_async_send(wake_.get());
   if (rc != 0) queue_.clear();  // cannot happen on an open handle; never leave a queue no one takes
 }
 
@@ -152,7 +142,7 @@ void ReportQueue::close() {
     open_ = false;
     queue_.clear();
   }
-  if (started_) uv_close(&wake_.handle, nullptr);
+  wake_.close();
 }
 
 }  // namespace sluice

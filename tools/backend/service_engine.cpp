@@ -1,4 +1,5 @@
 #include "service_engine.hpp"
+#include "sluice/uv/handle.hpp"
 
 #include <time.h>
 
@@ -160,7 +161,7 @@ void ServiceEngine::close() {
   }
   if (async_ != nullptr) {
     async_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&async_->async),
+    uv_close(sluice::as_handle(&async_->async),
              [](uv_handle_t* h) { delete static_cast<AsyncHandle*>(h->data); });
     async_ = nullptr;
   }

@@ -1,4 +1,5 @@
 #include "hr_timer.hpp"
+#include "sluice/uv/handle.hpp"
 
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -50,7 +51,7 @@ void HrTimerQueue::close() {
   deadline_of_.clear();
   if (handle_ == nullptr) return;
   handle_->owner = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&handle_->poll), [](uv_handle_t* h) {
+  uv_close(sluice::as_handle(&handle_->poll), [](uv_handle_t* h) {
     auto* handle = static_cast<Handle*>(h->data);
     ::close(handle->fd);  // after uv_close: libuv must stop watching the fd before it is reused
     delete handle;

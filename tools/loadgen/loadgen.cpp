@@ -14,6 +14,7 @@
 #include "../common/hr_timer.hpp"
 #include "../common/random.hpp"
 #include "http_response.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice::tools {
 
@@ -141,14 +142,20 @@ LoadResult Generator::run() {
   int rc = uv_loop_init(&loop_);
   if (rc < 0) throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
   timers_ = std::make_unique<HrTimerQueue>(&loop_);
-  uv_timer_init(&loop_, &sweep_timer_);
-  uv_signal_init(&loop_, &sigint_);
-  uv_signal_init(&loop_, &sigterm_);
+  // Only resource exhaustion can fail these, and then no run can be measured.
+  auto must = [](int code, const char* what) {
+    if (code < 0) throw std::runtime_error(std::string(what) + ": " + uv_strerror(code));
+  };
+  must(uv_timer_init(&loop_, &sweep_timer_), "uv_timer_init");
+  must(uv_signal_init(&loop_, &sigint_), "uv_signal_init");
+  must(uv_signal_init(&loop_, &sigterm_), "uv_signal_init");
   sweep_timer_.data = sigint_.data = sigterm_.data = this;
-  uv_timer_start(&sweep_timer_, [](uv_timer_t* t) { static_cast<Generator*>(t->data)->sweep(); }, kSweepIntervalMs,
-                 kSweepIntervalMs);
-  uv_signal_start(&sigint_, on_signal, SIGINT);
-  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  must(uv_timer_start(
+           &sweep_timer_, [](uv_timer_t* t) { static_cast<Generator*>(t->data)->sweep(); }, kSweepIntervalMs,
+           kSweepIntervalMs),
+       "uv_timer_start");
+  must(uv_signal_start(&sigint_, on_signal, SIGINT), "uv_signal_start");
+  must(uv_signal_start(&sigterm_, on_signal, SIGTERM), "uv_signal_start");
 
   std::uint64_t expected = options_.requests;
   if (expected == 0) {
@@ -245,9 +252,9 @@ void Generator::start_exchange(std::size_t record) {
   }
   Exchange& exchange = *x.release();  // freed in the close callback from here on
   exchange.in_flight = exchanges_.insert(exchanges_.end(), &exchange);
-  uv_tcp_nodelay(&exchange.tcp, 1);
+  (void)uv_tcp_nodelay(&exchange.tcp, 1);  // latency only: a failure changes no result
   r.sent_ns = uv_hrtime();
-  const int rc = uv_tcp_connect(&exchange.connect, &exchange.tcp, reinterpret_cast<const sockaddr*>(&options_.target),
+  const int rc = uv_tcp_connect(&exchange.connect, &exchange.tcp, sluice::as_sockaddr(&options_.target),
                                 [](uv_connect_t* req, int status) {
                                   auto* e = static_cast<Exchange*>(req->data);
                                   e->generator->on_exchange_connect(*e, status);
@@ -262,10 +269,10 @@ void Generator::on_exchange_connect(Exchange& x, int status) {
   r.connected_ns = uv_hrtime();
   sockaddr_storage local{};
   int length = sizeof local;
-  if (uv_tcp_getsockname(&x.tcp, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
-    r.local_port = ntohs(reinterpret_cast<sockaddr_in&>(local).sin_port);  // same offset for IPv6
+  if (uv_tcp_getsockname(&x.tcp, sluice::as_sockaddr(&local), &length) == 0) {
+    r.local_port = ntohs(sluice::as_ipv4(sluice::as_sockaddr(&local))->sin_port);  // same offset for IPv6
   }
-  auto* stream = reinterpret_cast<uv_stream_t*>(&x.tcp);
+  auto* stream = sluice::as_stream(&x.tcp);
   uv_buf_t buf = uv_buf_init(request_text_.data(), static_cast<unsigned>(request_text_.size()));
   if (uv_write(&x.write, stream, &buf, 1, nullptr) < 0) return finish_exchange(x, RequestError::reset, nullptr);
   // The request is all we send: a FIN after it lets the proxy finish the client side early.
@@ -312,7 +319,7 @@ void Generator::finish_exchange(Exchange& x, RequestError error, const HttpRespo
   } else {
     fail(x.record, error);
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&x.tcp), [](uv_handle_t* h) { delete static_cast<Exchange*>(h->data); });
+  uv_close(sluice::as_handle(&x.tcp), [](uv_handle_t* h) { delete static_cast<Exchange*>(h->data); });
   maybe_finish();
 }
 
@@ -326,15 +333,15 @@ Channel* Generator::open_channel(std::uint32_t index) {
   channel->tcp.data = channel->connect.data = channel.get();
   if (uv_tcp_init(&loop_, &channel->tcp) < 0) return nullptr;
   Channel* c = channel.release();  // freed in the close callback from here on
-  uv_tcp_nodelay(&c->tcp, 1);
-  const int rc = uv_tcp_connect(&c->connect, &c->tcp, reinterpret_cast<const sockaddr*>(&options_.target),
+  (void)uv_tcp_nodelay(&c->tcp, 1);  // latency only: a failure changes no result
+  const int rc = uv_tcp_connect(&c->connect, &c->tcp, sluice::as_sockaddr(&options_.target),
                                 [](uv_connect_t* req, int status) {
                                   auto* ch = static_cast<Channel*>(req->data);
                                   ch->generator->on_channel_connect(*ch, status);
                                 });
   if (rc < 0) {
     c->closing = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Channel*>(h->data); });
+    uv_close(sluice::as_handle(&c->tcp), [](uv_handle_t* h) { delete static_cast<Channel*>(h->data); });
     return nullptr;
   }
   return c;
@@ -348,7 +355,7 @@ void Generator::on_channel_connect(Channel& channel, int status) {
                      options_.target_text + ": " + uv_strerror(status);
       channels_[channel.index] = nullptr;
       channel.closing = true;
-      uv_close(reinterpret_cast<uv_handle_t*>(&channel.tcp),
+      uv_close(sluice::as_handle(&channel.tcp),
                [](uv_handle_t* h) { delete static_cast<Channel*>(h->data); });
       return shut_down();
     }
@@ -356,7 +363,7 @@ void Generator::on_channel_connect(Channel& channel, int status) {
   }
   channel.connected = true;
   const int rc = uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&channel.tcp),
+      sluice::as_stream(&channel.tcp),
       [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
         auto* ch = static_cast<Channel*>(h->data);
         *b = uv_buf_init(ch->generator->read_buffer_, sizeof ch->generator->read_buffer_);
@@ -380,13 +387,13 @@ void Generator::send_on_channel(Channel& channel, std::size_t record) {
   r.sent_ns = uv_hrtime();
   sockaddr_storage local{};
   int length = sizeof local;
-  if (uv_tcp_getsockname(&channel.tcp, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
-    r.local_port = ntohs(reinterpret_cast<sockaddr_in&>(local).sin_port);
+  if (uv_tcp_getsockname(&channel.tcp, sluice::as_sockaddr(&local), &length) == 0) {
+    r.local_port = ntohs(sluice::as_ipv4(sluice::as_sockaddr(&local))->sin_port);
   }
   channel.outstanding.push_back(record);
   auto* write = new uv_write_t;
   uv_buf_t buf = uv_buf_init(request_text_.data(), static_cast<unsigned>(request_text_.size()));
-  const int rc = uv_write(write, reinterpret_cast<uv_stream_t*>(&channel.tcp), &buf, 1,
+  const int rc = uv_write(write, sluice::as_stream(&channel.tcp), &buf, 1,
                           [](uv_write_t* req, int) { delete req; });  // errors show up on the read side
   if (rc < 0) {
     delete write;
@@ -423,7 +430,7 @@ void Generator::fail_channel(Channel& channel, RequestError error) {
   for (const std::size_t record : channel.unsent) fail(record, error);
   channel.outstanding.clear();
   channel.unsent.clear();
-  uv_close(reinterpret_cast<uv_handle_t*>(&channel.tcp), [](uv_handle_t* h) { delete static_cast<Channel*>(h->data); });
+  uv_close(sluice::as_handle(&channel.tcp), [](uv_handle_t* h) { delete static_cast<Channel*>(h->data); });
   maybe_finish();
 }
 
@@ -513,9 +520,9 @@ void Generator::shut_down() {
     result_.arrivals_end_ns = result_.end_ns;
   }
   timers_->close();
-  uv_close(reinterpret_cast<uv_handle_t*>(&sweep_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(sluice::as_handle(&sweep_timer_), nullptr);
+  uv_close(sluice::as_handle(&sigint_), nullptr);
+  uv_close(sluice::as_handle(&sigterm_), nullptr);
   while (!exchanges_.empty()) finish_exchange(*exchanges_.front(), RequestError::unfinished, nullptr);
   for (Channel*& channel : channels_) {
     if (channel == nullptr) continue;
@@ -526,7 +533,7 @@ void Generator::shut_down() {
     c->outstanding.clear();
     c->unsent.clear();
     c->closing = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Channel*>(h->data); });
+    uv_close(sluice::as_handle(&c->tcp), [](uv_handle_t* h) { delete static_cast<Channel*>(h->data); });
   }
   for (RequestRecord& r : result_.records) {  // anything else still open (none expected) ends the same way
     if (r.done_ns == 0 && r.error == RequestError::none) r.error = RequestError::unfinished;

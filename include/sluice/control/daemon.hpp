@@ -117,7 +117,6 @@ class Daemon {
   ReportQueue reports_;  // client connects, from the workers to the monitors
   std::unique_ptr<DnsClient> dns_;  // the monitors' lookups; made at start from dns.*, which a reload keeps
   std::map<std::string, std::unique_ptr<ServiceMonitor>> monitors_;  // by service name
-  std::vector<std::unique_ptr<ServiceMonitor>> retired_monitors_;    // stopped, closing their handles
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
   DaemonStats stats_;

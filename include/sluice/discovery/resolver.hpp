@@ -33,10 +33,9 @@ class Resolver {
 
   /// Resolves now, then every interval.
   void start();
-  /// Stops for good. A lookup in flight is cancelled: its answer never comes.
+  /// Stops for good. A lookup in flight is cancelled: its answer never comes. The object may be
+  /// destroyed at any time (its timer frees itself, a lookup is cancelled with it).
   void stop();
-  /// Stopped: the object may be destroyed (its timer frees itself).
-  bool finished() const { return stopped_; }
 
   /// The addresses of the last successful answer (empty before one).
   const std::vector<sockaddr_storage>& addresses() const { return addresses_; }

@@ -16,6 +16,7 @@
 #include "sluice/health/health_checker.hpp"
 #include "sluice/discovery/resolver.hpp"
 #include "sluice/balancing/service.hpp"
+#include "sluice/uv/handle.hpp"
 
 namespace sluice {
 
@@ -37,10 +38,9 @@ class ServiceMonitor {
   /// Publishes every backend's view (the workers' copies may be new: a reload), then resolves and
   /// checks; each backend's first check comes after a small random delay.
   void start();
-  /// Stops resolving and checking.
+  /// Stops resolving and checking at once; the object may then be destroyed (handles free
+  /// themselves, lookups and probes in flight are cancelled).
   void stop();
-  /// Stopped with every handle closed and no lookup in flight: the object may be destroyed.
-  bool finished() const;
 
   /// A worker's client connect; dropped when the backend is no longer in this service.
   void on_report(const HealthReport& report);
@@ -83,11 +83,10 @@ class ReportQueue {
   void deliver_all();
 
   Deliver deliver_;
-  uv_any_handle wake_{};  // .async; .handle for uv_close (their common initial sequence)
+  Handle<uv_async_t> wake_;  // sent to under mutex_, so close() cannot come in between
   std::mutex mutex_;
   std::vector<HealthReport> queue_;  // under mutex_
   bool open_ = false;                // under mutex_: started and not closed
-  bool started_ = false;
 };
 
 }  // namespace sluice
