@@ -82,18 +82,20 @@ run_wrk() {  # run_wrk OUT: one wrk run, its p99 printed
   wrk -t2 -c50 -d"${duration}s" --latency "http://127.0.0.1:$proxy_port/" > "$1"
   p99_ms "$1"
 }
-scraper() {  # 50 scrapes a second until killed: one process, so that forks do not load the CPUs
+scraper() {  # 50 scrapes a second until killed: one process and, as Prometheus does, one kept-alive connection
   exec /usr/bin/python3 -c '
-import sys, time, urllib.request
-url, next_at = sys.argv[1], time.monotonic()
+import http.client, sys, time
+port, next_at = int(sys.argv[1]), time.monotonic()
+connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
 while True:
     try:
-        urllib.request.urlopen(url, timeout=5).read()
-    except OSError:
-        pass
+        connection.request("GET", "/metrics")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        connection.close()  # reconnects at the next request
     next_at += 0.02
     time.sleep(max(0.0, next_at - time.monotonic()))
-' "http://127.0.0.1:$admin_port/metrics"
+' "$admin_port"
 }
 
 quiet=()

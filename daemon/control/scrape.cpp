@@ -1,5 +1,5 @@
-// A scrape: every worker collects on its own loop at once; the control plane merges what arrives
-// by the deadline and adds its own part and the process's.
+// A scrape: every worker copies its counters on its own loop at once; the control plane makes
+// families of what arrives by the deadline, merges them and adds its own part and the process's.
 #include "sluice/control/daemon.hpp"
 
 #include <chrono>
@@ -33,11 +33,10 @@ std::string Daemon::render_metrics() {
   // Every worker collects at once on its own loop; the control plane waits for each up to one
   // deadline. A late worker counts with its last answer, so no counter goes backwards.
   const std::uint64_t now = uv_hrtime();
-  std::vector<std::future<std::vector<prometheus::MetricFamily>>> pending;
+  std::vector<std::future<Worker::MetricsCopy>> pending;
   if (!workers_finished_) {
     for (auto& worker : workers_) {
-      pending.push_back(
-          worker->thread->submit([worker = worker->worker.get(), now] { return worker->collect_metrics(now); }));
+      pending.push_back(worker->thread->submit([worker = worker->worker.get()] { return worker->copy_metrics(); }));
     }
   }
   const auto deadline = std::chrono::steady_clock::now() + worker_timeout_;
@@ -45,9 +44,10 @@ std::string Daemon::render_metrics() {
   std::vector<std::pair<std::uint32_t, bool>> answered;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     DataWorker& worker = *workers_[i];
-    std::optional<std::vector<prometheus::MetricFamily>> fresh;
+    std::optional<Worker::MetricsCopy> fresh;
     if (i < pending.size()) fresh = get_by(pending[i], deadline);
-    if (fresh) worker.last_metrics = std::move(*fresh);
+    // Families are built here, on the control plane: the worker only copied its counters.
+    if (fresh) worker.last_metrics = Worker::families_of(*fresh, worker.number, now);
     answered.emplace_back(worker.number, fresh.has_value());
     merge_metric_families(families, worker.last_metrics);
   }

@@ -71,133 +71,132 @@ void append(std::vector<MetricFamily>& out, const std::array<Column<Object>, N>&
   }
 }
 
-const std::array<Column<Listener>, 1> kListenerColumnsBeforeRejected = {{
+const std::array<Column<ListenerSnapshot>, 1> kListenerColumnsBeforeRejected = {{
     {"sluice_listener_connections_accepted_total", "Clients accepted.", MetricType::Counter,
-     [](ClientMetric& m, const Listener& l, std::uint64_t) {
+     [](ClientMetric& m, const ListenerSnapshot& l, std::uint64_t) {
        m.counter.value = to_double(l.stats().accepted_total);
      }},
 }};
 
-const std::array<Column<Listener>, 2> kListenerColumnsAfterRejected = {{
+const std::array<Column<ListenerSnapshot>, 2> kListenerColumnsAfterRejected = {{
     {"sluice_listener_connections_active", "Clients connected now.", MetricType::Gauge,
-     [](ClientMetric& m, const Listener& l, std::uint64_t) { m.gauge.value = l.stats().active; }},
+     [](ClientMetric& m, const ListenerSnapshot& l, std::uint64_t) { m.gauge.value = l.stats().active; }},
     {"sluice_listener_spliced_bytes_total",
      "Bytes forwarded with splice(2) through a kernel pipe, without a copy (both directions).",
      MetricType::Counter,
-     [](ClientMetric& m, const Listener& l, std::uint64_t) {
+     [](ClientMetric& m, const ListenerSnapshot& l, std::uint64_t) {
        m.counter.value = to_double(l.stats().spliced_bytes_total);
      }},
 }};
 
-const std::array<Column<Service>, 3> kServiceColumns = {{
+const std::array<Column<ServiceSnapshot>, 3> kServiceColumns = {{
     {"sluice_service_queue_length", "Connections waiting in the shared queue now.",
      MetricType::Gauge,
-     [](ClientMetric& m, const Service& s, std::uint64_t) {
+     [](ClientMetric& m, const ServiceSnapshot& s, std::uint64_t) {
        m.gauge.value = static_cast<double>(s.stats().queue_length.value());
      }},
     {"sluice_service_queue_wait_seconds", "Time from accept to dispatch (0 for no wait).",
      MetricType::Histogram,
-     [](ClientMetric& m, const Service& s, std::uint64_t) {
+     [](ClientMetric& m, const ServiceSnapshot& s, std::uint64_t) {
        fill_histogram(m, s.stats().queue_wait);
      }},
     {"sluice_service_queue_length_seconds_total",
      "Integral of the shared queue length over time: its rate is the time-average queue length.",
      MetricType::Counter,
-     [](ClientMetric& m, const Service& s, std::uint64_t now_ns) {
+     [](ClientMetric& m, const ServiceSnapshot& s, std::uint64_t now_ns) {
        m.counter.value = s.stats().queue_length.seconds_total(now_ns);
      }},
 }};
 
-const std::array<Column<Backend>, 16> kBackendColumns = {{
+const std::array<Column<BackendSnapshot>, 16> kBackendColumns = {{
     {"sluice_backend_up", "1 healthy, 0 down.", MetricType::Gauge,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) { m.gauge.value = b.up ? 1 : 0; }, true},
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) { m.gauge.value = b.up ? 1 : 0; }, true},
     {"sluice_backend_max_connections", "Configured slots (0 = unlimited).", MetricType::Gauge,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
-       m.gauge.value = b.config.max_connections;
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
+       m.gauge.value = b.max_connections;
      }},
     {"sluice_backend_connections_active", "Connections in service at the backend now.",
      MetricType::Gauge,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.gauge.value = static_cast<double>(b.stats.active.value());
      }},
     {"sluice_backend_queue_length", "Connections waiting for this backend now (per_backend mode).",
      MetricType::Gauge,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.gauge.value = static_cast<double>(b.stats.queue_length.value());
      }},
     {"sluice_backend_connections_total", "Connections dispatched to the backend.",
      MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.connections_total);
      }},
     {"sluice_backend_connect_failures_total", "Failed or timed-out connects.", MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.connect_failures_total);
      }},
     {"sluice_backend_resolve_failures_total",
      "Failed DNS re-resolutions (the last good address is kept).", MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.resolve_failures_total);
      },
      true},
     {"sluice_backend_state_changes_total", "Up/down transitions.", MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.state_changes_total);
      },
      true},
     {"sluice_backend_queue_wait_seconds", "Queue wait of the connections the backend served.",
      MetricType::Histogram,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        fill_histogram(m, b.stats.queue_wait);
      }},
     {"sluice_backend_connect_seconds", "TCP connect time.", MetricType::Histogram,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        fill_histogram(m, b.stats.connect_time);
      }},
     {"sluice_backend_session_seconds", "Connected-to-closed time.", MetricType::Histogram,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        fill_histogram(m, b.stats.session_time);
      }},
     {"sluice_backend_connections_active_seconds_total",
      "Integral of active connections over time: rate is the time-average number in service.",
      MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t now_ns) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t now_ns) {
        m.counter.value = b.stats.active.seconds_total(now_ns);
      }},
     {"sluice_backend_busy_seconds_total",
      "Time with at least one active connection: rate is the utilisation of a single-slot backend.",
      MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t now_ns) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t now_ns) {
        m.counter.value = b.stats.active.busy_seconds_total(now_ns);
      }},
     {"sluice_backend_queue_length_seconds_total",
      "Integral of this backend's queue length over time.", MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t now_ns) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t now_ns) {
        m.counter.value = b.stats.queue_length.seconds_total(now_ns);
      }},
     {"sluice_backend_received_bytes_total", "Bytes received from the backend.", MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.received_bytes_total);
      }},
     {"sluice_backend_sent_bytes_total", "Bytes sent to the backend.", MetricType::Counter,
-     [](ClientMetric& m, const Backend& b, std::uint64_t) {
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.sent_bytes_total);
      }},
 }};
 
 // One series per (listener, reason), zeros included, so that rate() and absent() work from the
 // first scrape on.
-MetricFamily rejected_family(std::span<const Listener* const> listeners) {
+MetricFamily rejected_family(const std::vector<ListenerSnapshot>& listeners) {
   MetricFamily family{"sluice_listener_connections_rejected_total",
                       "Clients refused, by reason (abandoned: left while queued).",
                       MetricType::Counter,
                       {}};
-  for (const Listener* listener : listeners) {
-    const auto& rejected = listener->stats().rejected_total;
+  for (const ListenerSnapshot& listener : listeners) {
+    const auto& rejected = listener.stats().rejected_total;
     for (std::size_t reason = 0; reason < kRejectReasonNames.size(); ++reason) {
       ClientMetric sample;
-      sample.label = {{"listener", listener->config().name},
-                      {"reason", kRejectReasonNames[reason]}};
+      sample.label = {{"listener", listener.name}, {"reason", kRejectReasonNames[reason]}};
       sample.counter.value = to_double(rejected[reason]);
       family.metric.push_back(std::move(sample));
     }
@@ -252,29 +251,44 @@ MetricFamily worker_accepted_family(std::uint32_t worker_number, std::uint64_t a
           MetricType::Counter, {std::move(sample)}};
 }
 
-std::vector<MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
-                                          std::span<const Service* const> services,
-                                          const DaemonStats& daemon, std::uint64_t now_ns, MetricsPart part) {
-  std::vector<std::pair<Labels, const Listener*>> listener_rows;
-  for (const Listener* listener : listeners) {
-    listener_rows.push_back({{{"listener", listener->config().name}}, listener});
-  }
-  std::vector<std::pair<Labels, const Service*>> service_rows;
-  std::vector<std::pair<Labels, const Backend*>> backend_rows;
+MetricsSnapshot take_snapshot(std::span<const Listener* const> listeners, std::span<const Service* const> services) {
+  MetricsSnapshot snapshot;
+  snapshot.listeners.reserve(listeners.size());
+  for (const Listener* listener : listeners) snapshot.listeners.push_back({listener->config().name, listener->stats()});
+  snapshot.services.reserve(services.size());
   for (const Service* service : services) {
-    service_rows.push_back({{{"service", service->name()}}, service});
+    ServiceSnapshot& copy = snapshot.services.emplace_back();
+    copy.name = service->name();
+    copy.counters = service->stats();
+    copy.backends.reserve(service->backends().size());
     for (const Backend& backend : service->backends()) {
-      backend_rows.push_back({{{"service", service->name()},
-                               {"backend", backend.config.name},
-                               {"node", backend.config.node}},
-                              &backend});
+      copy.backends.push_back(
+          {backend.config.name, backend.config.node, backend.config.max_connections, backend.up, backend.stats});
+    }
+  }
+  return snapshot;
+}
+
+std::vector<MetricFamily> collect_metrics(const MetricsSnapshot& snapshot, const DaemonStats& daemon,
+                                          std::uint64_t now_ns, MetricsPart part) {
+  std::vector<std::pair<Labels, const ListenerSnapshot*>> listener_rows;
+  for (const ListenerSnapshot& listener : snapshot.listeners) {
+    listener_rows.push_back({{{"listener", listener.name}}, &listener});
+  }
+  std::vector<std::pair<Labels, const ServiceSnapshot*>> service_rows;
+  std::vector<std::pair<Labels, const BackendSnapshot*>> backend_rows;
+  for (const ServiceSnapshot& service : snapshot.services) {
+    service_rows.push_back({{{"service", service.name}}, &service});
+    for (const BackendSnapshot& backend : service.backends) {
+      backend_rows.push_back(
+          {{{"service", service.name}, {"backend", backend.name}, {"node", backend.node}}, &backend});
     }
   }
 
   std::vector<MetricFamily> families;
   families.reserve(4 + kServiceColumns.size() + kBackendColumns.size() + 2);
   append(families, kListenerColumnsBeforeRejected, listener_rows, now_ns, part);
-  if (!listeners.empty() && wanted(part, false)) families.push_back(rejected_family(listeners));
+  if (!snapshot.listeners.empty() && wanted(part, false)) families.push_back(rejected_family(snapshot.listeners));
   append(families, kListenerColumnsAfterRejected, listener_rows, now_ns, part);
   append(families, kServiceColumns, service_rows, now_ns, part);
   append(families, kBackendColumns, backend_rows, now_ns, part);
@@ -283,6 +297,12 @@ std::vector<MetricFamily> collect_metrics(std::span<const Listener* const> liste
     families.push_back(build_info_family());
   }
   return families;
+}
+
+std::vector<MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
+                                          std::span<const Service* const> services,
+                                          const DaemonStats& daemon, std::uint64_t now_ns, MetricsPart part) {
+  return collect_metrics(take_snapshot(listeners, services), daemon, now_ns, part);
 }
 
 std::string serialize_metrics(const std::vector<MetricFamily>& families) {

@@ -107,24 +107,27 @@ void add_totals(std::vector<prometheus::MetricFamily>& total, std::vector<promet
 
 }  // namespace
 
-std::vector<prometheus::MetricFamily> Worker::collect_metrics(std::uint64_t now_ns) const {
+Worker::MetricsCopy Worker::copy_metrics() const {
   std::vector<const Listener*> listeners;
   for (const auto& listener : listeners_) listeners.push_back(listener.get());
-  auto families = sluice::collect_metrics(listeners, service_list(), DaemonStats{}, now_ns, MetricsPart::workers);
-  // A reload's rebuilt service starts from zero: the replaced one, still finishing its sessions or
-  // already freed, carries the totals so far.
-  add_totals(families, collect_retired(now_ns));
-  add_totals(families, freed_totals_);
-  families.push_back(worker_accepted_family(number_, resources_.accepted_total));
-  return families;
+  std::vector<const Service*> retired;
+  for (const auto& service : retired_services_)
+    if (never_committed_.count(service.get()) == 0) retired.push_back(service.get());
+  return {take_snapshot(listeners, service_list()), take_snapshot({}, retired), freed_totals_,
+          resources_.accepted_total};
 }
 
-std::vector<prometheus::MetricFamily> Worker::collect_retired(std::uint64_t now_ns) const {
-  std::vector<const Service*> services;
-  for (const auto& service : retired_services_)
-    if (never_committed_.count(service.get()) == 0) services.push_back(service.get());
-  if (services.empty()) return {};
-  return sluice::collect_metrics({}, services, DaemonStats{}, now_ns, MetricsPart::workers);
+std::vector<prometheus::MetricFamily> Worker::families_of(const MetricsCopy& copy, std::uint32_t worker_number,
+                                                          std::uint64_t now_ns) {
+  auto families = collect_metrics(copy.live, DaemonStats{}, now_ns, MetricsPart::workers);
+  // A reload's rebuilt service starts from zero: the replaced one, still finishing its sessions or
+  // already freed, carries the totals so far.
+  if (!copy.retired.services.empty()) {
+    add_totals(families, collect_metrics(copy.retired, DaemonStats{}, now_ns, MetricsPart::workers));
+  }
+  if (copy.freed_totals) add_totals(families, *copy.freed_totals);
+  families.push_back(worker_accepted_family(worker_number, copy.accepted_total));
+  return families;
 }
 
 std::string Worker::render_backends_json(std::uint64_t now_ns, double unix_now_seconds) const {
@@ -244,14 +247,18 @@ void Worker::commit_prepared() {
   std::erase_if(services_, [](const auto& item) { return !item.second; });
   // The control plane's monitors publish their views after this commit (see Daemon::apply).
   for (auto& [name, service] : pending.fresh) services_[name] = std::move(service);
-  // A service the config no longer has takes its carried-over totals with it.
-  for (auto& family : freed_totals_) {
+  // A service the config no longer has takes its carried-over totals with it (in a new copy: a
+  // scrape may be reading the old one).
+  if (freed_totals_->empty()) return;
+  auto totals = *freed_totals_;
+  for (auto& family : totals) {
     std::erase_if(family.metric, [&](const prometheus::ClientMetric& sample) {
       const auto label = std::find_if(sample.label.begin(), sample.label.end(),
                                       [](const prometheus::ClientMetric::Label& l) { return l.name == "service"; });
       return label != sample.label.end() && services_.count(label->value) == 0;
     });
   }
+  freed_totals_ = std::make_shared<const std::vector<prometheus::MetricFamily>>(std::move(totals));
 }
 
 void Worker::retire(std::unique_ptr<Service> service) {
@@ -280,8 +287,11 @@ void Worker::release_retired() {
       services.push_back(service.get());
     spdlog::debug("retired_service_freed service={}", service->name());
   }
-  if (!services.empty())
-    add_totals(freed_totals_, sluice::collect_metrics({}, services, DaemonStats{}, uv_hrtime(), MetricsPart::workers));
+  if (!services.empty()) {
+    auto totals = *freed_totals_;  // a new copy: a scrape may be reading the old one
+    add_totals(totals, sluice::collect_metrics({}, services, DaemonStats{}, uv_hrtime(), MetricsPart::workers));
+    freed_totals_ = std::make_shared<const std::vector<prometheus::MetricFamily>>(std::move(totals));
+  }
   std::erase_if(retired_listeners_, [](const auto& listener) { return !listener->in_use(); });
   std::erase_if(retired_services_, [](const auto& service) { return !service->in_use(); });
 }

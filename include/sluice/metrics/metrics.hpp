@@ -1,7 +1,8 @@
 #pragma once
-// The Prometheus view of the loop's stats (README "Metrics"). Collection is a pure function that
-// runs on the loop thread and copies the plain counters out into prometheus-cpp's data model; the
-// data path never sees prometheus-cpp.
+// The Prometheus view of the loop's stats (README "Metrics"). On the loop thread, take_snapshot()
+// only copies the plain counters out (cheap: a scrape must not hold up a data loop); building
+// prometheus-cpp's data model from the copy (strings, labels, buckets) happens on the control
+// plane. The data path never sees prometheus-cpp.
 
 #include <cstdint>
 #include <span>
@@ -11,10 +12,39 @@
 
 #include <prometheus/metric_family.h>
 
+#include "sluice/metrics/stats.hpp"
+
 namespace sluice {
 
 class Listener;
 class Service;
+
+/// What the families of one loop are made from: names and plain counters, copied on the loop.
+struct ListenerSnapshot {
+  std::string name;
+  ListenerStats counters;
+  const ListenerStats& stats() const { return counters; }
+};
+struct BackendSnapshot {
+  std::string name;
+  std::string node;
+  std::uint32_t max_connections = 0;
+  bool up = false;
+  BackendStats stats;
+};
+struct ServiceSnapshot {
+  std::string name;
+  ServiceStats counters;
+  std::vector<BackendSnapshot> backends;
+  const ServiceStats& stats() const { return counters; }
+};
+struct MetricsSnapshot {
+  std::vector<ListenerSnapshot> listeners;
+  std::vector<ServiceSnapshot> services;
+};
+
+/// On the loop thread that owns `listeners` and `services`: copies, nothing more.
+MetricsSnapshot take_snapshot(std::span<const Listener* const> listeners, std::span<const Service* const> services);
 
 /// Counters owned by the daemon itself (not by a listener or a service).
 struct DaemonStats {
@@ -38,7 +68,11 @@ enum class MetricsPart {
 };
 
 /// Every `sluice_*` family of the README's "Metrics" table that `part` has, with the time integrals brought up to
-/// `now_ns` (uv_hrtime() clock). Call on the loop thread that owns `listeners` and `services`.
+/// `now_ns` (uv_hrtime() clock), from a snapshot taken at `now_ns`. Any thread.
+std::vector<prometheus::MetricFamily> collect_metrics(const MetricsSnapshot& snapshot, const DaemonStats& daemon,
+                                                      std::uint64_t now_ns, MetricsPart part = MetricsPart::all);
+
+/// The same from the live objects: take_snapshot() then the above. On their loop thread.
 std::vector<prometheus::MetricFamily> collect_metrics(std::span<const Listener* const> listeners,
                                                       std::span<const Service* const> services,
                                                       const DaemonStats& daemon,

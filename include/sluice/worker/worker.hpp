@@ -71,9 +71,20 @@ class Worker {
   /// Drops a prepared reload and closes the handles, so the loop can end once the sessions have.
   void close_handles();
 
-  /// This worker's metric families (collect_metrics, MetricsPart::workers) and its own
-  /// sluice_worker_connections_accepted_total{worker}.
-  std::vector<prometheus::MetricFamily> collect_metrics(std::uint64_t now_ns) const;
+  /// What a scrape takes from a worker: copied on its loop (nothing is built there, so a scrape
+  /// holds a data loop up for microseconds), made into families on the control plane.
+  struct MetricsCopy {
+    MetricsSnapshot live;     // listeners and services that run
+    MetricsSnapshot retired;  // replaced services still finishing their sessions
+    std::shared_ptr<const std::vector<prometheus::MetricFamily>> freed_totals;  // see freed_totals_
+    std::uint64_t accepted_total = 0;
+  };
+  /// On this worker's loop.
+  MetricsCopy copy_metrics() const;
+  /// Any thread: the worker's families (MetricsPart::workers) with the retired and freed services'
+  /// totals added, and its own sluice_worker_connections_accepted_total{worker}.
+  static std::vector<prometheus::MetricFamily> families_of(const MetricsCopy& copy, std::uint32_t worker_number,
+                                                           std::uint64_t now_ns);
   /// The GET /backends document of this worker's services.
   std::string render_backends_json(std::uint64_t now_ns, double unix_now_seconds) const;
 
@@ -101,8 +112,6 @@ class Worker {
   /// closing session, which still holds its listener and service.
   void release_soon();
   void release_retired();
-  /// The families of the replaced services still finishing their sessions.
-  std::vector<prometheus::MetricFamily> collect_retired(std::uint64_t now_ns) const;
 
   uv_loop_t* loop_;
   std::uint32_t number_;
@@ -115,8 +124,10 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
   // The final counters and histograms of rebuilt services already freed: added to every
   // collection, so that no counter in /metrics goes backwards across a reload. Dropped with the
-  // service's name when a reload removes it.
-  std::vector<prometheus::MetricFamily> freed_totals_;
+  // service's name when a reload removes it. Replaced, never changed, once published: a scrape
+  // shares it with the control plane.
+  std::shared_ptr<const std::vector<prometheus::MetricFamily>> freed_totals_ =
+      std::make_shared<const std::vector<prometheus::MetricFamily>>();
   std::set<const Service*> never_committed_;  // retired by an aborted reload: never served
   std::optional<Pending> pending_;
   Handle<uv_timer_t> release_timer_;  // one-shot, armed by release_soon
