@@ -407,18 +407,52 @@ TEST_CASE("reload: a config directory that cannot be watched is logged, SIGHUP s
   CHECK(name_from(proxy) == "b");
 }
 
-TEST_CASE("reload: a rebuilt service's counters go on from the old one's totals, during its last session and after it is freed") {
-  HoldServer hold("h");
+namespace {
+
+// One service "web" on one holding backend "h", the daemon at debug level (its retired_service_freed
+// lines), for the tests of a service that a reload rebuilds (retries changed) under open sessions.
+struct RebuiltService {
+  explicit RebuiltService(bool access_log)
+      : spec(make_spec(hold, access_log)),
+        file(spec.yaml()),
+        daemon(file, {"--log-level", "debug"}),
+        proxy(daemon.wait_listening_on("web", scaled_ms(10s))),
+        admin(wait_admin_address(daemon, scaled_ms(10s))) {}
+
+  static ConfigSpec make_spec(const HoldServer& backend, bool access_log) {
+    ConfigSpec made;
+    made.admin = true;
+    made.access_log = access_log;
+    made.listeners = {ListenerSpec{}};
+    made.services = {ServiceSpec{.backends = {{"h", backend.address()}}}};
+    return made;
+  }
+  // Rewrites the file with a changed service (retries) and has the daemon reload it.
+  void rebuild() {
+    spec.services[0].retries = 1;
+    file.write(spec.yaml());
+    daemon.send_signal(SIGHUP);
+  }
+
+  HoldServer hold{"h"};
   ConfigSpec spec;
-  spec.admin = true;
-  spec.listeners = {ListenerSpec{}};
-  spec.services = {ServiceSpec{.backends = {{"h", hold.address()}}}};
-  TempConfig file(spec.yaml());
-  DaemonProcess daemon(file, {"--log-level", "debug"});
-  const Address proxy = daemon.wait_listening_on("web", scaled_ms(10s));
-  const Address admin = wait_admin_address(daemon, scaled_ms(10s));
+  TempConfig file;
+  DaemonProcess daemon;
+  const Address proxy;
+  const Address admin;
   const std::string dispatched = R"(sluice_backend_connections_total{service="web",backend="h",node=""})";
   const std::string ended = R"(sluice_backend_session_seconds_count{service="web",backend="h",node=""})";
+};
+
+}  // namespace
+
+TEST_CASE("reload: a rebuilt service's counters go on from the old one's totals, during its last session and after it is freed") {
+  RebuiltService web(/*access_log=*/false);
+  DaemonProcess& daemon = web.daemon;
+  const Address& proxy = web.proxy;
+  const Address& admin = web.admin;
+  const std::string& dispatched = web.dispatched;
+  const std::string& ended = web.ended;
   const std::string accepted = R"(sluice_listener_connections_accepted_total{listener="web"})";
   auto hello = [&] {
     Client client = Client::connect(proxy, scaled_ms(2s));
@@ -433,9 +467,7 @@ TEST_CASE("reload: a rebuilt service's counters go on from the old one's totals,
   CHECK(metric(scrape(admin), dispatched) == 4);
 
   // A changed service is rebuilt with counters of its own, while the old one finishes its session.
-  spec.services[0].retries = 1;
-  file.write(spec.yaml());
-  daemon.send_signal(SIGHUP);
+  web.rebuild();
   REQUIRE(wait_metric(admin, kReloadsOk, 1, scaled_ms(5s)));
   const std::string during = scrape(admin);
   CHECK(metric(during, dispatched) == 4);
@@ -468,24 +500,16 @@ long log_time_ms(const std::string& line) {
 }  // namespace
 
 TEST_CASE("reload: a replaced service is freed on the loop turn after its last session ends, not by a poll, its counters kept") {
-  HoldServer hold("h");
-  ConfigSpec spec;
-  spec.admin = true;
-  spec.access_log = true;
-  spec.listeners = {ListenerSpec{}};
-  spec.services = {ServiceSpec{.backends = {{"h", hold.address()}}}};
-  TempConfig file(spec.yaml());
-  DaemonProcess daemon(file, {"--log-level", "debug"});
-  const Address proxy = daemon.wait_listening_on("web", scaled_ms(10s));
-  const Address admin = wait_admin_address(daemon, scaled_ms(10s));
-  const std::string dispatched = R"(sluice_backend_connections_total{service="web",backend="h",node=""})";
-  const std::string ended = R"(sluice_backend_session_seconds_count{service="web",backend="h",node=""})";
+  RebuiltService web(/*access_log=*/true);
+  DaemonProcess& daemon = web.daemon;
+  const Address& proxy = web.proxy;
+  const Address& admin = web.admin;
+  const std::string& dispatched = web.dispatched;
+  const std::string& ended = web.ended;
 
   Client open_on_old = Client::connect(proxy, scaled_ms(2s));
   CHECK(open_on_old.read_exact(2, scaled_ms(2s)) == "h\n");
-  spec.services[0].retries = 1;  // a changed service: rebuilt, the old one retired with its session
-  file.write(spec.yaml());
-  daemon.send_signal(SIGHUP);
+  web.rebuild();  // a changed service: rebuilt, the old one retired with its session
   REQUIRE(wait_metric(admin, kReloadsOk, 1, scaled_ms(5s)));
   // Closed right after the commit: a poll started with it (as the reap timer was) would next
   // look about a second later.
