@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 
 #include <sys/resource.h>
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/control/background_thread.hpp"
 #include "sluice/control/deadline.hpp"
 #include "sluice/log/logging.hpp"
 
@@ -82,6 +84,10 @@ int Daemon::run() {
   }
   const bool ok = why.empty() && start_workers(worker_count(config_.workers), why) && start_admin();
   if (ok) {
+    // After the workers started (threads inherit the policy): only this thread yields to them.
+    if (const int error = run_as_background_thread(); error != 0) {
+      spdlog::warn("the control plane runs at the workers' priority: SCHED_BATCH refused ({})", std::strerror(error));
+    }
     dns_ = std::make_unique<DnsClient>(&loop_, config_.dns);
     log_listeners();
     log_summary();

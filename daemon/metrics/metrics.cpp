@@ -4,7 +4,6 @@
 #include <limits>
 #include <utility>
 
-#include <prometheus/text_serializer.h>
 
 #include "sluice/worker/listener.hpp"
 #include "sluice/balancing/service.hpp"
@@ -303,10 +302,6 @@ std::vector<MetricFamily> collect_metrics(std::span<const Listener* const> liste
                                           std::span<const Service* const> services,
                                           const DaemonStats& daemon, std::uint64_t now_ns, MetricsPart part) {
   return collect_metrics(take_snapshot(listeners, services), daemon, now_ns, part);
-}
-
-std::string serialize_metrics(const std::vector<MetricFamily>& families) {
-  return prometheus::TextSerializer{}.Serialize(families);
 }
 
 }  // namespace sluice

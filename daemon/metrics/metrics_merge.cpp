@@ -66,7 +66,18 @@ void merge_metric_families(std::vector<MetricFamily>& total, const std::vector<M
       continue;
     }
     const Combine how = combine_for(family.name);
-    // By label set, not by a scan: a large config has thousands of samples per family.
+    // Workers running the same config list the same samples in the same order: then sample i
+    // adds to sample i, with no index to build (a scrape merges every family this way).
+    const bool aligned = into->metric.size() == family.metric.size() &&
+                         std::equal(family.metric.begin(), family.metric.end(), into->metric.begin(),
+                                    [](const ClientMetric& a, const ClientMetric& b) { return a.label == b.label; });
+    if (aligned) {
+      for (std::size_t i = 0; i < family.metric.size(); ++i) {
+        add_sample(into->metric[i], family.metric[i], family.type, how, family.name);
+      }
+      continue;
+    }
+    // Otherwise by label set, not by a scan: a large config has thousands of samples per family.
     std::map<std::vector<ClientMetric::Label>, std::size_t> index;
     for (std::size_t i = 0; i < into->metric.size(); ++i) index.emplace(into->metric[i].label, i);
     for (const ClientMetric& sample : family.metric) {

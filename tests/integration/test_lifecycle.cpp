@@ -6,12 +6,17 @@
 #include "test_support.hpp"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <ctime>
 #include <future>
 #include <optional>
@@ -443,4 +448,36 @@ TEST_CASE("admin: a partial request that stalls, or dribbles, is closed after 5 
 
   const HttpResponse after = http_get(admin, "/metrics");
   CHECK(after.status == 200);
+}
+
+TEST_CASE("threads: the control plane and the admin thread run SCHED_BATCH, the data workers do not") {
+  // A scrape or a reload must not preempt a worker when it wakes up (scripts/bench-scrape.sh).
+  NameServer good("good");
+  DaemonProcess daemon(ConfigSpec{.workers = 2,
+                                  .listeners = {ListenerSpec{}},
+                                  .services = {{.backends = {{"good", good.address()}}}},
+                                  .admin = true}
+                           .yaml());
+  daemon.wait_listening_on("web");
+  wait_admin_address(daemon);
+  // The policy is field 41 of /proc/PID/task/TID/stat, counted from 1, after "(comm)".
+  std::map<std::string, int> policy_of;
+  const std::string tasks = "/proc/" + std::to_string(daemon.pid()) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream file(task.path() / "stat");
+    const std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    const auto open = stat.find('(');
+    const auto close = stat.rfind(')');
+    REQUIRE((open != std::string::npos && close != std::string::npos));
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    for (int number = 3; number <= 41 && fields >> field; ++number) {}
+    const bool main_thread = task.path().filename() == std::to_string(daemon.pid());  // others may share its name
+    policy_of[main_thread ? "main" : stat.substr(open + 1, close - open - 1)] = std::stoi(field);
+  }
+  INFO("threads: " << policy_of.size());
+  CHECK(policy_of.at("main") == SCHED_BATCH);  // the control plane
+  CHECK(policy_of.at("sluice-admin") == SCHED_BATCH);
+  CHECK(policy_of.at("sluice-w1") == SCHED_OTHER);
+  CHECK(policy_of.at("sluice-w2") == SCHED_OTHER);
 }

@@ -70,8 +70,47 @@ HttpReply http_exchange(const std::string& address, const std::string& request,
 }
 
 HttpReply get(const std::string& address, const std::string& path) {
-  return http_exchange(address, "GET " + path + " HTTP/1.1\r\nHost: test\r\nUser-Agent: x\r\n\r\n");
+  return http_exchange(address, "GET " + path + " HTTP/1.1\r\nHost: test\r\nUser-Agent: x\r\nConnection: close\r\n\r\n");
 }
+
+// A connection that stays open: send a request, read one whole response (not until the close).
+class KeptAlive {
+ public:
+  explicit KeptAlive(const std::string& address) {
+    const auto parsed = sluice::parse_ip_address(address);
+    REQUIRE(parsed.has_value());
+    fd_ = socket(parsed->ss_family, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    const timeval timeout{10, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    REQUIRE(connect(fd_, sluice::as_sockaddr(&*parsed), sluice::sockaddr_length(*parsed)) == 0);
+  }
+  ~KeptAlive() { close(fd_); }
+  KeptAlive(const KeptAlive&) = delete;
+  KeptAlive& operator=(const KeptAlive&) = delete;
+
+  http::Message exchange(const std::string& request) {
+    REQUIRE(send(fd_, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    std::array<char, 16384> chunk{};
+    while (reader_.messages().empty()) {
+      const ssize_t n = recv(fd_, chunk.data(), chunk.size(), 0);
+      REQUIRE_MESSAGE(n > 0, "the server closed or timed out before a whole response");
+      REQUIRE(reader_.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n))).stop != http::Stop::error);
+    }
+    http::Message message = std::move(reader_.messages().front());
+    reader_.messages().pop_front();
+    return message;
+  }
+  /// Whether the server closes the connection (EOF) with nothing more sent.
+  bool closed_by_server() {
+    char byte = 0;
+    return recv(fd_, &byte, 1, 0) == 0;
+  }
+
+ private:
+  int fd_ = -1;
+  http::MessageReader reader_{http::Kind::response};
+};
 
 // The value of the first sample line starting with `prefix` (name and labels) in `text`.
 double sample_value(const std::string& text, const std::string& prefix) {
@@ -204,7 +243,7 @@ TEST_CASE("admin server: 404, 405, 400, 500, HEAD and query strings") {
   CHECK(post.status == 405);
   CHECK(post.header("Allow") == "GET, HEAD");
 
-  const HttpReply head = http_exchange(loop.address(), "HEAD /metrics HTTP/1.1\r\n\r\n");
+  const HttpReply head = http_exchange(loop.address(), "HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
   CHECK(head.status == 200);
   CHECK(head.body.empty());
   CHECK(std::stoul(head.header("Content-Length").value_or("0")) > 0);
@@ -215,6 +254,40 @@ TEST_CASE("admin server: 404, 405, 400, 500, HEAD and query strings") {
   // a 400 from the first bad byte, without waiting for the limit.
   CHECK(http_exchange(loop.address(), "GET /metrics HTTP/1.1\r\nX-Pad: " + std::string(10000, 'x')).status == 431);
   CHECK(http_exchange(loop.address(), std::string(10000, 'x')).status == 400);
+}
+
+TEST_CASE("admin server: keep-alive as the client asks, as Prometheus scrapes") {
+  LoopWithAdmin loop("127.0.0.1:0");
+  {
+    KeptAlive connection(loop.address());
+    for (int i = 0; i < 3; ++i) {
+      const http::Message reply = connection.exchange("GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+      CHECK(reply.head.status == 200);
+      CHECK(!reply.head.header("Connection").has_value());
+      CHECK(reply.body.find(kConnections) != std::string::npos);
+    }
+    CHECK(connection.exchange("GET /healthz HTTP/1.1\r\n\r\n").body == "ok\n");
+    const http::Message last = connection.exchange("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CHECK(last.head.status == 200);
+    CHECK(last.head.header("Connection") == "close");
+    CHECK(connection.closed_by_server());
+  }
+  {  // HTTP/1.0 keeps alive only when asked, and says so
+    KeptAlive connection(loop.address());
+    const http::Message reply = connection.exchange("GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    CHECK(reply.head.header("Connection") == "keep-alive");
+    CHECK(connection.exchange("GET /metrics HTTP/1.0\r\n\r\n").head.status == 200);
+    CHECK(connection.closed_by_server());
+  }
+  {  // an error, or a request after which more bytes came at once, closes
+    KeptAlive connection(loop.address());
+    CHECK(connection.exchange("POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi").head.status == 405);
+    CHECK(connection.closed_by_server());
+    KeptAlive pipelined(loop.address());
+    const http::Message first = pipelined.exchange("GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+    CHECK(first.head.header("Connection") == "close");
+    CHECK(pipelined.closed_by_server());
+  }
 }
 
 TEST_CASE("admin server: a client that half-closes after its request still gets the answer") {

@@ -507,3 +507,23 @@ TEST_CASE("merge_metric_families: workers' counters, integrals and histograms ad
   CHECK(serialize_metrics(total).find("sluice_backend_connections_total{service=\"web\",backend=\"node-a\",node=\"n1\"} 7") !=
         std::string::npos);
 }
+
+TEST_CASE("merge_metric_families: samples listed in another order or only by one worker still add by label set") {
+  // The usual case (same samples, same order) adds sample i to sample i; anything else must still
+  // match by labels, never by position.
+  auto sample_of = [](const std::string& backend, double value) {
+    ClientMetric sample;
+    sample.label = {{"backend", backend}};
+    sample.counter.value = value;
+    return sample;
+  };
+  std::vector<MetricFamily> total = {{"sluice_x_total", "x", MetricType::Counter, {sample_of("a", 1), sample_of("b", 2)}}};
+  merge_metric_families(total, {{"sluice_x_total", "x", MetricType::Counter, {sample_of("b", 20), sample_of("a", 10)}}});
+  CHECK(counter(total, "sluice_x_total", {{"backend", "a"}}) == 11);
+  CHECK(counter(total, "sluice_x_total", {{"backend", "b"}}) == 22);
+  merge_metric_families(total, {{"sluice_x_total", "x", MetricType::Counter, {sample_of("c", 5), sample_of("a", 100)}}});
+  CHECK(counter(total, "sluice_x_total", {{"backend", "a"}}) == 111);
+  CHECK(counter(total, "sluice_x_total", {{"backend", "b"}}) == 22);
+  CHECK(counter(total, "sluice_x_total", {{"backend", "c"}}) == 5);
+  CHECK(total[0].metric.size() == 3);
+}

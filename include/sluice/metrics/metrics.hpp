@@ -13,6 +13,7 @@
 #include <prometheus/metric_family.h>
 
 #include "sluice/metrics/stats.hpp"
+#include "sluice/metrics/text_format.hpp"
 
 namespace sluice {
 
@@ -54,9 +55,6 @@ struct DaemonStats {
   bool last_reload_successful = true; // false from a rejected reload until the next applied one
 };
 
-/// Content type of the Prometheus text exposition format that serialize_metrics() writes.
-inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
-
 /// Which families a collection makes. A backend's up/down state and the counters of its monitor
 /// (resolve failures, state changes) are decided once per process, on the control plane, so each
 /// worker collects the rest (`workers`) and the control plane these and its own (`control_plane`):
@@ -86,9 +84,5 @@ std::vector<prometheus::MetricFamily> config_state_families(const DaemonStats& d
 /// sluice_worker_connections_accepted_total{worker}: how the kernel spread clients over the
 /// workers' SO_REUSEPORT listeners (the one family that is per worker, not summed).
 prometheus::MetricFamily worker_accepted_family(std::uint32_t worker_number, std::uint64_t accepted_total);
-
-/// The text exposition format of `families` (prometheus::TextSerializer; counter names are written
-/// as given, so the families carry their `_total` suffix themselves).
-std::string serialize_metrics(const std::vector<prometheus::MetricFamily>& families);
 
 }  // namespace sluice
