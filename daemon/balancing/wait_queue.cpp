@@ -2,38 +2,23 @@
 
 namespace sluice {
 
-void WaitQueue::push_back(Waiter& waiter, std::uint64_t now_ns) {
-  waiter.queue = this;
-  waiter.next_waiting = nullptr;
-  waiter.prev_waiting = tail_;
-  (tail_ != nullptr ? tail_->next_waiting : head_) = &waiter;
-  tail_ = &waiter;
-  ++length_count_;
-  length_.add(now_ns, 1);
-}
+void WaitQueue::push_back(Waiter& waiter, std::uint64_t now_ns) { insert_after(tail_, waiter, now_ns); }
 
-void WaitQueue::push_front(Waiter& waiter, std::uint64_t now_ns) {
-  waiter.queue = this;
-  waiter.prev_waiting = nullptr;
-  waiter.next_waiting = head_;
-  (head_ != nullptr ? head_->prev_waiting : tail_) = &waiter;
-  head_ = &waiter;
-  ++length_count_;
-  length_.add(now_ns, 1);
-}
+void WaitQueue::push_front(Waiter& waiter, std::uint64_t now_ns) { insert_after(nullptr, waiter, now_ns); }
 
 void WaitQueue::insert_by_arrival(Waiter& waiter, std::uint64_t now_ns) {
   Waiter* before = tail_;  // the waiter goes after this one
   while (before != nullptr && before->arrived_ns > waiter.arrived_ns) before = before->prev_waiting;
-  if (before == nullptr) {
-    push_front(waiter, now_ns);
-    return;
-  }
+  insert_after(before, waiter, now_ns);
+}
+
+void WaitQueue::insert_after(Waiter* before, Waiter& waiter, std::uint64_t now_ns) {
+  Waiter* after = before != nullptr ? before->next_waiting : head_;
   waiter.queue = this;
   waiter.prev_waiting = before;
-  waiter.next_waiting = before->next_waiting;
-  (before->next_waiting != nullptr ? before->next_waiting->prev_waiting : tail_) = &waiter;
-  before->next_waiting = &waiter;
+  waiter.next_waiting = after;
+  (before != nullptr ? before->next_waiting : head_) = &waiter;
+  (after != nullptr ? after->prev_waiting : tail_) = &waiter;
   ++length_count_;
   length_.add(now_ns, 1);
 }

@@ -373,15 +373,7 @@ struct Options {
 std::optional<int> parse_options(int argc, char** argv, Options& options) {
   using sluice::tools::FlagError;
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string_view raw = argv[i];
-      if (raw == "--help" || raw == "-h") {
-        std::fputs(kUsage, stdout);
-        return 0;
-      }
-      std::string arg;
-      std::string value;
-      if (!sluice::tools::take_value(argc, argv, i, arg, value)) throw FlagError(arg + " needs a value");
+    const bool help = sluice::tools::walk_flags(argc, argv, kUsage, {}, [&](const std::string& arg, const std::string& value) {
       if (arg == "--listen") {
         options.listen = value;
       } else if (arg == "--name") {
@@ -413,7 +405,8 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
       } else {
         throw FlagError("unknown option " + arg);
       }
-    }
+    });
+    if (help) return 0;
     if (options.service.mode == sluice::tools::ServiceMode::cpu && options.service.concurrency == 0) {
       throw FlagError("--mode cpu needs --concurrency N with N >= 1 (the worker threads)");
     }

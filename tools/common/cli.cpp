@@ -108,4 +108,24 @@ bool take_value(int argc, char** argv, int& i, std::string& flag, std::string& v
   return false;
 }
 
+bool walk_flags(int argc, char** argv, const char* usage, std::initializer_list<std::string_view> switches,
+                const std::function<void(const std::string& flag, const std::string& value)>& on_flag) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view raw = argv[i];
+    if (raw == "--help" || raw == "-h") {
+      std::fputs(usage, stdout);
+      return true;
+    }
+    if (std::find(switches.begin(), switches.end(), raw) != switches.end()) {
+      on_flag(std::string(raw), std::string());
+      continue;
+    }
+    std::string flag;
+    std::string value;
+    if (!take_value(argc, argv, i, flag, value)) throw FlagError(flag + " needs a value");
+    on_flag(flag, value);
+  }
+  return false;
+}
+
 }  // namespace sluice::tools

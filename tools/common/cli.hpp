@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -43,5 +45,11 @@ struct FlagError : std::runtime_error {
 // Splits "--flag=value" / "--flag value". Returns false (and leaves `value` empty) for flags without a
 // value in argv; `i` is advanced past a separate value.
 bool take_value(int argc, char** argv, int& i, std::string& flag, std::string& value);
+
+// Walks argv: "--help" or "-h" prints `usage` and returns true at once; a flag named in `switches`
+// takes no value and reaches `on_flag` with an empty one; any other flag takes a value ("--flag
+// value" or "--flag=value"), or it is a FlagError. What `on_flag` throws passes through.
+bool walk_flags(int argc, char** argv, const char* usage, std::initializer_list<std::string_view> switches,
+                const std::function<void(const std::string& flag, const std::string& value)>& on_flag);
 
 }  // namespace sluice::tools

@@ -72,20 +72,10 @@ std::uint64_t duration_flag(const std::string& flag, const std::string& value) {
 std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
   bool have_target = false;
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string_view raw = argv[i];
-      if (raw == "--help" || raw == "-h") {
-        std::fputs(kUsage, stdout);
-        return 0;
-      }
-      if (raw == "--half-close") {
+    const bool help = walk_flags(argc, argv, kUsage, {"--half-close"}, [&](const std::string& flag, const std::string& value) {
+      if (flag == "--half-close") {
         cli.load.half_close = true;
-        continue;
-      }
-      std::string flag;
-      std::string value;
-      if (!take_value(argc, argv, i, flag, value)) throw FlagError(flag + " needs a value");
-      if (flag == "--target") {
+      } else if (flag == "--target") {
         std::string why;
         if (!resolve_address(value, cli.load.target, why)) throw FlagError(flag, value, "HOST:PORT or [V6]:PORT: " + why);
         cli.load.target_text = value;
@@ -142,7 +132,8 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
       } else {
         throw FlagError("unknown option " + flag);
       }
-    }
+    });
+    if (help) return 0;
     if (!have_target) throw FlagError("--target HOST:PORT is required");
     if (cli.load.rate <= 0) throw FlagError("--rate R is required");
     if (cli.load.requests == 0 && cli.load.duration_ns == 0) throw FlagError("--requests N or --duration D is required");

@@ -54,6 +54,9 @@ class WaitQueue {
   const Waiter* head() const { return head_; }
 
  private:
+  /// Links `waiter` in after `before` (nullptr: at the front).
+  void insert_after(Waiter* before, Waiter& waiter, std::uint64_t now_ns);
+
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
   std::size_t length_count_ = 0;
