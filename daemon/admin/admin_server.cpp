@@ -90,15 +90,16 @@ class AdminServer::Http {
   void wake_for_replies() { uv_ok(uv_async_send(&reply_async_), "waking the admin thread"); }
 
  private:
-  // The request head is read by the one HTTP parser; the connection answers as soon as the head is
-  // complete (a body, or pipelined requests after it, are never read).
+  // The request is read by the one HTTP parser; the connection answers once the request is
+  // complete (pipelined requests after it are never read). A body is read and dropped, so that a
+  // malformed one is a 400 too; the request deadline bounds how long that may take.
   struct Connection : http::Handler {
     enum class State { reading, rendering, writing, lingering };
 
     explicit Connection(Http& owner) : http(owner) {}
     http::Action on_head(const http::MessageHead& head) override {
       request = head;
-      return http::Action::pause;
+      return head.framing == http::Framing::none ? http::Action::pause : http::Action::proceed;
     }
     Http& http;
     http::Parser parser{http::Kind::request, *this, {.max_head_bytes = kMaxRequestHeadBytes}};
