@@ -44,6 +44,11 @@ std::string check_content_length(std::string_view value) {
 
 }  // namespace
 
+std::string check_version(int major, int minor) {
+  if (major == 1 && minor <= 1) return {};
+  return "HTTP/" + std::to_string(major) + "." + std::to_string(minor) + " is not HTTP/1.0 or HTTP/1.1";
+}
+
 void FramingFields::start(Section section) { *this = FramingFields(section); }
 
 std::string FramingFields::add(std::string_view name, std::string_view value) {
@@ -78,10 +83,7 @@ std::string FramingFields::add_transfer_encoding(std::string_view value) {
 }
 
 std::string FramingFields::finish(const MessageHead& head, bool llhttp_chunked) const {
-  if (head.version_major != 1 || head.version_minor > 1) {
-    return "HTTP/" + std::to_string(head.version_major) + "." + std::to_string(head.version_minor) +
-           " is not HTTP/1.0 or HTTP/1.1";
-  }
+  if (std::string why = check_version(head.version_major, head.version_minor); !why.empty()) return why;
   const bool request = section_ == Section::request_head;
   if (!request && (head.status < 100 || head.status > 999)) {
     return "status " + std::to_string(head.status) + " is not three digits";

@@ -79,6 +79,7 @@ struct Parser::State {
     settings.on_headers_complete = [](llhttp_t* p) { return self(p).headers_complete(); };
     settings.on_body = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).body(at, n); };
     settings.on_message_complete = [](llhttp_t* p) { return self(p).message_complete(); };
+    settings.on_version_complete = [](llhttp_t* p) { return self(p).version_complete(); };
     settings.on_chunk_header = [](llhttp_t* p) { return self(p).chunk_header(); };
     settings.on_chunk_extension_name = [](llhttp_t* p, const char*, std::size_t n) { return self(p).extension(n, false); };
     settings.on_chunk_extension_value = [](llhttp_t* p, const char*, std::size_t n) { return self(p).extension(n, true); };
@@ -116,6 +117,12 @@ struct Parser::State {
   int refuse(ErrorKind kind, std::string why) {
     refusal = Error{kind, std::move(why)};
     return -1;
+  }
+
+  // Refused as soon as it is read, not at the end of the head.
+  int version_complete() {
+    std::string why = check_version(parser.http_major, parser.http_minor);
+    return why.empty() ? 0 : refuse(ErrorKind::malformed, std::move(why));
   }
 
   int header_complete() {

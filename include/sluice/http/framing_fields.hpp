@@ -20,6 +20,9 @@
 
 namespace sluice::http {
 
+/// "" for HTTP/1.0 and HTTP/1.1, else why not (llhttp also takes 0.9 and 2.0).
+std::string check_version(int major, int minor);
+
 class FramingFields {
  public:
   explicit FramingFields(Section section = Section::request_head) : section_(section) {}
