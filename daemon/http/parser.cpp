@@ -62,6 +62,7 @@ struct Parser::State {
   std::optional<Error> refusal;     // a rule a callback found broken: feed() fails with it
   Pause pause = Pause::none;
   bool handler_paused = false;
+  bool resume_after_pause = false;  // the next feed() goes on after the head even without bytes
   bool upgraded = false;  // the bytes after the last message are another protocol
   std::exception_ptr thrown;  // a handler's exception, rethrown by feed() (never through llhttp)
 
@@ -248,7 +249,8 @@ Fed Parser::feed(std::string_view bytes) {
   std::size_t offset = 0;
   // After a head, llhttp goes on (a message without body ends there) only when called again, even
   // with no bytes left.
-  bool after_head = false;
+  // After a pause too: a message without body ends on the next call, which may bring no bytes.
+  bool after_head = std::exchange(s.resume_after_pause, false);
   while (offset < bytes.size() || std::exchange(after_head, false)) {
     std::string_view chunk = bytes.substr(offset);
     // A head (or trailer section) is fed no further than the limit, so that a huge one is refused
@@ -260,9 +262,11 @@ Fed Parser::feed(std::string_view bytes) {
       chunk = chunk.substr(0, lines.length);
     }
     s.pause = State::Pause::none;
-    const llhttp_errno_t rc = llhttp_execute(&s.parser, chunk.data(), chunk.size());
+    // Never a null pointer (an empty string_view's): llhttp computes data + len.
+    const char* const at = chunk.data() != nullptr ? chunk.data() : "";
+    const llhttp_errno_t rc = llhttp_execute(&s.parser, at, chunk.size());
     const std::size_t used =
-        rc == HPE_OK ? chunk.size() : static_cast<std::size_t>(llhttp_get_error_pos(&s.parser) - chunk.data());
+        rc == HPE_OK ? chunk.size() : static_cast<std::size_t>(llhttp_get_error_pos(&s.parser) - at);
     offset += used;
     if (limiting && s.pause != State::Pause::message_end) s.head_bytes += used;  // not once the next head began
     if (s.thrown) std::rethrow_exception(std::exchange(s.thrown, nullptr));
@@ -296,7 +300,10 @@ Fed Parser::feed(std::string_view bytes) {
       case State::Pause::message_end:
         return {offset, Stop::message_end};
       case State::Pause::head:
-        if (s.handler_paused) return {offset, Stop::paused};
+        if (s.handler_paused) {
+          s.resume_after_pause = true;
+          return {offset, Stop::paused};
+        }
         after_head = true;
         break;
       case State::Pause::trailers:
