@@ -178,8 +178,11 @@ inline std::string check_http_properties(std::string_view input) {
     if (!split.violation.empty()) return split.violation + " (pieces of " + std::to_string(piece) + ")";
     if (split.events != whole.events || split.last != whole.last || split.kind != whole.kind ||
         split.reason != whole.reason) {
-      return "pieces of " + std::to_string(piece) + (pause ? ", pausing," : "") + " read otherwise: " + split.reason +
-             " / " + whole.reason;
+      const char* what = split.events != whole.events ? "other messages"
+                         : split.last != whole.last   ? "another last stop"
+                                                      : "another error";
+      return "pieces of " + std::to_string(piece) + (pause ? ", pausing," : "") + " give " + what + " than the whole input (" +
+             split.reason + " / " + whole.reason + ")";
     }
   }
   return {};
