@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
-# Fuzzes the config parser (fuzz/config_fuzzer.cpp) with libFuzzer for a bounded time: builds the
-# target with clang++ -fsanitize=fuzzer,address,undefined into build-fuzz/, seeds it with
-# fuzz/corpus/ and the project's configs, writes the inputs it finds to build-fuzz/corpus/
-# (ignored by git), and replays every crash, leak, timeout or out-of-memory input it saved to print why.
+# Fuzzes the config parser (fuzz/config_fuzzer.cpp) or the HTTP request parser
+# (fuzz/http_fuzzer.cpp) with libFuzzer for a bounded time: builds the target with clang++
+# -fsanitize=fuzzer,address,undefined into build-fuzz/, seeds it (config: fuzz/corpus/ and the
+# project's configs; http: fuzz/http-corpus/ and the requests of tests/data/smuggling.txt), writes
+# the inputs it finds to build-fuzz/corpus/ or build-fuzz/http-corpus/ (ignored by git), and
+# replays every crash, leak, timeout or out-of-memory input it saved to print why.
 # Prints executions, exec/s, coverage and findings; exits 1 when anything was found.
-# scripts/test.sh runs it for 45 s (a ctest entry); run it longer by hand or in a nightly job.
+# scripts/test.sh runs each target for 45 s (a ctest entry); run longer by hand or in a nightly job.
 #
-#   scripts/fuzz.sh [--seconds N] [--max-len BYTES] [--no-fork] [--skip-known] [--build-only]
+#   scripts/fuzz.sh [--target config|http] [--seconds N] [--max-len BYTES] [--no-fork] [--skip-known]
+#                   [--build-only]
 #
+#   --target T       config (default) or http
 #   --seconds N      fuzzing time (default 120)
 #   --max-len BYTES  longest input tried (default 16384; the parser takes up to 1 MiB)
 #   --no-fork        one process that stops at the first finding (default: -fork=1
 #                    -ignore_crashes=1, so one run collects every finding)
-#   --skip-known     step around the daemon bugs already kept in fuzz/regressions/ (skip inputs
+#   --skip-known     config: step around the daemon bugs already kept in fuzz/regressions/ (skip inputs
 #                    on which yaml-cpp's LoadAll loops; don't check hosts for control characters)
 #                    to look for new ones; see fuzz/config_fuzzer.cpp
 #   --build-only     build the target and exit
 #
-# Found something? Copy the input into fuzz/regressions/ with a name that says what it broke;
-# tests/unit/fuzz_regressions_test.cpp then replays it in every test run.
+# Found something? Copy the input into fuzz/regressions/ (http: fuzz/http-regressions/) with a name
+# that says what it broke; tests/unit/fuzz_regressions_test.cpp (http_fuzz_replay_test.cpp) then
+# replays it in every test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+target=config
 seconds=120
 max_len=16384
 fork=1
@@ -29,6 +35,8 @@ build_only=0
 skip_known=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --target) target="${2:?--target needs a value}"; shift 2 ;;
+    --target=*) target="${1#*=}"; shift ;;
     --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
     --seconds=*) seconds="${1#*=}"; shift ;;
     --max-len) max_len="${2:?--max-len needs a value}"; shift 2 ;;
@@ -42,6 +50,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "fuzz: --seconds wants a positive integer" >&2; exit 2; }
 [[ "$max_len" =~ ^[0-9]+$ && "$max_len" -gt 0 ]] || { echo "fuzz: --max-len wants a positive integer" >&2; exit 2; }
+[[ "$target" == config || "$target" == http ]] || { echo "fuzz: --target is config or http, not '$target'" >&2; exit 2; }
 
 # --- tools -------------------------------------------------------------------------------------
 # clang++ and its libFuzzer/sanitizer runtimes (Debian 12: clang 14, libclang-rt-14-dev); the
@@ -65,40 +74,62 @@ fi
 
 # --- build -------------------------------------------------------------------------------------
 out=build-fuzz
-binary=$out/config_fuzzer
-sources=(fuzz/config_fuzzer.cpp daemon/config/*.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp daemon/net/sockaddr_text.cpp)
+binary=$out/${target}_fuzzer
+# -O1 -g: sanitizer reports with lines; -fno-sanitize-recover: UB aborts, so libFuzzer keeps it.
+sanitize=(-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
+if [ "$target" = config ]; then
+  sources=(fuzz/config_fuzzer.cpp daemon/config/*.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp daemon/net/sockaddr_text.cpp)
+  c_sources=()
+  libraries=(-lyaml-cpp)
+else
+  sources=(fuzz/http_fuzzer.cpp daemon/http/parser.cpp daemon/http/head_lines.cpp daemon/http/framing_fields.cpp)
+  # llhttp's generated C, in strict mode as CMakeLists.txt builds it (C, so compiled apart).
+  c_sources=(/usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c)
+  libraries=()
+fi
 mkdir -p "$out"
 stale=0
 [ -x "$binary" ] || stale=1
-for f in "${sources[@]}" fuzz/*.hpp include/sluice/*/*.hpp "$0"; do
+for f in "${sources[@]}" "${c_sources[@]}" fuzz/*.hpp include/sluice/*/*.hpp "$0"; do
   [ "$f" -nt "$binary" ] && stale=1
 done
 if [ "$stale" -eq 1 ]; then
   echo "fuzz: building $binary"
-  # -O1 -g: sanitizer reports with lines; -fno-sanitize-recover: UB aborts, so libFuzzer keeps it.
-  nice -n 10 clang++ -std=c++20 -O1 -g -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -Iinclude -Ifuzz "${sources[@]}" -lyaml-cpp -o "$binary.tmp"
+  objects=()
+  for c in "${c_sources[@]}"; do
+    object=$out/llhttp-$(basename "$c" .c).o
+    nice -n 10 clang -c -w -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp "${sanitize[@]}" \
+      -fsanitize=fuzzer-no-link "$c" -o "$object"
+    objects+=("$object")
+  done
+  nice -n 10 clang++ -std=c++20 "${sanitize[@]}" -fsanitize=fuzzer -DLLHTTP_STRICT_MODE=1 \
+    -Iinclude -Ifuzz -isystem /usr/share/include/llhttp "${sources[@]}" "${objects[@]}" "${libraries[@]}" \
+    -o "$binary.tmp"
   mv "$binary.tmp" "$binary"
 fi
 [ "$build_only" -eq 1 ] && { echo "fuzz: built $binary"; exit 0; }
 
 # --- run ---------------------------------------------------------------------------------------
-run_id=$(date +%Y%m%d-%H%M%S)
+run_id=$target-$(date +%Y%m%d-%H%M%S)
 artifacts=$out/artifacts/$run_id
 # New inputs land in the first corpus directory; build* is ignored by git. A --skip-known run keeps
 # its own: its inputs may hang the parser in a run that does not skip (the stall check is
 # instrumented too, so such inputs count as new coverage there).
 corpus=$out/corpus
-[ "$skip_known" -eq 1 ] && corpus=$out/corpus-skip-known
+[ "$target" = http ] && corpus=$out/http-corpus
+[ "$skip_known" -eq 1 ] && corpus=$corpus-skip-known
 log=$out/fuzz-$run_id.log
 mkdir -p "$artifacts" "$corpus"
+# The config parser takes up to 1 MiB; the HTTP parser keeps at most a head (4 KiB in the target)
+# and a trailer section, whatever the input: a 64 MiB allocation is a finding there.
+malloc_limit=1024
+[ "$target" = http ] && malloc_limit=64
 flags=(
-  -dict=fuzz/yaml.dict
+  -dict=fuzz/$([ "$target" = http ] && echo http || echo yaml).dict
   -max_total_time="$seconds"
   -timeout=10              # one input parsing longer than this is a finding (a hang)
   -rss_limit_mb=2048       # and so is a process above 2 GiB
-  -malloc_limit_mb=1024    # or a single allocation above 1 GiB
+  -malloc_limit_mb="$malloc_limit"  # or a single allocation above this
   -max_len="$max_len"
   -artifact_prefix="$artifacts/"
   -print_final_stats=1
@@ -109,6 +140,23 @@ flags=(
 # the project's configs as they are now. Not fuzz/regressions/: those crash or hang the parser
 # until their fix lands (tests/unit/fuzz_regressions_test.cpp replays them).
 seeds=(fuzz/corpus config tests/unit/configs)
+if [ "$target" = http ]; then
+  # Each request of the smuggling corpus as a seed file (its escapes and [[N*TEXT]] expanded).
+  smuggling=$out/http-smuggling-seeds
+  rm -rf "$smuggling" && mkdir -p "$smuggling"
+  /usr/bin/python3 - tests/data/smuggling.txt "$smuggling" <<'PY'
+import re, sys
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    if not line.strip() or line.startswith("#"):
+        continue
+    raw = line.rstrip("\n").split("|", 3)[3][1:]
+    raw = re.sub(r"\[\[(\d+)\*(.*?)\]\]", lambda m: m.group(2) * int(m.group(1)), raw)
+    data = re.sub(rb"\\(x[0-9a-fA-F]{2}|.)", lambda m: {b"r": b"\r", b"n": b"\n", b"t": b"\t", b"0": b"\0",
+                  b"\\": b"\\"}.get(m.group(1)) or bytes([int(m.group(1)[1:], 16)]), raw.encode())
+    open(f"{sys.argv[2]}/line-{n}.http", "wb").write(data)
+PY
+  seeds=(fuzz/http-corpus "$smuggling")
+fi
 
 echo "fuzz: $seconds s, max_len $max_len, fork $fork, skip_known $skip_known; log $log"
 start=$(date +%s)

@@ -1,10 +1,15 @@
 #include "sluice/http/parser.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
+#include <limits>
 #include <utility>
 
 #include <llhttp.h>
+
+#include "sluice/http/framing_fields.hpp"
+#include "sluice/http/head_lines.hpp"
 
 namespace sluice::http {
 
@@ -27,10 +32,16 @@ std::string_view MessageHead::path() const {
   return whole.substr(0, whole.find('?'));
 }
 
+namespace {
+constexpr std::size_t kMaxChunkExtensionBytes = 4096;  // per chunk: a longer one is no real use
+constexpr std::uint64_t kMaxChunkSize = std::numeric_limits<std::int64_t>::max();
+}  // namespace
+
 // llhttp calls back into this; `parser.data` points here. The callbacks pause llhttp (HPE_PAUSED)
-// after each head and each message, so that feed() knows exactly where they ended.
+// after each head, at the start of the trailers and after each message, so that feed() knows
+// exactly where they are: head and trailer bytes go through HeadLines and the limits first.
 struct Parser::State {
-  enum class Pause { none, head, message_end };
+  enum class Pause { none, head, trailers, message_end };
 
   Parser& owner;
   llhttp_t parser{};
@@ -39,15 +50,27 @@ struct Parser::State {
   std::vector<Header> trailers;
   std::string field;  // the header field being read (it may come in pieces)
   std::string value;
+  Section head_section;
+  HeadLines lines;
+  FramingFields fields;
   bool in_head = true;        // the bytes fed now belong to a head
+  bool in_trailers = false;   // ... or to a trailer section
   bool begun = false;         // a message has started
-  std::size_t head_bytes = 0;  // bytes of the current head so far
+  std::size_t head_bytes = 0;  // bytes of the current head (or trailer section) so far
+  std::size_t extension_bytes = 0;  // chunk extensions of the current chunk so far
+  std::size_t value_bytes = 0;      // the current chunk extension's value so far
+  std::optional<Error> refusal;     // a rule a callback found broken: feed() fails with it
   Pause pause = Pause::none;
   bool handler_paused = false;
+  bool resume_after_pause = false;  // the next feed() goes on after the head even without bytes
   bool upgraded = false;  // the bytes after the last message are another protocol
   std::exception_ptr thrown;  // a handler's exception, rethrown by feed() (never through llhttp)
 
-  State(Parser& parser_owner, Kind kind) : owner(parser_owner) {
+  State(Parser& parser_owner, Kind kind)
+      : owner(parser_owner),
+        head_section(kind == Kind::request ? Section::request_head : Section::response_head),
+        lines(head_section),
+        fields(head_section) {
     llhttp_settings_init(&settings);
     settings.on_message_begin = [](llhttp_t* p) { return self(p).message_begin(); };
     settings.on_url = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).append(self(p).head.target, at, n); };
@@ -57,6 +80,11 @@ struct Parser::State {
     settings.on_headers_complete = [](llhttp_t* p) { return self(p).headers_complete(); };
     settings.on_body = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).body(at, n); };
     settings.on_message_complete = [](llhttp_t* p) { return self(p).message_complete(); };
+    settings.on_version_complete = [](llhttp_t* p) { return self(p).version_complete(); };
+    settings.on_chunk_header = [](llhttp_t* p) { return self(p).chunk_header(); };
+    settings.on_chunk_extension_name = [](llhttp_t* p, const char*, std::size_t n) { return self(p).extension(n, false); };
+    settings.on_chunk_extension_value = [](llhttp_t* p, const char*, std::size_t n) { return self(p).extension(n, true); };
+    settings.on_chunk_extension_value_complete = [](llhttp_t* p) { return self(p).extension_value_complete(); };
     llhttp_init(&parser, kind == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
     parser.data = this;
   }
@@ -86,8 +114,26 @@ struct Parser::State {
     return 0;
   }
 
+  // Stops llhttp with an error; feed() reports `why`.
+  int refuse(ErrorKind kind, std::string why) {
+    refusal = Error{kind, std::move(why)};
+    return -1;
+  }
+
+  // Refused as soon as it is read, not at the end of the head.
+  int version_complete() {
+    std::string why = check_version(parser.http_major, parser.http_minor);
+    return why.empty() ? 0 : refuse(ErrorKind::malformed, std::move(why));
+  }
+
   int header_complete() {
-    (in_head ? head.headers : trailers).push_back({std::move(field), std::move(value)});
+    std::vector<Header>& list = in_head ? head.headers : trailers;
+    if (list.size() >= owner.limits_.max_headers) {
+      return refuse(ErrorKind::head_too_large, "more than " + std::to_string(owner.limits_.max_headers) +
+                                                   (in_head ? " header fields" : " trailer fields"));
+    }
+    if (std::string why = fields.add(field, value); !why.empty()) return refuse(ErrorKind::malformed, std::move(why));
+    list.push_back({std::move(field), std::move(value)});
     field.clear();
     value.clear();
     return 0;
@@ -107,6 +153,9 @@ struct Parser::State {
     head.version_minor = parser.http_minor;
     head.upgrade = parser.upgrade != 0;
     head.keep_alive = llhttp_should_keep_alive(&parser) != 0;
+    if (std::string why = fields.finish(head, (parser.flags & F_CHUNKED) != 0); !why.empty()) {
+      return refuse(ErrorKind::malformed, std::move(why));
+    }
     if (head.upgrade || (parser.flags & F_SKIPBODY) != 0) {
       head.framing = Framing::none;
     } else if ((parser.flags & F_CHUNKED) != 0) {
@@ -134,10 +183,41 @@ struct Parser::State {
     });
   }
 
+  // The size line of a chunk has been read; after the last (size 0) come the trailers.
+  int chunk_header() {
+    extension_bytes = 0;
+    if (parser.content_length > kMaxChunkSize) return refuse(ErrorKind::malformed, "a chunk size above 2^63-1");
+    if (parser.content_length != 0) return 0;
+    in_trailers = true;
+    head_bytes = 0;
+    lines.start(Section::trailers);
+    fields.start(Section::trailers);
+    pause = Pause::trailers;
+    return HPE_PAUSED;
+  }
+
+  int extension(std::size_t n, bool is_value) {
+    extension_bytes += n;
+    if (is_value) value_bytes += n;
+    if (extension_bytes > kMaxChunkExtensionBytes) {
+      return refuse(ErrorKind::malformed, "chunk extensions longer than " + std::to_string(kMaxChunkExtensionBytes) + " bytes");
+    }
+    return 0;
+  }
+
+  // llhttp takes "5;a=": an '=' must be followed by a token or a quoted string (RFC 9112 7.1.1).
+  int extension_value_complete() {
+    if (std::exchange(value_bytes, 0) == 0) return refuse(ErrorKind::malformed, "a chunk extension with an empty value");
+    return 0;
+  }
+
   int message_complete() {
     in_head = true;
+    in_trailers = false;
     begun = false;
     head_bytes = 0;
+    lines.start(head_section);
+    fields.start(head_section);
     const int rc = guarded([&] {
       owner.handler_.on_message_end(trailers);
       return 0;
@@ -169,23 +249,37 @@ Fed Parser::feed(std::string_view bytes) {
   std::size_t offset = 0;
   // After a head, llhttp goes on (a message without body ends there) only when called again, even
   // with no bytes left.
-  bool after_head = false;
+  // After a pause too: a message without body ends on the next call, which may bring no bytes.
+  bool after_head = std::exchange(s.resume_after_pause, false);
   while (offset < bytes.size() || std::exchange(after_head, false)) {
     std::string_view chunk = bytes.substr(offset);
-    // A head is fed no further than the limit, so that a huge one is refused without reading it.
-    const bool limiting = s.in_head;
-    if (limiting) chunk = chunk.substr(0, limits_.max_head_bytes - s.head_bytes);
+    // A head (or trailer section) is fed no further than the limit, so that a huge one is refused
+    // without reading it, and only up to the first byte HeadLines refuses.
+    const bool limiting = s.in_head || s.in_trailers;
+    HeadLines::Scan lines;
+    if (limiting) {
+      lines = s.lines.scan(chunk.substr(0, limits_.max_head_bytes - s.head_bytes));
+      chunk = chunk.substr(0, lines.length);
+    }
     s.pause = State::Pause::none;
-    const llhttp_errno_t rc = llhttp_execute(&s.parser, chunk.data(), chunk.size());
+    // Never a null pointer (an empty string_view's): llhttp computes data + len.
+    const char* const at = chunk.data() != nullptr ? chunk.data() : "";
+    const llhttp_errno_t rc = llhttp_execute(&s.parser, at, chunk.size());
     const std::size_t used =
-        rc == HPE_OK ? chunk.size() : static_cast<std::size_t>(llhttp_get_error_pos(&s.parser) - chunk.data());
+        rc == HPE_OK ? chunk.size() : static_cast<std::size_t>(llhttp_get_error_pos(&s.parser) - at);
     offset += used;
-    if (limiting) s.head_bytes += used;
+    if (limiting && s.pause != State::Pause::message_end) s.head_bytes += used;  // not once the next head began
     if (s.thrown) std::rethrow_exception(std::exchange(s.thrown, nullptr));
+    if (s.refusal) return fail(s.refusal->kind, std::move(s.refusal->reason), offset);
     if (rc == HPE_OK) {
-      if (limiting && s.in_head && s.head_bytes >= limits_.max_head_bytes) {
-        return fail(ErrorKind::head_too_large,
-                    "head larger than " + std::to_string(limits_.max_head_bytes) + " bytes", offset);
+      // llhttp found nothing wrong before the byte HeadLines refuses (an earlier error wins, so
+      // the outcome does not depend on how the input was split).
+      if (!lines.problem.empty()) return fail(ErrorKind::malformed, std::move(lines.problem), offset);
+      if (lines.ended) return fail(ErrorKind::malformed, "llhttp read on past the empty line ending the head", offset);
+      if (limiting && s.head_bytes >= limits_.max_head_bytes) {
+        return fail(ErrorKind::head_too_large, std::string(s.in_trailers ? "trailer section" : "head") +
+                                                   " larger than " + std::to_string(limits_.max_head_bytes) + " bytes",
+                    offset);
       }
       continue;
     }
@@ -197,10 +291,25 @@ Fed Parser::feed(std::string_view bytes) {
       return fail(ErrorKind::malformed,
                   std::string(llhttp_errno_name(rc)) + ": " + llhttp_get_error_reason(&s.parser), offset);
     }
+    // A head or trailer section ends exactly at the empty line HeadLines saw, or the two disagree.
+    if (limiting && s.pause != State::Pause::trailers && (used != chunk.size() || !lines.ended)) {
+      return fail(ErrorKind::malformed, "llhttp ended the head before its empty line", offset);
+    }
     llhttp_resume(&s.parser);
-    if (s.pause == State::Pause::message_end) return {offset, Stop::message_end};
-    if (s.handler_paused) return {offset, Stop::paused};
-    after_head = true;
+    switch (s.pause) {
+      case State::Pause::message_end:
+        return {offset, Stop::message_end};
+      case State::Pause::head:
+        if (s.handler_paused) {
+          s.resume_after_pause = true;
+          return {offset, Stop::paused};
+        }
+        after_head = true;
+        break;
+      case State::Pause::trailers:
+      case State::Pause::none:
+        break;
+    }
   }
   return {offset, Stop::need_more};
 }

@@ -151,6 +151,23 @@ TEST_CASE("http parser: a handler may pause after the head, before any body byte
   CHECK(r.bodies[0] == "body");
 }
 
+TEST_CASE("http parser: after a pause at the end of the input, a request without body ends on a feed of no bytes") {
+  Recorder r;
+  r.pause_after_head = true;
+  Parser parser(Kind::request, r);
+  const std::string head = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+  Fed fed = parser.feed(head);
+  CHECK(fed.stop == Stop::paused);
+  CHECK(fed.consumed == head.size());
+  CHECK(r.ended == 0);
+  fed = parser.feed(std::string_view());  // nothing more has come: the message still ends
+  CHECK(fed.stop == Stop::message_end);
+  CHECK(fed.consumed == 0);
+  CHECK(r.ended == 1);
+  CHECK(parser.idle());
+  CHECK(parser.feed(std::string_view()).stop == Stop::need_more);
+}
+
 TEST_CASE("http parser: keep-alive by version and Connection header") {
   const std::vector<std::pair<std::string, bool>> cases = {
       {"GET / HTTP/1.1\r\n\r\n", true},

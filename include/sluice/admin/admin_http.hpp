@@ -42,17 +42,18 @@ class AdminServer::Http {
   void wake_for_replies();
 
  private:
-  // The request head is read by the one HTTP parser; the connection answers as soon as the head is
-  // complete (a body is never read). A connection is kept alive for the next request when the
-  // client asks (Prometheus scrapes that way) and nothing came after the head; otherwise, and
-  // after any error, it closes once the answer is written.
+  // The request is read by the one HTTP parser; the connection answers once the request is
+  // complete. A body is read and dropped, so that a malformed one is a 400 too; the request
+  // deadline bounds how long that may take. A connection is kept alive for the next request when
+  // the client asks (Prometheus scrapes that way) and nothing came after the request; otherwise,
+  // and after any error, it closes once the answer is written.
   struct Connection : http::Handler {
     enum class State { reading, rendering, writing, lingering, idle };
 
     explicit Connection(Http& owner) : http(owner) {}
     http::Action on_head(const http::MessageHead& head) override {
       request = head;
-      return http::Action::pause;
+      return head.framing == http::Framing::none ? http::Action::pause : http::Action::proceed;
     }
     void expect_request();  // a fresh parser for the next request
 

@@ -11,8 +11,20 @@
 //   auto fed = parser.feed(bytes);           // fed.consumed bytes used; fed.stop says why it stopped
 //   ... feed(bytes.substr(fed.consumed)) continues after a message_end or a pause
 //
-// Known llhttp 8.1.0 (Debian 12) limit: a chunk size line with two extensions after an unquoted
-// value ("5;a=b;c=d") is refused as HPE_INVALID_CHUNK_SIZE; one extension, or quoted values, pass.
+// Strict, so that Sluice and the peer behind it never disagree about where a message ends (request
+// smuggling, RFC 9112 11.2): llhttp is built with LLHTTP_STRICT_MODE and no lenient flag, and on top
+// of it HeadLines (head_lines.hpp: bare CR or LF, obs-fold, control characters, HTTP/0.9 request
+// lines) and FramingFields (framing_fields.hpp: Content-Length, Transfer-Encoding, versions) refuse
+// what llhttp would let through. The same rules hold for requests and responses (a response may end
+// its codings without chunked: its body runs until the close), and for trailers, which also count
+// against the head limits. Every refusal is ErrorKind::malformed with a reason, except a head or
+// trailer section over Limits, which is ErrorKind::head_too_large.
+//
+// Known llhttp 8.1.0 (Debian 12) limits, both refused as malformed though valid: a chunk size line
+// with two extensions after an unquoted value ("5;a=b;c=d"; one extension, or quoted values, pass),
+// and a quoted-pair in a quoted chunk extension value (5;a="x\"y"). Chunk extensions are also
+// refused when a value is empty (5;a=) or a chunk's extensions exceed 4096 bytes, and chunk sizes
+// above 2^63-1.
 
 #include <cstddef>
 #include <cstdint>
@@ -93,11 +105,15 @@ enum class ErrorKind { none, malformed, head_too_large, incomplete };
 
 struct Error {
   ErrorKind kind = ErrorKind::none;
-  std::string reason;  // llhttp's name and reason, e.g. "HPE_INVALID_METHOD: Invalid method encountered"
+  // llhttp's name and reason ("HPE_INVALID_METHOD: Invalid method encountered"), or the rule broken
+  // ("bare LF: a line ends without CR (line 2 of the head)")
+  std::string reason;
 };
 
+/// Per head, and again per trailer section; beyond either the message is ErrorKind::head_too_large.
 struct Limits {
-  std::size_t max_head_bytes = 8192;  // request/status line and headers; more is head_too_large
+  std::size_t max_head_bytes = 8192;  // request/status line and headers
+  std::size_t max_headers = 100;      // header fields
 };
 
 class Parser {

@@ -1,0 +1,63 @@
+#include "sluice/http/head_lines.hpp"
+
+#include <cstdio>
+
+namespace sluice::http {
+
+void HeadLines::start(Section section) {
+  section_ = section;
+  line_ = 0;
+  column_ = 0;
+  spaces_ = 0;
+  after_cr_ = false;
+}
+
+std::string HeadLines::problem(std::string_view what) const {
+  const char* where = section_ == Section::trailers ? "trailer section" : "head";
+  return std::string(what) + " (line " + std::to_string(line_ + 1) + " of the " + where + ")";
+}
+
+HeadLines::Scan HeadLines::scan(std::string_view bytes) {
+  const bool request = section_ == Section::request_head;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    const bool start_line = section_ != Section::trailers && line_ == 0;
+    if (after_cr_) {
+      if (c != '\n') return {i, false, problem("bare CR: a CR not followed by LF")};
+      after_cr_ = false;
+      if (column_ == 0) {
+        // RFC 9112 2.2: a server should ignore empty lines before a request line (some clients
+        // send a CRLF after a body). Anywhere else an empty line ends the section.
+        if (start_line && request) continue;
+        return {i + 1, true, {}};
+      }
+      if (start_line && request && spaces_ != 2) {
+        return {i, false, problem("the request line is not METHOD SP TARGET SP HTTP-VERSION (HTTP/0.9?)")};
+      }
+      ++line_;
+      column_ = 0;
+      continue;
+    }
+    if (c == '\r') {
+      after_cr_ = true;
+      continue;
+    }
+    if (c == '\n') return {i, false, problem("bare LF: a line ends without CR")};
+    if (!start_line && column_ == 0 && (c == ' ' || c == '\t')) {
+      return {i, false, problem("a header line starts with whitespace (obs-fold, or a space before the name)")};
+    }
+    // HTAB is allowed in field values and a reason phrase, not in a request line.
+    if ((c < 0x20 && !(c == '\t' && !(start_line && request))) || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return {i, false, problem(std::string("control character ") + hex)};
+    }
+    if (start_line && request && c == ' ' && ++spaces_ > 2) {
+      return {i, false, problem("more than two spaces in the request line")};
+    }
+    ++column_;
+  }
+  return {bytes.size(), false, {}};
+}
+
+}  // namespace sluice::http
