@@ -57,6 +57,10 @@ HealthCheckConfig ConfigParser::parse_health_check(const YAML::Node& map, const 
   const auto* timeout = keys.read("timeout", check.timeout, duration_value(Zero::refused));
   keys.read("rise", check.rise, uint_value(1, 100));
   keys.read("fall", check.fall, uint_value(1, 100));
+  if (const auto* http = keys.find("http");
+      http != nullptr && expect_map(http->value, "http of " + keys.context(), diag_)) {
+    check.http = parse_http_check(http->value, keys.context());
+  }
   keys.finish();
   // One check at a time per backend: a check still running when the next is due would overlap.
   if (check.timeout > check.interval) {
@@ -65,6 +69,16 @@ HealthCheckConfig ConfigParser::parse_health_check(const YAML::Node& map, const 
                     std::to_string(check.interval.count()) + "ms");
   }
   return check;
+}
+
+HttpCheckConfig ConfigParser::parse_http_check(const YAML::Node& map, const std::string& check_context) {
+  HttpCheckConfig http;
+  KeyReader keys(map, "http of " + check_context, diag_);
+  keys.read("path", http.path, http_path_value);
+  keys.read("host", http.host, header_value);
+  keys.read("expect", http.expect, status_range_value);
+  keys.finish();
+  return http;
 }
 
 BackendConfig ConfigParser::parse_backend(const YAML::Node& map, std::string context, const std::string& service_context,

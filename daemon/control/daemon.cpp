@@ -42,7 +42,8 @@ std::string health_check_summary(const HealthCheckConfig& check) {
   if (!check.enabled) return "off";
   return "interval_ms=" + std::to_string(check.interval.count()) + ",timeout_ms=" +
          std::to_string(check.timeout.count()) + ",rise=" + std::to_string(check.rise) +
-         ",fall=" + std::to_string(check.fall);
+         ",fall=" + std::to_string(check.fall) +
+         (check.http ? ",http_path=" + check.http->path + ",http_expect=" + check.http->expect.to_string() : "");
 }
 
 // `workers: auto` (0) is one per core the process may run on.

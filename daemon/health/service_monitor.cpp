@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "sluice/health/http_check.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 
 namespace sluice {
@@ -45,9 +46,14 @@ ServiceMonitor::ServiceMonitor(uv_loop_t* loop, DnsClient& dns, const ServiceCon
         publish_if_changed(backend);
       };
       auto address = [&backend]() { return backend.has_address ? &backend.address : nullptr; };
+      std::optional<HealthChecker::HttpCheck> http;
+      if (const auto& check = config.health_check.http) {
+        http = HealthChecker::HttpCheck{http_check_request(*check, backend.config.address), check->expect};
+      }
       checker = checkers_
                     .emplace_back(std::make_unique<HealthChecker>(loop, config.health_check.interval,
-                                                                  config.health_check.timeout, address, report))
+                                                                  config.health_check.timeout, address, report,
+                                                                  std::move(http)))
                     .get();
     }
     resolver_of_.push_back(nullptr);

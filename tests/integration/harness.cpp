@@ -49,7 +49,8 @@ std::string ConfigSpec::yaml() const {
     if (!service.resolve_interval.empty()) out << "    resolve_interval: " << service.resolve_interval << "\n";
     if (const auto& check = service.health_check)
       out << "    health_check: { enabled: " << (check->enabled ? "true" : "false") << ", interval: " << check->interval
-          << ", timeout: " << check->timeout << ", rise: " << check->rise << ", fall: " << check->fall << " }\n";
+          << ", timeout: " << check->timeout << ", rise: " << check->rise << ", fall: " << check->fall
+          << (check->http.empty() ? "" : ", http: { " + check->http + " }") << " }\n";
     out << "    backends:\n";
     for (const auto& backend : service.backends) {
       out << "      - { name: " << backend.name << ", address: \"" << backend.address.to_string()

@@ -46,6 +46,7 @@ struct HealthCheckSpec {
   std::string timeout = "1s";
   std::uint32_t rise = 2;
   std::uint32_t fall = 3;
+  std::string http{};  // the `http:` map's entries in flow style ("path: /healthz"); empty: not written (TCP)
 };
 
 struct ServiceSpec {

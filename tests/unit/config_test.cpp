@@ -618,6 +618,7 @@ TEST_CASE("defaults are applied to everything left out") {
   CHECK(service.health_check.timeout == Millis(1000));
   CHECK(service.health_check.rise == 2);
   CHECK(service.health_check.fall == 3);
+  CHECK(!service.health_check.http.has_value());  // TCP connect checks
 
   REQUIRE(service.backends.size() == 1);
   CHECK(service.backends[0].node == "");
@@ -669,6 +670,10 @@ TEST_CASE("a full config file is read into the struct, every key") {
   CHECK(service.health_check.timeout == Millis(200));
   CHECK(service.health_check.rise == 1);
   CHECK(service.health_check.fall == 5);
+  REQUIRE(service.health_check.http.has_value());
+  CHECK(service.health_check.http->path == "/healthz?full=1");
+  CHECK(service.health_check.http->host == "web.example");
+  CHECK(service.health_check.http->expect == sluice::StatusRange{200, 204});
   REQUIRE(service.backends.size() == 2);
   CHECK(service.backends[0].name == "node-a");
   CHECK(service.backends[0].address.host == "web-node-a.default.svc.cluster.local");

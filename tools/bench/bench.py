@@ -15,6 +15,15 @@ iperf3 server; idle: the sink) and is started fresh for each repetition. The tes
   iperf1   `iperf3 -P 1`: Gbit/s
   iperf4   `iperf3 -P 4`: Gbit/s
 
+Not run unless asked (`--tests ka-http`), so the default run is unchanged:
+
+  ka-http  `wrk -t1 -c50` keep-alive GET /ok through each proxy's HTTP listener (a fourth one, only
+           in this test): HAProxy `mode http` with `http-reuse safe` and server keep-alive, nginx
+           `proxy_pass` to an upstream with `keepalive` (HTTP/1.1, `Connection ""`), Sluice with a
+           listener `mode: http`. req/s, p99, proxy CPU per request, ratios to HAProxy. A Sluice
+           binary that rejects `mode: http` stops the run before anything starts (leave the Sluice
+           variants out of --proxies to measure the others).
+
 All proxies of a repetition run at once and each test goes through them back to back, in an order
 that rotates every repetition. The report gives medians over repetitions, each figure's ratio to
 HAProxy from the same repetition (median of the per-repetition ratios) and its spread ((max - min)
@@ -55,6 +64,7 @@ THROUGHPUT_ONLY = {"haproxy+splice", "sluice-nosplice"}
 PROXY_CPUS = {"sluice-w2": "0,1"}
 QUICK_PROXIES = ["none", "sluice", "sluice+scrape", "haproxy", "haproxy+splice", "nginx"]  # a variant that only matters for bulk transfer
 TESTS = ["idle", "ka", "close", "big", "iperf1", "iperf4"]
+HTTP_TESTS = ["ka-http"]  # request-level proxying: only when --tests names it
 
 # --- processes --------------------------------------------------------------------------------
 
@@ -400,6 +410,41 @@ http {{
 # --- proxies ------------------------------------------------------------------------------------
 
 
+def sluice_http_listener(port):
+    """Sluice's HTTP listener (request-level balancing over the web service), or "" without one."""
+    if port is None:
+        return ""
+    return (f'  - {{ name: http, bind: "127.0.0.1:{port}", service: web, mode: http, max_connections: 20000,'
+            f" idle_timeout: 1h }}\n")
+
+
+def haproxy_http_section(port, web_ports, balance):
+    """HAProxy `mode http` over the web backends: keep-alive on both sides, idle server connections
+    shared between clients when safe (`http-reuse safe`, also 2.6's default)."""
+    if port is None:
+        return ""
+    servers = "\n".join(f"  server http{i} 127.0.0.1:{p}" for i, p in enumerate(web_ports))
+    return (f"frontend http\n  mode http\n  option http-keep-alive\n  timeout http-keep-alive 1h\n"
+            f"  bind 127.0.0.1:{port}\n  default_backend http\n"
+            f"backend http\n  mode http\n  option http-keep-alive\n  http-reuse safe\n  balance {balance}\n"
+            f"{servers}\n")
+
+
+def nginx_http_block(port, web_ports, least_conn, directory):
+    """nginx `proxy_pass` to an upstream with a pool of kept-alive HTTP/1.1 connections."""
+    if port is None:
+        return ""
+    servers = "\n".join(f"    server 127.0.0.1:{p};" for p in web_ports)
+    temp = "".join(f"  {kind}_temp_path {directory}/tmp_{kind};\n"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (f"http {{\n  access_log off;\n{temp}"
+            f"  keepalive_requests 10000000;\n  keepalive_timeout 1h;\n"
+            f"  upstream http_web {{\n{least_conn}{servers}\n    keepalive 64;\n"
+            f"    keepalive_requests 10000000;\n    keepalive_timeout 1h;\n  }}\n"
+            f"  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://http_web;\n"
+            f"      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n")
+
+
 class Proxy:
     """One proxy under test: its config, process, and the pid that does the work."""
 
@@ -408,10 +453,14 @@ class Proxy:
         self.dir = os.path.join(tmp, name.replace("+", "_"))
         os.makedirs(self.dir, exist_ok=True)
         self.direct = name == "none"
+        # The HTTP listener exists only when an HTTP test runs, so the other tests' configs stay as they were.
+        wants_http = bool(set(HTTP_TESTS) & set(args.tests.split(",")))
         if self.direct:
             self.web, self.iperf, self.idle = backends.web[0], backends.iperf, None
+            self.http = backends.web[0] if wants_http else None
         else:
             self.web, self.iperf, self.idle = ports.take(), ports.take(), ports.take()
+            self.http = ports.take() if wants_http else None
         self.admin = ports.take() if name == "sluice+scrape" else None
         self.proc = None
         self.pid = None
@@ -421,7 +470,7 @@ class Proxy:
         self.start_timeout = 15
 
     def listen_ports(self):
-        return [p for p in (self.web, self.iperf, self.idle, self.admin) if p is not None]
+        return [p for p in (self.web, self.iperf, self.idle, self.http, self.admin) if p is not None]
 
     def write_config(self):
         b = self.backends
@@ -445,6 +494,7 @@ class Proxy:
                       f" idle_timeout: 1h{splice} }}\n"
                       f'  - {{ name: idle, bind: "127.0.0.1:{self.idle}", service: idle, max_connections: 20000,'
                       f" idle_timeout: 1h{splice} }}\n"
+                      f"{sluice_http_listener(self.http)}"
                       f"services:\n{service('web', b.web)}{service('iperf', [b.iperf])}"
                       f"{service('idle', [b.sink_port])}")
             path = os.path.join(self.dir, "sluice.yaml")
@@ -469,7 +519,8 @@ class Proxy:
                       f"defaults\n  mode tcp\n  maxconn {maxconn}\n  timeout connect 5s\n"
                       f"  timeout client 1h\n  timeout server 1h\n{splice}\n"
                       f"{section('web', self.web, b.web)}{section('iperf', self.iperf, [b.iperf])}"
-                      f"{section('idle', self.idle, [b.sink_port])}")
+                      f"{section('idle', self.idle, [b.sink_port])}"
+                      f"{haproxy_http_section(self.http, b.web, balance)}")
             path = os.path.join(self.dir, "haproxy.cfg")
             with open(path, "w") as f:
                 f.write(config)
@@ -490,7 +541,8 @@ class Proxy:
                       f"events {{ worker_connections 19900; }}\n"
                       f"stream {{\n  proxy_connect_timeout 5s;\n  proxy_timeout 1h;\n"
                       f"{upstream('web', self.web, b.web)}{upstream('iperf', self.iperf, [b.iperf])}"
-                      f"{upstream('idle', self.idle, [b.sink_port])}}}\n")
+                      f"{upstream('idle', self.idle, [b.sink_port])}}}\n"
+                      f"{nginx_http_block(self.http, b.web, lc, self.dir)}")
             path = os.path.join(self.dir, "nginx.conf")
             with open(path, "w") as f:
                 f.write(config)
@@ -594,9 +646,9 @@ class Runner:
             result["proxy_cpu_pct"] = 100.0 * cpu / wall
         return result
 
-    def wrk(self, proxy, rep, test, path, connections, extra=()):
+    def wrk(self, proxy, rep, test, path, connections, extra=(), port=None):
         d = self.args.duration
-        url = f"http://127.0.0.1:{proxy.web}{path}"
+        url = f"http://127.0.0.1:{port or proxy.web}{path}"
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{d}s", "--latency", *extra, url]
         code, out, err = run(cmd, LOAD_CPU, timeout=d + 30)
         self.save(proxy, rep, test, " ".join(cmd) + "\n" + out + err)
@@ -607,6 +659,12 @@ class Runner:
 
     def test_ka(self, proxy, rep):
         r = self.measured(proxy, lambda: self.wrk(proxy, rep, "ka", "/ok", 50))
+        if r.get("proxy_cpu_s") is not None and r.get("requests"):
+            r["cpu_us_per_req"] = 1e6 * r["proxy_cpu_s"] / r["requests"]
+        return r
+
+    def test_ka_http(self, proxy, rep):
+        r = self.measured(proxy, lambda: self.wrk(proxy, rep, "ka-http", "/ok", 50, port=proxy.http))
         if r.get("proxy_cpu_s") is not None and r.get("requests"):
             r["cpu_us_per_req"] = 1e6 * r["proxy_cpu_s"] / r["requests"]
         return r
@@ -1012,6 +1070,14 @@ COLUMNS = [
 ]
 
 
+# The ka-http test's own table (printed only when it ran).
+HTTP_COLUMNS = [
+    ("ka-http", "rps", "req/s", "{:,.0f}", True),
+    ("ka-http", "p99_ms", "p99 ms", "{:.2f}", False),
+    ("ka-http", "cpu_us_per_req", "proxy CPU µs/req", "{:.1f}", False),
+]
+
+
 def value(results, rep, proxy, test, field):
     r = results.get((rep, proxy, test))
     if not r or "error" in r:
@@ -1023,7 +1089,9 @@ def summarize(results, proxies, reps):
     """{(proxy, test, field): (median, min, max, n, median ratio to reference, ratio spread)}"""
     summary = {}
     for proxy in proxies:
-        for test, field, *_ in COLUMNS + [("ka", "proxy_cpu_pct", "", "", 0), ("close", "proxy_cpu_pct", "", "", 0),
+        for test, field, *_ in COLUMNS + HTTP_COLUMNS + [("ka", "proxy_cpu_pct", "", "", 0),
+                                                         ("ka-http", "proxy_cpu_pct", "", "", 0),
+                                                         ("close", "proxy_cpu_pct", "", "", 0),
                                           ("big", "proxy_cpu_pct", "", "", 0),
                                           ("iperf1", "proxy_cpu_pct", "", "", 0),
                                           ("iperf4", "proxy_cpu_pct", "", "", 0)]:
@@ -1080,6 +1148,11 @@ def report(args, results, proxies, reps, meta, capacity, out_dir):
     lines.append("Each cell: median over repetitions, ×ratio to HAProxy (same policy, same repetition, "
                  "median of the per-repetition ratios), ±half the spread ((max−min)/2 as % of the median).")
     lines.append("")
+    tests = args.tests.split(",")
+    if set(HTTP_TESTS) & set(tests):
+        http_report(lines, summary, proxies)
+    if not set(TESTS) & set(tests):  # only the HTTP test ran
+        return finish_report(lines, results, summary, meta, capacity, out_dir)
     header = ["proxy"] + [c[2] for c in COLUMNS]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * len(COLUMNS)) + "|")
@@ -1186,6 +1259,42 @@ def report(args, results, proxies, reps, meta, capacity, out_dir):
                      f"{'' if ok else ' (' + capacity.get('why', '') + ')'}")
     lines.append("")
 
+    return finish_report(lines, results, summary, meta, capacity, out_dir)
+
+
+def http_report(lines, summary, proxies):
+    """The ka-http table: request-level proxying with keep-alive on both sides, and its targets."""
+    lines.append("HTTP proxying (`ka-http`: `wrk -t1 -c50` keep-alive GET /ok through each proxy's HTTP "
+                 "listener: HAProxy `mode http` with `http-reuse safe` and server keep-alive, nginx `proxy_pass` "
+                 "to an upstream with `keepalive`, Sluice a listener `mode: http`; `none`: straight to one nginx "
+                 "backend):")
+    lines.append("")
+    lines.append("| proxy | " + " | ".join(c[2] for c in HTTP_COLUMNS) + " | proxy CPU % |")
+    lines.append("|---|" + "|".join(["---:"] * (len(HTTP_COLUMNS) + 1)) + "|")
+    for proxy in proxies:
+        if proxy in THROUGHPUT_ONLY:
+            continue
+        row = [f"`{proxy}`"]
+        for test, field, _, fmt, _ in HTTP_COLUMNS:
+            row.append(cell(summary.get((proxy, test, field)), fmt, show_ratio=proxy != REFERENCE[proxy]))
+        pct = summary.get((proxy, "ka-http", "proxy_cpu_pct"))
+        row.append(f"{pct['median']:.0f}%" if pct and proxy != "none" else "")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for label, field, goal, higher in (("`mode http` req/s ≥ 1.0× HAProxy `mode http`", "rps", 1.0, True),
+                                       ("proxy CPU per request ≤ 1.0× HAProxy `mode http`", "cpu_us_per_req",
+                                        1.0, False)):
+        s = summary.get(("sluice", "ka-http", field))
+        if s is None or s["ratio"] is None:
+            lines.append(f"- {label}: not measured")
+            continue
+        ok = s["ratio"] >= goal if higher else s["ratio"] <= goal
+        lines.append(f"- {label}: ×{s['ratio']:.2f} — {'met' if ok else 'MISSED'}")
+    lines.append("")
+
+
+def finish_report(lines, results, summary, meta, capacity, out_dir):
+    """Errors, versions; writes report.md and summary.json; returns the report's text."""
     errors = [(k, v["error"]) for k, v in results.items() if "error" in v]
     warn = [(k, v) for k, v in results.items() if v.get("socket_errors") or v.get("bad_responses")]
     if errors or warn:
@@ -1224,6 +1333,28 @@ def versions(args):
 # --- main ---------------------------------------------------------------------------------------
 
 
+def check_sluice_http(args, proxies):
+    """Before anything starts: every Sluice binary the HTTP test would run must accept a listener
+    `mode: http`. One that does not stops the run here, saying so, rather than a proxy that fails to
+    start halfway (or a figure of something else)."""
+    binaries = {}
+    for p in proxies:
+        if p.startswith("sluice") and p not in THROUGHPUT_ONLY:
+            binaries.setdefault(args.sluice_nometrics if p == "sluice-nometrics" else args.sluice, []).append(p)
+    path = os.path.join(args.out, "sluice-http-check.yaml")
+    with open(path, "w") as f:
+        f.write("listeners:\n" + sluice_http_listener(1) +
+                'services:\n  - name: web\n    backends: [{ name: a, address: "127.0.0.1:1" }]\n')
+    for binary, names in binaries.items():
+        p = subprocess.run([binary, "--check", "--config", path], capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            sys.exit(f"bench: ka-http needs a Sluice whose listeners take `mode: http` (issue 18), and {binary} "
+                     f"(for {', '.join(names)}) rejects it:\n{(p.stdout + p.stderr).strip()}\n"
+                     f"Leave the Sluice variants out of --proxies (e.g. --proxies none,haproxy,nginx) to measure "
+                     f"the others.")
+
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke run: 1 repetition, 1 s tests")
@@ -1234,7 +1365,9 @@ def main():
                         help="concurrent connections to hold through Sluice once (0: skip; default 15000)")
     parser.add_argument("--proxies", help="comma-separated subset of " + ",".join(ALL_PROXIES)
                         + " (default: all; --quick: " + ",".join(QUICK_PROXIES) + ")")
-    parser.add_argument("--tests", default=",".join(TESTS), help="comma-separated subset of " + ",".join(TESTS))
+    parser.add_argument("--tests", default=",".join(TESTS),
+                        help="comma-separated subset of " + ",".join(TESTS) + " (default: all of these), and "
+                        + ",".join(HTTP_TESTS) + " (request-level HTTP proxying, only when named)")
     parser.add_argument("--wait-quiet", type=int, default=0, metavar="S",
                         help="first wait up to S seconds for the 1-min load average to stay < 1.0 for a minute")
     parser.add_argument("--haproxy-maxconn", type=int, default=9950)
@@ -1262,8 +1395,13 @@ def main():
         if p not in ALL_PROXIES:
             parser.error(f"unknown proxy {p}")
     tests = [t for t in args.tests.split(",") if t]
+    for t in tests:
+        if t not in TESTS + HTTP_TESTS:
+            parser.error(f"unknown test {t}")
 
     os.makedirs(args.out, exist_ok=True)
+    if set(HTTP_TESTS) & set(tests):
+        check_sluice_http(args, proxies)
     raw_dir = os.path.join(args.out, "raw")
     os.makedirs(raw_dir, exist_ok=True)
     global _log
@@ -1323,7 +1461,7 @@ def main():
                         if proxy.proc is not None and proxy.proc.poll() is not None:
                             r = {"error": f"{name} exited with {proxy.proc.returncode}"}
                         else:
-                            r = getattr(runner, f"test_{test}")(proxy, rep)
+                            r = getattr(runner, f"test_{test.replace('-', '_')}")(proxy, rep)
                         r.update(rep=rep, proxy=name, test=test, load=loadavg(), time=time.time())
                         if proxy.scraper:
                             r["scrapes_ok"], r["scrapes_failed"] = proxy.scraper.ok, proxy.scraper.failed

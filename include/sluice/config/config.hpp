@@ -11,6 +11,7 @@
 #include "sluice/net/cidr.hpp"
 #include "sluice/config/dns_config.hpp"
 #include "sluice/config/duration.hpp"
+#include "sluice/config/status_range.hpp"
 #include "sluice/net/endpoint.hpp"
 
 namespace sluice {
@@ -46,13 +47,23 @@ struct QueueConfig {
   bool operator==(const QueueConfig&) const = default;
 };
 
-/// Active TCP checks and passive checks (failed client connects), per service.
+/// `health_check.http`: an active check is a GET whose response status must be in `expect`.
+struct HttpCheckConfig {
+  std::string path = "/";  // the request target: starts with '/', visible ASCII only
+  std::string host;        // the Host header; empty: the backend's configured address
+  StatusRange expect;      // 200-399 unless set
+
+  bool operator==(const HttpCheckConfig&) const = default;
+};
+
+/// Active checks (TCP connects, or HTTP GETs) and passive checks (failed client connects), per service.
 struct HealthCheckConfig {
   bool enabled = true;      // false: a backend is up whenever its address is known
   Millis interval{2000};    // between active checks
-  Millis timeout{1000};     // an active check's connect must finish within this
+  Millis timeout{1000};     // an active check (connect, and with `http` the response's head) must finish within this
   std::uint32_t rise = 2;   // consecutive good checks that bring a down backend up
   std::uint32_t fall = 3;   // consecutive failures (checks or client connects) that take it down
+  std::optional<HttpCheckConfig> http;  // absent: a check is a TCP connect
 
   bool operator==(const HealthCheckConfig&) const = default;
 };

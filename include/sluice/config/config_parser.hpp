@@ -34,6 +34,7 @@ class ConfigParser {
   ServiceConfig parse_service(const YAML::Node& map, std::string context);    // service_section.cpp
   QueueConfig parse_queue(const YAML::Node& map, const std::string& service_context);
   HealthCheckConfig parse_health_check(const YAML::Node& map, const std::string& service_context);
+  HttpCheckConfig parse_http_check(const YAML::Node& map, const std::string& check_context);
   BackendConfig parse_backend(const YAML::Node& map, std::string context, const std::string& service_context,
                               UniqueNames& backend_names);
   void check_service_references();

@@ -26,6 +26,13 @@ std::optional<std::string> listener_name_value(const YAML::Node& value, std::str
 std::optional<std::uint32_t> workers_value(const YAML::Node& value, std::string& why);
 std::optional<bool> bool_value(const YAML::Node& value, std::string& why);
 std::optional<Cidr> cidr_value(const YAML::Node& value, std::string& why);
+/// An HTTP status code or range: `200`, `200-399`.
+std::optional<StatusRange> status_range_value(const YAML::Node& value, std::string& why);
+/// A request target sent as is: starts with '/', visible ASCII only (no space or control character
+/// that could end the request line early).
+std::optional<std::string> http_path_value(const YAML::Node& value, std::string& why);
+/// A header value sent as is (`Host`): not empty, visible ASCII only.
+std::optional<std::string> header_value(const YAML::Node& value, std::string& why);
 
 inline auto uint_value(std::uint32_t min, std::uint32_t max) {
   return [=](const YAML::Node& value, std::string& why) -> std::optional<std::uint32_t> {
