@@ -22,6 +22,10 @@ struct AccessRecord {
   std::uint64_t bytes_from_client = 0;
   std::uint64_t bytes_from_backend = 0;
   std::string_view end_reason;  // client_close, backend_close, reset, idle_timeout, ...
+  // mode: http, one line per request (method empty for a TCP connection)
+  std::string_view method;
+  std::string_view path;
+  int status = 0;               // 0: no response (the request failed before one)
 };
 
 /// One access line in log.format; a no-op unless setup_logging() enabled the access log.
