@@ -70,14 +70,14 @@ TEST_CASE("http: every key read, and copied into each listener") {
 TEST_CASE("http: bad values are errors with their place") {
   CHECK(errors_of(config_with("    mode: udp\n")) ==
         "t.yaml:5:11: mode: expected one of tcp, http, got 'udp'\n");
-  // The services end on line 10: the http section starts on line 11.
+  // The services end on line 9: the http section starts on line 10.
   CHECK(errors_of(config_with("", "http:\n  request_timeout: 0s\n")) ==
-        "t.yaml:12:20: request_timeout: must be greater than 0, got '0s'\n");
+        "t.yaml:11:20: request_timeout: must be greater than 0, got '0s'\n");
   CHECK(errors_of(config_with("", "http:\n  max_header_bytes: 10\n")) ==
-        "t.yaml:12:21: max_header_bytes: 10 is out of range 256..1048576\n");
+        "t.yaml:11:21: max_header_bytes: 10 is out of range 256..1048576\n");
   CHECK(errors_of(config_with("", "http:\n  forwarded: yes please\n")) ==
-        "t.yaml:12:14: forwarded: expected true or false, got 'yes please'\n");
+        "t.yaml:11:14: forwarded: expected true or false, got 'yes please'\n");
   CHECK(errors_of(config_with("", "http:\n  pool_idle_timeot: 1s\n")) ==
-        "t.yaml:12:3: unknown key 'pool_idle_timeot' in http; did you mean 'pool_idle_timeout'?\n");
-  CHECK(errors_of(config_with("", "http: 5\n")) == "t.yaml:11:7: http: expected a map, got '5'\n");
+        "t.yaml:11:3: unknown key 'pool_idle_timeot' in http; did you mean 'pool_idle_timeout'?\n");
+  CHECK(errors_of(config_with("", "http: 5\n")) == "t.yaml:10:7: http: expected a map, got '5'\n");
 }
