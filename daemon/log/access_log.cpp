@@ -50,7 +50,7 @@ void log_access(const AccessRecord& r) {
     line["bytes_from_client"] = r.bytes_from_client;
     line["bytes_from_backend"] = r.bytes_from_backend;
     line["end"] = r.end_reason;
-    if (!r.method.empty()) {
+    if (r.http) {
       line["method"] = r.method;
       line["path"] = r.path;
       line["status"] = r.status;
@@ -58,7 +58,7 @@ void log_access(const AccessRecord& r) {
     logger->info("{}", json_text(line));
     return;
   }
-  if (!r.method.empty()) {
+  if (r.http) {
     logger->info("client={} listener={} service={} backend={} node={} method={} path={} status={} queue_wait={} "
                  "connect={} duration={} end={}",
                  r.client, r.listener, r.service, r.backend.empty() ? "-" : r.backend, r.node.empty() ? "-" : r.node,

@@ -87,6 +87,16 @@ void HttpSession::connect_failed(const char* error) {
   answer_error(HttpError::connect_failed, 503, "connect_failed", false);
 }
 
+void HttpSession::connect_local_error(int error) {
+  // The proxy could not open a socket: counted against the listener, never the backend, as a TCP
+  // session does.
+  spdlog::warn("connect_local_error service={} backend={} error={}", service_.name(), slot_->config.name,
+               uv_err_name(error));
+  release_slot();
+  stats_.rejected(RejectReason::max_connections);
+  answer_error(HttpError::local_error, 503, "local_error", false);
+}
+
 void HttpSession::backend_connection_closed(BackendConnection&) {
   --connections_attached_;
   free_when_closed();
@@ -106,8 +116,10 @@ void HttpSession::start_exchange() {
 }
 
 void HttpSession::update_backend_reading() {
-  const bool want = connection_ != nullptr && (state_ == State::exchanging || state_ == State::tunnel) &&
-                    !response_done_ && client_unsent_ < Mover::kHighWatermarkBytes &&
+  // A 101 ends its response (response_done_) but the tunnel after it reads on.
+  const bool want = connection_ != nullptr &&
+                    ((state_ == State::exchanging && !response_done_) || state_ == State::tunnel) &&
+                    client_unsent_ < Mover::kHighWatermarkBytes &&
                     backend_in_.size() < Mover::kHighWatermarkBytes;
   if (want == backend_reading_) return;
   backend_reading_ = want;
@@ -310,8 +322,10 @@ void HttpSession::log_request(const char* end) {
   record.service = service_.name();
   record.backend = backend != nullptr ? std::string_view(backend->config.name) : std::string_view();
   record.node = backend != nullptr ? std::string_view(backend->config.node) : std::string_view();
-  record.method = request_.method;
-  record.path = request_.path();
+  record.http = true;
+  // Before a head was read (a 400, 408 or 431 for it, a refused connection): no method or path.
+  record.method = request_.method.empty() ? std::string_view("-") : std::string_view(request_.method);
+  record.path = request_.method.empty() ? std::string_view("-") : request_.path();
   record.status = status_;
   record.queue_wait_seconds = seconds_since(arrived_ns, dispatched_ns);
   record.connect_seconds = connect_ns_ == 0 ? -1 : static_cast<double>(connect_ns_) * 1e-9;

@@ -10,6 +10,7 @@
 
 #include "sluice/balancing/backend.hpp"
 #include "sluice/balancing/service.hpp"
+#include "sluice/proxy/backend_side.hpp"
 #include "sluice/proxy/buffer_pool.hpp"
 #include "sluice/proxy/mover.hpp"
 #include "sluice/worker/listener.hpp"
@@ -73,6 +74,11 @@ HttpSession* HttpSession::accept(Listener& listener, int client_fd) {
 void HttpSession::start() {
   arm_timer(static_cast<std::uint64_t>(http_.request_timeout.count()));
   update_reading();
+}
+
+void HttpSession::refuse(const char* reason) {
+  log_request(reason);
+  finish(reason);
 }
 
 void HttpSession::drain() {
@@ -291,7 +297,11 @@ void HttpSession::on_timer() {
       }
       return;
     case State::connecting:
-      connect_failed(connect_error_ != 0 ? uv_err_name(std::exchange(connect_error_, 0)) : "timeout");
+      if (is_local_connect_error(connect_error_)) {
+        connect_local_error(std::exchange(connect_error_, 0));
+      } else {
+        connect_failed(connect_error_ != 0 ? uv_err_name(std::exchange(connect_error_, 0)) : "timeout");
+      }
       return;
     case State::exchanging:
     case State::tunnel: {
@@ -315,6 +325,10 @@ void HttpSession::on_timer() {
 
 void HttpSession::next_request() {
   state_ = State::reading;
+  // Nothing of the last request may describe the next one (an access line for a 400 before its head).
+  request_ = http::MessageHead{};
+  status_ = 0;
+  head_ns_ = 0;
   if (client_eof_ && client_in_.empty()) {
     finish("client_close");
     return;

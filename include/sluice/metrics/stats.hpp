@@ -35,10 +35,11 @@ enum class HttpError : std::uint8_t {
   bad_gateway,       // 502: the backend reset, closed or sent garbage before a full response head
   gateway_timeout,   // 504: no response head within http.response_timeout
   response_aborted,  // the backend failed after the response began: the client connection is closed
+  local_error,       // 503: no socket could be opened for the backend (descriptors, local ports)
 };
-inline constexpr std::array<const char*, 10> kHttpErrorNames = {
-    "bad_request", "header_too_large", "request_timeout", "queue_full", "queue_timeout",
-    "no_backend", "connect_failed", "bad_gateway", "gateway_timeout", "response_aborted"};
+inline constexpr std::array<const char*, 11> kHttpErrorNames = {
+    "bad_request", "header_too_large", "request_timeout", "queue_full", "queue_timeout", "no_backend",
+    "connect_failed", "bad_gateway", "gateway_timeout", "response_aborted", "local_error"};
 
 struct ListenerStats {
   std::uint64_t accepted_total = 0;

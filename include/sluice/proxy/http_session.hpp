@@ -47,8 +47,8 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   const sockaddr* client_address() const { return client_.address(); }
   /// Starts reading the first request.
   void start();
-  /// Closes an accepted client that the listener does not admit.
-  void refuse(const char* reason) { finish(reason); }
+  /// Closes an accepted client that the listener does not admit (an access line without a request).
+  void refuse(const char* reason);
 
   void abort() override { finish("shutdown"); }
   void drain() override;
@@ -95,6 +95,7 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   void connect_new(Backend& backend);
   static void on_connect(BackendConnection& connection, int status);
   void connect_failed(const char* error);
+  void connect_local_error(int error);
   void start_exchange();
   void on_backend_read(ssize_t nread);
   void tunnel_ended(const char* reason);  // an EOF in the tunnel: closed once the other way is flushed
