@@ -64,7 +64,14 @@ TEST_CASE("http: bodies of a few MiB both ways, Content-Length and chunked, hash
   const std::string sha = sha256_hex(upload);
   // Sent from a thread of its own: the echo comes back while the body is still going out.
   auto exchange = [&](const std::string& head, const std::string& body) {
-    std::thread sender([&] { client.send_all(head + body, 30s); });
+    std::string send_error;  // an exception may not leave a thread
+    std::thread sender([&] {
+      try {
+        client.send_all(head + body, 30s);
+      } catch (const std::exception& e) {
+        send_error = e.what();
+      }
+    });
     sluice::http::Message response;
     try {
       response = read_http_response(client, 30s);
@@ -73,6 +80,7 @@ TEST_CASE("http: bodies of a few MiB both ways, Content-Length and chunked, hash
       throw;
     }
     sender.join();
+    CHECK_MESSAGE(send_error.empty(), send_error);
     return response;
   };
   const auto by_length =
