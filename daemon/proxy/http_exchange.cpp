@@ -118,7 +118,7 @@ void HttpSession::start_exchange() {
 void HttpSession::update_backend_reading() {
   // A 101 ends its response (response_done_) but the tunnel after it reads on.
   const bool want = connection_ != nullptr &&
-                    ((state_ == State::exchanging && !response_done_) || state_ == State::tunnel) &&
+                    ((state_ == State::exchanging && !response_done_) || (state_ == State::tunnel && !backend_eof_)) &&
                     client_unsent_ < Mover::kHighWatermarkBytes &&
                     backend_in_.size() < Mover::kHighWatermarkBytes;
   if (want == backend_reading_) return;
@@ -148,8 +148,10 @@ void HttpSession::on_backend_read(ssize_t nread) {
   if (backend_chunk_ != nullptr) resources_.buffers.give_back(std::exchange(backend_chunk_, nullptr));
   if (nread == 0) return;
   if (state_ == State::tunnel) {
-    if (nread < 0) {
-      tunnel_ended(nread == UV_EOF ? "backend_close" : "reset");
+    if (nread == UV_EOF) {
+      tunnel_eof(/*from_client=*/false);
+    } else if (nread < 0) {
+      finish("reset", true);
       return;
     }
     write(true, std::exchange(backend_in_, {}));
@@ -174,13 +176,7 @@ void HttpSession::pump_response() {
       return;
     }
     if (fed.stop == http::Stop::upgrade) {
-      // 101: both sockets become a byte tunnel for the rest of the connection, holding the slot.
-      state_ = State::tunnel;
-      uv_timer_stop(timer_.get());
-      write(true, std::exchange(backend_in_, {}));
-      write(false, std::exchange(client_in_, {}));
-      update_reading();
-      update_backend_reading();
+      start_tunnel();
       return;
     }
     if (fed.stop == http::Stop::need_more) break;
@@ -385,12 +381,6 @@ void HttpSession::on_written(Write* op, int status) {
   }
   update_backend_reading();
   maybe_end_exchange();
-}
-
-void HttpSession::tunnel_ended(const char* reason) {
-  state_ = State::closing;
-  update_reading();
-  if (client_unsent_ == 0 && backend_unsent_ == 0) finish(reason);
 }
 
 }  // namespace sluice

@@ -132,7 +132,7 @@ void HttpSession::on_client_read(ssize_t nread) {
       if (state_ == State::reading) answer_error(HttpError::bad_request, 400, "bad_request", true);
       return;
     }
-    if (state_ == State::tunnel) tunnel_ended("client_close");
+    if (state_ == State::tunnel) tunnel_eof(/*from_client=*/true);
     return;
   }
   if (nread < 0) {

@@ -199,10 +199,29 @@ TEST_CASE("http: an Upgrade becomes a byte tunnel both ways after the 101") {
     client.send_all(frame);
     CHECK(sha256_hex(client.read_exact(frame.size(), 5s)) == sha256_hex(frame));
   }
+  // The client's half-close reaches the backend after its last bytes, and the echo of those still
+  // comes back before the backend's own EOF.
+  const std::string last = pattern(200'000, 50);
+  client.send_all(last);
   client.shutdown_write();
-  const ReadResult end = client.read_until_end(3s);
+  const ReadResult end = client.read_until_end(5s);
   CHECK(end.end == End::eof);
-  CHECK(end.data.empty());
+  CHECK(end.data.size() == last.size());
+  CHECK(sha256_hex(end.data) == sha256_hex(last));
+}
+
+TEST_CASE("http: a tunnel quiet for the listener's idle_timeout is closed") {
+  HttpTestBackend backend;
+  ConfigSpec config = http_config(backend.address());
+  config.listeners[0].idle_timeout = "300ms";
+  DaemonProcess daemon(config.yaml());
+  Client client = Client::connect(daemon.wait_listening_on("web"));
+  client.send_all(request("GET", "/upgrade", "Connection: Upgrade\r\nUpgrade: websocket\r\n"));
+  CHECK(read_head(client).rfind("HTTP/1.1 101 ", 0) == 0);
+  const auto start = Clock::now();
+  const ReadResult end = client.read_until_end(3s);
+  CHECK(end.end != End::timeout);
+  CHECK(elapsed_ms(start) >= 250);
 }
 
 TEST_CASE("http: with http.forwarded the backend sees X-Forwarded-For 127.0.0.1 and X-Forwarded-Proto http") {

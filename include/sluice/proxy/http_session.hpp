@@ -98,7 +98,6 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   void connect_local_error(int error);
   void start_exchange();
   void on_backend_read(ssize_t nread);
-  void tunnel_ended(const char* reason);  // an EOF in the tunnel: closed once the other way is flushed
   void pump_response();
   void backend_failed(const char* why);
   void maybe_end_exchange();
@@ -106,6 +105,11 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   void release_slot();
   void log_request(const char* end);
   void backend_connection_closed(BackendConnection& connection) override;
+
+  // http_tunnel.cpp: after a 101
+  void start_tunnel();
+  void tunnel_eof(bool from_client);
+  void on_tunnel_shutdown(int status);
   void write(bool to_client, std::string bytes);
   void on_written(Write* op, int status);
   void update_reading();
@@ -154,6 +158,13 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   bool retried_ = false;
   std::uint64_t connect_ns_ = 0;   // connect time of this request's connection (0: reused)
   std::uint64_t exchange_ns_ = 0;  // the request head was written
+
+  // The tunnel after a 101: each EOF passed on as a FIN, ended when both ways have.
+  bool backend_eof_ = false;
+  int shutdowns_pending_ = 0;
+  const char* tunnel_end_ = nullptr;  // who closed first
+  uv_shutdown_t shutdown_to_client_{};
+  uv_shutdown_t shutdown_to_backend_{};
 
   // Its response.
   bool response_bytes_ = false;    // a byte of the response came from the backend
