@@ -240,3 +240,25 @@ TEST_CASE("http: with http.forwarded the backend sees X-Forwarded-For 127.0.0.1 
   CHECK(response.body.find("X-Drop") == std::string::npos);
   CHECK(response.body.find("Connection") == std::string::npos);
 }
+
+TEST_CASE("http: a connection the listener refuses logs an HTTP access line without a request") {
+  HttpTestBackend backend;
+  ConfigSpec config = http_config(backend.address());
+  config.listeners[0].max_connections = 1;
+  config.access_log = true;
+  DaemonProcess daemon(config.yaml());
+  const Address proxy = daemon.wait_listening_on("web");
+  const Address admin = wait_admin_address(daemon);
+
+  Client held = Client::connect(proxy);
+  REQUIRE(wait_metric(admin, "sluice_listener_connections_active{listener=\"web\"}", 1, 5s));
+  Client refused = Client::connect(proxy);
+  const ReadResult end = refused.read_until_end(3s);
+  CHECK(end.data.empty());
+  CHECK(end.end != End::timeout);
+  CHECK(daemon.wait_for_line("method=- path=- status=0", 2s));
+  CHECK(daemon.wait_for_line("end=max_connections", 2s));
+  // The one admitted still works.
+  held.send_all(request("GET", "/"));
+  CHECK(read_http_response(held).body == "ok\n");
+}
