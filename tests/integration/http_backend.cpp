@@ -96,7 +96,7 @@ void HttpTestBackend::serve(ServerConnection& c) {
       } else {
         ok = answer(c, starts_with(path, "/flaky") ? "fine\n" : "ok\n", false, close);
       }
-      if (!ok || close) return;
+      if (!ok || close || starts_with(path, "/bye")) return;
     }
   }
 }

@@ -7,6 +7,7 @@
 //   /silent...      reads the request and never answers (a 504)
 //   /flaky...       closes without an answer when it is not the connection's first request (the
 //                   race of a pooled connection the backend closed), else 200 "fine\n"
+//   /bye...         200 "ok\n" kept alive, then closes the connection (idle, in Sluice's pool)
 //   /upgrade...     101 Switching Protocols, then echoes raw bytes until EOF (a WebSocket-like tunnel)
 //   anything else   200 "ok\n"
 // Also: a reader of one response on a kept-alive connection, read in large pieces (bodies of MiB).

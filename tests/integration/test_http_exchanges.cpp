@@ -150,9 +150,10 @@ TEST_CASE("http: 408 for a head not complete within request_timeout, 504 for no 
   CHECK(daemon.wait_for_line("method=GET path=/close status=502", 2s));
 }
 
-TEST_CASE("http: a pooled connection the backend closed under a request is retried once on a new one") {
+TEST_CASE("http: a pooled connection the backend closed under a request is retried once on a new one, one it closed while idle is dropped") {
   HttpTestBackend backend;
-  DaemonProcess daemon(http_config(backend.address()).yaml(), {"--log-level", "debug"});
+  // An idle pooled connection lives far longer than the waits below: only its EOF can drop it.
+  DaemonProcess daemon(http_config(backend.address(), "{ pool_idle_timeout: 60s }").yaml(), {"--log-level", "debug"});
   const Address proxy = daemon.wait_listening_on("web");
   const Address admin = wait_admin_address(daemon);
 
@@ -175,6 +176,18 @@ TEST_CASE("http: a pooled connection the backend closed under a request is retri
   // A POST is not idempotent, but its head alone (no body) went out: still retried safely.
   client.send_all(request("POST", "/flaky/3"));
   CHECK(read_http_response(client).body == "fine\n");
+
+  // A backend closing a connection idle in the pool: dropped there, the next GET connects anew.
+  const std::string open = "sluice_backend_pool_connections_open" + kBackendA;
+  client.send_all(request("GET", "/bye"));
+  CHECK(read_http_response(client).body == "ok\n");
+  CHECK(wait_metric(admin, open, 0, 5s));
+  const std::uint64_t accepted = backend.accepted();
+  client.send_all(request("GET", "/after-bye"));
+  CHECK(read_http_response(client).body == "ok\n");
+  CHECK(backend.accepted() == accepted + 1);
+  CHECK(metric(scrape(admin), open) == 1);
+  CHECK(daemon.count_lines("retry service=web") == 2);  // the two above, none for this one
 }
 
 TEST_CASE("http: an Upgrade becomes a byte tunnel both ways after the 101") {
