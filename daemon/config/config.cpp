@@ -39,6 +39,9 @@ Config ConfigParser::parse(const YAML::Node& root) {
     dns_keys.read("timeout", config.dns.timeout, duration_value(Zero::refused));
     dns_keys.finish();
   }
+  if (const auto* http = keys.find("http"); http != nullptr && expect_map(http->value, "http", diag_)) {
+    config.http = parse_http(http->value);
+  }
   const auto listeners = keys.read_list("listeners", Need::required, kMaxListeners);
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     std::string context = "listener #" + std::to_string(i + 1);
@@ -55,6 +58,7 @@ Config ConfigParser::parse(const YAML::Node& root) {
   }
   keys.finish();
   check_service_references();
+  for (ListenerConfig& listener : config.listeners) listener.http = config.http;  // what a listener runs with
   return config;
 }
 

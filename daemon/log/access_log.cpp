@@ -50,7 +50,20 @@ void log_access(const AccessRecord& r) {
     line["bytes_from_client"] = r.bytes_from_client;
     line["bytes_from_backend"] = r.bytes_from_backend;
     line["end"] = r.end_reason;
+    if (r.http) {
+      line["method"] = r.method;
+      line["path"] = r.path;
+      line["status"] = r.status;
+    }
     logger->info("{}", json_text(line));
+    return;
+  }
+  if (r.http) {
+    logger->info("client={} listener={} service={} backend={} node={} method={} path={} status={} queue_wait={} "
+                 "connect={} duration={} end={}",
+                 r.client, r.listener, r.service, r.backend.empty() ? "-" : r.backend, r.node.empty() ? "-" : r.node,
+                 r.method, r.path, r.status, seconds_text(r.queue_wait_seconds), seconds_text(r.connect_seconds),
+                 seconds_text(r.duration_seconds), r.end_reason);
     return;
   }
   logger->info(

@@ -77,7 +77,7 @@ const std::array<Column<ListenerSnapshot>, 1> kListenerColumnsBeforeRejected = {
      }},
 }};
 
-const std::array<Column<ListenerSnapshot>, 2> kListenerColumnsAfterRejected = {{
+const std::array<Column<ListenerSnapshot>, 3> kListenerColumnsAfterRejected = {{
     {"sluice_listener_connections_active", "Clients connected now.", MetricType::Gauge,
      [](ClientMetric& m, const ListenerSnapshot& l, std::uint64_t) { m.gauge.value = l.stats().active; }},
     {"sluice_listener_spliced_bytes_total",
@@ -85,6 +85,10 @@ const std::array<Column<ListenerSnapshot>, 2> kListenerColumnsAfterRejected = {{
      MetricType::Counter,
      [](ClientMetric& m, const ListenerSnapshot& l, std::uint64_t) {
        m.counter.value = to_double(l.stats().spliced_bytes_total);
+     }},
+    {"sluice_listener_http_requests_total", "mode http: request heads read.", MetricType::Counter,
+     [](ClientMetric& m, const ListenerSnapshot& l, std::uint64_t) {
+       m.counter.value = to_double(l.stats().http_requests_total);
      }},
 }};
 
@@ -107,7 +111,7 @@ const std::array<Column<ServiceSnapshot>, 3> kServiceColumns = {{
      }},
 }};
 
-const std::array<Column<BackendSnapshot>, 16> kBackendColumns = {{
+const std::array<Column<BackendSnapshot>, 19> kBackendColumns = {{
     {"sluice_backend_up", "1 healthy, 0 down.", MetricType::Gauge,
      [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) { m.gauge.value = b.up ? 1 : 0; }, true},
     {"sluice_backend_max_connections", "Configured slots (0 = unlimited).", MetricType::Gauge,
@@ -182,6 +186,16 @@ const std::array<Column<BackendSnapshot>, 16> kBackendColumns = {{
      [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
        m.counter.value = to_double(b.stats.sent_bytes_total);
      }},
+    {"sluice_backend_pool_connections_open", "mode http: connections to the backend open now (in use or idle).",
+     MetricType::Gauge,
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) { m.gauge.value = b.stats.pool_open; }},
+    {"sluice_backend_pool_connections_idle", "mode http: of those, idle in the pool.", MetricType::Gauge,
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) { m.gauge.value = b.stats.pool_idle; }},
+    {"sluice_backend_pool_reuses_total", "mode http: requests sent on a reused pooled connection.",
+     MetricType::Counter,
+     [](ClientMetric& m, const BackendSnapshot& b, std::uint64_t) {
+       m.counter.value = to_double(b.stats.pool_reuses_total);
+     }},
 }};
 
 // One series per (listener, reason), zeros included, so that rate() and absent() work from the
@@ -198,6 +212,42 @@ MetricFamily rejected_family(const std::vector<ListenerSnapshot>& listeners) {
       sample.label = {{"listener", listener.name}, {"reason", kRejectReasonNames[reason]}};
       sample.counter.value = to_double(rejected[reason]);
       family.metric.push_back(std::move(sample));
+    }
+  }
+  return family;
+}
+
+// mode http: requests Sluice answered itself, one series per (listener, reason), zeros included.
+MetricFamily http_errors_family(const std::vector<ListenerSnapshot>& listeners) {
+  MetricFamily family{"sluice_http_errors_total",
+                      "mode http: requests answered by Sluice itself (400, 408, 431, 502, 503, 504) or cut short, by reason.",
+                      MetricType::Counter,
+                      {}};
+  for (const ListenerSnapshot& listener : listeners) {
+    for (std::size_t reason = 0; reason < kHttpErrorNames.size(); ++reason) {
+      ClientMetric sample;
+      sample.label = {{"listener", listener.name}, {"reason", kHttpErrorNames[reason]}};
+      sample.counter.value = to_double(listener.stats().http_errors_total[reason]);
+      family.metric.push_back(std::move(sample));
+    }
+  }
+  return family;
+}
+
+// mode http: responses per backend by status class.
+MetricFamily http_responses_family(const std::vector<ServiceSnapshot>& services) {
+  static constexpr std::array<const char*, 5> kClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  MetricFamily family{"sluice_backend_http_responses_total",
+                      "mode http: responses from the backend, by status class.", MetricType::Counter, {}};
+  for (const ServiceSnapshot& service : services) {
+    for (const BackendSnapshot& backend : service.backends) {
+      for (std::size_t c = 0; c < kClasses.size(); ++c) {
+        ClientMetric sample;
+        sample.label = {{"service", service.name}, {"backend", backend.name}, {"node", backend.node},
+                        {"code", kClasses[c]}};
+        sample.counter.value = to_double(backend.stats.http_responses_total[c]);
+        family.metric.push_back(std::move(sample));
+      }
     }
   }
   return family;
@@ -289,8 +339,10 @@ std::vector<MetricFamily> collect_metrics(const MetricsSnapshot& snapshot, const
   append(families, kListenerColumnsBeforeRejected, listener_rows, now_ns, part);
   if (!snapshot.listeners.empty() && wanted(part, false)) families.push_back(rejected_family(snapshot.listeners));
   append(families, kListenerColumnsAfterRejected, listener_rows, now_ns, part);
+  if (!snapshot.listeners.empty() && wanted(part, false)) families.push_back(http_errors_family(snapshot.listeners));
   append(families, kServiceColumns, service_rows, now_ns, part);
   append(families, kBackendColumns, backend_rows, now_ns, part);
+  if (!backend_rows.empty() && wanted(part, false)) families.push_back(http_responses_family(snapshot.services));
   if (wanted(part, true)) {
     families.push_back(daemon_family(daemon));
     families.push_back(build_info_family());

@@ -7,6 +7,11 @@
 
 namespace sluice {
 
+bool is_local_connect_error(int status) {
+  return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS || status == UV_ENOMEM ||
+         status == UV_EADDRNOTAVAIL;  // no local port left towards that address
+}
+
 int BackendSide::connect(uv_loop_t* loop, Backend& backend) {
   backend_ = &backend;
   connect_started_ns_ = uv_hrtime();

@@ -13,16 +13,6 @@
 
 namespace sluice {
 
-namespace {
-
-// Out of descriptors, memory or local ports here: not a fault of the backend.
-bool is_local_error(int status) {
-  return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS || status == UV_ENOMEM ||
-         status == UV_EADDRNOTAVAIL;  // no local port left towards that address
-}
-
-}  // namespace
-
 Session::Session(Listener& listener)
     : listener_(listener),
       service_(listener.service()),
@@ -167,7 +157,7 @@ void Session::connect_to(Backend& backend) {
   enter(State::connecting);
   const int rc = backend_.connect(resources_.loop, backend);
   if (backend_.is_open()) ++open_sockets_;
-  if (rc != 0 && is_local_error(rc)) {
+  if (rc != 0 && is_local_connect_error(rc)) {
     // The proxy could not open a socket: counted against the listener, never the backend.
     spdlog::warn("connect_local_error service={} backend={} error={}", service_.name(), backend.config.name,
                  uv_err_name(rc));

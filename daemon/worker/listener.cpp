@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/proxy/http_session.hpp"
 #include "sluice/proxy/session.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 #include "sluice/worker/loop_resources.hpp"
@@ -128,8 +129,16 @@ void Listener::drop_pending_clients(int error) {
 }
 
 void Listener::on_connection(int client_fd) {
-  const bool full = stats_.active >= config_.max_connections;
-  Session* session = Session::accept(*this, client_fd);
+  if (config_.mode == ListenerMode::http) {
+    admit(HttpSession::accept(*this, client_fd), client_fd);
+  } else {
+    admit(Session::accept(*this, client_fd), client_fd);
+  }
+}
+
+template <class SessionType>
+void Listener::admit(SessionType* session, int client_fd) {
+  const bool full = stats_.active > config_.max_connections;  // the session counts itself already
   if (session == nullptr) return;
   if (client_fd >= resources_.descriptor_ceiling) {
     // Refused before the process runs out, keeping descriptors for the sessions already admitted.

@@ -138,6 +138,7 @@ std::string Worker::render_backends_json(std::uint64_t now_ns, double unix_now_s
 
 void Worker::begin_drain(std::function<void()> on_drained) {
   for (auto& listener : listeners_) listener->stop_accepting();
+  resources_.drain_sessions();
   if (resources_.session_count == 0) {
     on_drained();
     return;
@@ -148,6 +149,7 @@ void Worker::begin_drain(std::function<void()> on_drained) {
 void Worker::close_handles() {
   abort_prepared();
   for (auto& listener : listeners_) listener->stop_accepting();
+  resources_.backend_pool.close_all();
   release_timer_.close();
 }
 
@@ -293,6 +295,9 @@ void Worker::release_retired() {
     freed_totals_ = std::make_shared<const std::vector<prometheus::MetricFamily>>(std::move(totals));
   }
   std::erase_if(retired_listeners_, [](const auto& listener) { return !listener->in_use(); });
+  for (const auto& service : retired_services_) {
+    if (!service->in_use()) resources_.backend_pool.forget(*service);  // its idle connections go with it
+  }
   std::erase_if(retired_services_, [](const auto& service) { return !service->in_use(); });
 }
 

@@ -23,6 +23,7 @@ std::string ConfigSpec::yaml() const {
     if (!admin_worker_timeout.empty()) out << ", worker_timeout: " << admin_worker_timeout;
     out << " }\n";
   }
+  if (!http.empty()) out << "http: " << http << "\n";
   out << "listeners:\n";
   for (const auto& listener : listeners) {
     out << "  - name: " << listener.name << "\n"
@@ -31,6 +32,7 @@ std::string ConfigSpec::yaml() const {
     if (!listener.idle_timeout.empty()) out << "    idle_timeout: " << listener.idle_timeout << "\n";
     if (listener.max_connections != 0) out << "    max_connections: " << listener.max_connections << "\n";
     if (listener.splice) out << "    splice: " << (*listener.splice ? "true" : "false") << "\n";
+    if (!listener.mode.empty()) out << "    mode: " << listener.mode << "\n";
     if (!listener.allow.empty()) {
       out << "    allow: [";
       for (std::size_t i = 0; i < listener.allow.size(); ++i) out << (i ? ", \"" : "\"") << listener.allow[i] << "\"";

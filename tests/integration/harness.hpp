@@ -70,6 +70,7 @@ struct ListenerSpec {
   std::uint32_t max_connections = 0;  // 0: not written (the daemon's default)
   std::vector<std::string> allow{};   // source CIDRs; empty: not written (everyone)
   std::optional<bool> splice{};       // nullopt: not written (the daemon's default, on)
+  std::string mode{};                 // tcp | http; empty: not written (the daemon's default, tcp)
 };
 
 struct ConfigSpec {
@@ -82,6 +83,7 @@ struct ConfigSpec {
   std::string admin_worker_timeout{};      // `admin.worker_timeout`; empty: not written
   bool access_log = false;          // `log: { access_log: true }`
   std::string log_format = "text";  // `log: { format: ... }`, written when not text
+  std::string http{};               // the `http:` map in flow style ("{ request_timeout: 1s }"); empty: not written
 
   std::string yaml() const;
 };

@@ -81,6 +81,24 @@ struct ServiceConfig {
   bool operator==(const ServiceConfig&) const = default;
 };
 
+/// How a listener treats its clients' bytes.
+enum class ListenerMode {
+  tcp,   // one connection is one job: a backend is chosen per connection and bytes are spliced
+  http,  // HTTP/1.x: each request is one job, over pooled keep-alive backend connections
+};
+
+/// The top-level `http` section: limits and timeouts of `mode: http` listeners.
+struct HttpConfig {
+  Millis request_timeout{10000};    // no complete request head this long after it began: 408
+  Millis response_timeout{60000};   // no response head this long after the request was sent: 504
+  std::uint32_t max_header_bytes = 16384;  // request line + headers; more: 431
+  Millis pool_idle_timeout{4000};   // an idle pooled backend connection is closed after this
+  std::uint32_t pool_max_idle = 16; // idle pooled connections per backend per worker
+  bool forwarded = false;           // add X-Forwarded-For, X-Forwarded-Proto and Forwarded
+
+  bool operator==(const HttpConfig&) const = default;
+};
+
 struct ListenerConfig {
   std::string name;
   Endpoint bind;
@@ -90,6 +108,8 @@ struct ListenerConfig {
   Millis idle_timeout{300000};         // no byte either way for this long closes the session
   std::uint32_t backlog = 511;
   bool splice = true;                  // bulk transfers zero-copy with splice(2); false: read/write only
+  ListenerMode mode = ListenerMode::tcp;
+  HttpConfig http;                     // a copy of the top-level `http` section (used in http mode)
 
   bool operator==(const ListenerConfig&) const = default;
 };
@@ -120,6 +140,7 @@ struct Config {
   LogConfig log;
   AdminConfig admin;
   DnsConfig dns;                 // applied at start; a reload keeps the running one
+  HttpConfig http;               // also copied into every listener (ListenerConfig::http)
   std::vector<ListenerConfig> listeners;
   std::vector<ServiceConfig> services;
 

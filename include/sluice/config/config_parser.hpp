@@ -30,6 +30,7 @@ class ConfigParser {
 
   LogConfig parse_log(const YAML::Node& map);                          // log_admin_section.cpp
   AdminConfig parse_admin(const YAML::Node& map);                      // log_admin_section.cpp
+  HttpConfig parse_http(const YAML::Node& map);                        // http_section.cpp
   ListenerConfig parse_listener(const YAML::Node& map, std::string context);  // listener_section.cpp
   ServiceConfig parse_service(const YAML::Node& map, std::string context);    // service_section.cpp
   QueueConfig parse_queue(const YAML::Node& map, const std::string& service_context);

@@ -22,6 +22,12 @@ struct AccessRecord {
   std::uint64_t bytes_from_client = 0;
   std::uint64_t bytes_from_backend = 0;
   std::string_view end_reason;  // client_close, backend_close, reset, idle_timeout, ...
+  // mode: http, one line per request, also one refused before its head was read ("-" for the
+  // method and path then)
+  bool http = false;
+  std::string_view method;
+  std::string_view path;
+  int status = 0;               // 0: no response (the request failed before one)
 };
 
 /// One access line in log.format; a no-op unless setup_logging() enabled the access log.

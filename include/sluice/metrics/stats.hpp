@@ -23,11 +23,31 @@ enum class RejectReason : std::uint8_t {
 inline constexpr std::array<const char*, 7> kRejectReasonNames = {
     "max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned", "accept_error"};
 
+/// Why `mode: http` answered a request itself (label `reason` of sluice_http_errors_total).
+enum class HttpError : std::uint8_t {
+  bad_request,       // 400: malformed request (then close)
+  header_too_large,  // 431
+  request_timeout,   // 408: no complete head within http.request_timeout
+  queue_full,        // 503
+  queue_timeout,     // 503
+  no_backend,        // 503: none up
+  connect_failed,    // 503: every connect attempt failed
+  bad_gateway,       // 502: the backend reset, closed or sent garbage before a full response head
+  gateway_timeout,   // 504: no response head within http.response_timeout
+  response_aborted,  // the backend failed after the response began: the client connection is closed
+  local_error,       // 503: no socket could be opened for the backend (descriptors, local ports)
+};
+inline constexpr std::array<const char*, 11> kHttpErrorNames = {
+    "bad_request", "header_too_large", "request_timeout", "queue_full", "queue_timeout", "no_backend",
+    "connect_failed", "bad_gateway", "gateway_timeout", "response_aborted", "local_error"};
+
 struct ListenerStats {
   std::uint64_t accepted_total = 0;
   std::array<std::uint64_t, kRejectReasonNames.size()> rejected_total{};  // by RejectReason
   std::uint32_t active = 0;  // clients connected now
   std::uint64_t spliced_bytes_total = 0;  // written to a sink by splice(2), without a copy
+  std::uint64_t http_requests_total = 0;  // mode: http: request heads read
+  std::array<std::uint64_t, kHttpErrorNames.size()> http_errors_total{};  // by HttpError
   void reject(RejectReason reason) { ++rejected_total[static_cast<std::size_t>(reason)]; }
 };
 
@@ -48,6 +68,11 @@ struct BackendStats {
   DurationHistogram queue_wait;               // of the connections it served
   DurationHistogram connect_time;             // TCP connect
   DurationHistogram session_time;             // connected to closed
+  // mode: http
+  std::array<std::uint64_t, 5> http_responses_total{};  // by status class: 1xx (index 0) .. 5xx
+  std::uint64_t pool_reuses_total = 0;        // requests sent on a pooled (reused) connection
+  std::uint32_t pool_open = 0;                // connections to it open now (in use or idle)
+  std::uint32_t pool_idle = 0;                // of those, idle in the pool
 };
 
 }  // namespace sluice

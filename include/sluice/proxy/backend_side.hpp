@@ -13,6 +13,10 @@ namespace sluice {
 
 struct Backend;
 
+/// A connect error that is the proxy's, not the backend's: out of descriptors, memory or local
+/// ports towards that address. Counted against the listener (`local_error`), never the backend.
+bool is_local_connect_error(int status);
+
 class BackendSide {
  public:
   class Events {

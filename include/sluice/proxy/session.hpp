@@ -20,6 +20,7 @@
 #include "sluice/balancing/wait_queue.hpp"
 #include "sluice/proxy/backend_side.hpp"
 #include "sluice/proxy/client_side.hpp"
+#include "sluice/proxy/loop_session.hpp"
 #include "sluice/proxy/mover.hpp"
 #include "sluice/proxy/session_observer.hpp"
 #include "sluice/uv/handle.hpp"
@@ -31,7 +32,7 @@ class Service;
 struct Backend;
 struct LoopResources;
 
-class Session final : public Waiter, private MoverEvents, private BackendSide::Events {
+class Session final : public LoopSession, public Waiter, private MoverEvents, private BackendSide::Events {
  public:
   /// Takes over `client_fd`, a client the listener accepted. Returns nullptr (having closed what it
   /// opened) if libuv cannot. The session owns itself from here on and frees itself once closed.
@@ -50,10 +51,7 @@ class Session final : public Waiter, private MoverEvents, private BackendSide::E
   void refuse(const char* reason) { finish(reason); }
 
   /// Ends the session now (drain timeout, shutdown): both sockets are closed.
-  void abort() { finish("shutdown"); }
-
-  Session* prev_in_worker = nullptr;  // LoopResources's intrusive list
-  Session* next_in_worker = nullptr;
+  void abort() override { finish("shutdown"); }
 
  private:
   enum class State {

@@ -59,11 +59,16 @@ class Listener {
   }
   void reject(RejectReason reason) { stats_.reject(reason); }
   void count_spliced(std::uint64_t bytes) { stats_.spliced_bytes_total += bytes; }
+  void count_http_request() { ++stats_.http_requests_total; }
+  void count_http_error(HttpError error) { ++stats_.http_errors_total[static_cast<std::size_t>(error)]; }
   const ListenerStats& stats() const { return stats_; }
 
  private:
   void on_readable();
   void on_connection(int client_fd);
+  /// Checks a new session's client (max_connections, descriptors, allow list) and starts it.
+  template <class SessionType>
+  void admit(SessionType* session, int client_fd);
   void drop_pending_clients(int error);
   bool is_allowed(const sockaddr* client) const;
   void log_accept_error(const char* error);

@@ -1,0 +1,159 @@
+#include "sluice/http/forwarding.hpp"
+
+#include <array>
+#include <cstdio>
+
+#include "sluice/http/response.hpp"
+
+namespace sluice::http {
+
+namespace {
+
+constexpr std::array<std::string_view, 6> kHopByHop = {"Connection", "Keep-Alive", "Proxy-Connection",
+                                                       "TE", "Transfer-Encoding", "Upgrade"};
+
+// Whether the comma-separated `list` holds `token` (case-insensitive, spaces around items ignored).
+bool list_has(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (equal_ignoring_case(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+void add_line(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
+// Headers the framing replaces: re-emitted from the parsed framing, never copied.
+bool is_framing(std::string_view name) {
+  return equal_ignoring_case(name, "Content-Length") || equal_ignoring_case(name, "Transfer-Encoding");
+}
+
+// RFC 7239: an IPv6 address is quoted and bracketed.
+std::string forwarded_node(std::string_view address) {
+  if (address.find(':') == std::string_view::npos) return std::string(address);
+  return "\"[" + std::string(address) + "]\"";
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name, const MessageHead& head) {
+  for (std::string_view hop : kHopByHop) {
+    if (equal_ignoring_case(name, hop)) return true;
+  }
+  for (const Header& header : head.headers) {
+    if (equal_ignoring_case(header.name, "Connection") && list_has(header.value, name)) return true;
+  }
+  return false;
+}
+
+std::string request_head(const MessageHead& request, const RequestForwarding& how) {
+  std::string out;
+  out.reserve(256);
+  out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
+  // With `forwarded`, the chains a previous proxy started are extended, not repeated.
+  std::string forwarded_for;
+  std::string forwarded;
+  auto extend = [](std::string& chain, std::string_view value) { chain.append(chain.empty() ? "" : ", ").append(value); };
+  for (const Header& header : request.headers) {
+    if (is_framing(header.name)) continue;
+    if (is_hop_by_hop(header.name, request) && !(how.upgrade && equal_ignoring_case(header.name, "Upgrade"))) continue;
+    if (how.forwarded) {
+      if (equal_ignoring_case(header.name, "X-Forwarded-For")) {
+        extend(forwarded_for, header.value);
+        continue;
+      }
+      if (equal_ignoring_case(header.name, "Forwarded")) {
+        extend(forwarded, header.value);
+        continue;
+      }
+      if (equal_ignoring_case(header.name, "X-Forwarded-Proto")) continue;  // ours replaces it
+    }
+    add_line(out, header.name, header.value);
+  }
+  if (request.framing == Framing::content_length) add_line(out, "Content-Length", std::to_string(request.content_length));
+  if (request.framing == Framing::chunked) add_line(out, "Transfer-Encoding", "chunked");
+  if (how.upgrade) add_line(out, "Connection", "upgrade");
+  if (how.forwarded) {
+    const std::string client = how.client_address.empty() ? "unknown" : how.client_address;
+    extend(forwarded_for, client);
+    extend(forwarded, "for=" + forwarded_node(client) + ";proto=http");
+    add_line(out, "X-Forwarded-For", forwarded_for);
+    add_line(out, "X-Forwarded-Proto", "http");
+    add_line(out, "Forwarded", forwarded);
+  }
+  out.append("\r\n");
+  return out;
+}
+
+BodyOut body_out(const MessageHead& response, int client_minor) {
+  switch (response.framing) {
+    case Framing::none: return BodyOut::none;
+    case Framing::content_length: return BodyOut::content_length;
+    case Framing::chunked:
+    case Framing::until_close: return client_minor >= 1 ? BodyOut::chunked : BodyOut::until_close;
+  }
+  return BodyOut::none;
+}
+
+std::string response_head(const MessageHead& response, BodyOut out, bool keep_alive, int client_minor,
+                          bool response_to_head) {
+  std::string head;
+  head.reserve(256);
+  head.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
+  head.append(reason_phrase(response.status)).append("\r\n");
+  const bool keep_length = response_to_head || response.status == 304;
+  for (const Header& header : response.headers) {
+    if (is_hop_by_hop(header.name, response)) continue;
+    if (is_framing(header.name) && !(keep_length && equal_ignoring_case(header.name, "Content-Length"))) continue;
+    add_line(head, header.name, header.value);
+  }
+  if (out == BodyOut::content_length) add_line(head, "Content-Length", std::to_string(response.content_length));
+  if (out == BodyOut::chunked) add_line(head, "Transfer-Encoding", "chunked");
+  const bool informational = response.status >= 100 && response.status < 200;
+  if (!informational) {
+    if (!keep_alive || out == BodyOut::until_close) {
+      add_line(head, "Connection", "close");
+    } else if (client_minor == 0) {
+      add_line(head, "Connection", "keep-alive");
+    }
+  }
+  head.append("\r\n");
+  return head;
+}
+
+std::string chunk_size_line(std::size_t size) {
+  char line[32];
+  const int n = std::snprintf(line, sizeof line, "%zx\r\n", size);
+  return std::string(line, static_cast<std::size_t>(n));
+}
+
+std::string last_chunk(const std::vector<Header>& trailers) {
+  std::string out = "0\r\n";
+  for (const Header& trailer : trailers) add_line(out, trailer.name, trailer.value);
+  out.append("\r\n");
+  return out;
+}
+
+std::string error_response(int status, bool close, std::uint32_t retry_after_s) {
+  const std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
+  std::string extra;
+  if (retry_after_s > 0) add_line(extra, "Retry-After", std::to_string(retry_after_s));
+  if (close) add_line(extra, "Connection", "close");
+  return http::response_head(status, "text/plain", body.size(), extra) + body;
+}
+
+bool is_idempotent(std::string_view method) {
+  for (std::string_view safe : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+    if (method == safe) return true;
+  }
+  return false;
+}
+
+}  // namespace sluice::http
