@@ -214,11 +214,10 @@ void HttpSession::begin_request() {
   retried_ = false;
   response_bytes_ = response_started_ = response_done_ = false;
   status_ = 0;
-  http::RequestForwarding how;
-  how.upgrade = request_.upgrade;
-  how.forwarded = http_.forwarded;
-  if (http_.forwarded) how.client_address = client_ip(client_.address());
-  request_head_bytes_ = http::request_head(request_, how);
+  forwarding_ = http::RequestForwarding{};
+  forwarding_.upgrade = request_.upgrade;
+  forwarding_.forwarded = http_.forwarded;
+  if (http_.forwarded) forwarding_.client_address = client_ip(client_.address());
   state_ = State::queued;
   ask_for_backend();
 }
