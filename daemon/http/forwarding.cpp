@@ -146,12 +146,12 @@ std::string last_chunk(const std::vector<Header>& trailers) {
   return out;
 }
 
-std::string error_response(int status, bool close, std::uint32_t retry_after_s) {
+std::string error_response(int status, bool close, std::uint32_t retry_after_s, bool to_head) {
   const std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
   std::string extra;
   if (retry_after_s > 0) add_line(extra, "Retry-After", std::to_string(retry_after_s));
   if (close) add_line(extra, "Connection", "close");
-  return http::response_head(status, "text/plain", body.size(), extra) + body;
+  return http::response_head(status, "text/plain", body.size(), extra) + (to_head ? "" : body);
 }
 
 bool is_idempotent(std::string_view method) {

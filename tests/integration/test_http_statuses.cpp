@@ -131,3 +131,18 @@ TEST_CASE_FIXTURE(HttpSetup, "http: a request with 101 header fields is answered
   const std::string text = scrape(admin);
   CHECK(metric(text, "sluice_http_errors_total{listener=\"web\",reason=\"header_too_large\"}") == 1);
 }
+
+TEST_CASE("http: Sluice's own 503 to a HEAD has no body, so the kept-alive connection carries the next answer intact") {
+  // Nothing listens at the backend's address and retries is 0: each request is a 503 connect_failed.
+  ServiceSpec service{.retries = 0, .backends = {{"gone", Address{"127.0.0.1", 1}}}};
+  DaemonProcess daemon(ConfigSpec{.listeners = {ListenerSpec{.mode = "http"}}, .services = {service}}.yaml());
+  Client client = Client::connect(daemon.wait_listening_on("web"));
+  client.send_all("HEAD /a HTTP/1.1\r\nHost: test\r\n\r\nGET /b HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  const ReadResult both = client.read_until_end(5s);
+  CHECK(both.end == End::eof);
+  const std::string head_answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: 24\r\nRetry-After: 1\r\n\r\n";
+  CHECK(both.data == head_answer + "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                   "Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+                                   "503 Service Unavailable\n");
+}

@@ -275,6 +275,10 @@ TEST_CASE("http forwarding: error answers are complete responses, closing and Re
   const auto message = http::read_whole_message(http::Kind::response, busy);
   REQUIRE(message);
   CHECK(message->head.keep_alive);
+  // To a HEAD: the head alone, whose Content-Length describes the body a GET would get.
+  const std::string to_head = http::error_response(503, false, 1, /*to_head=*/true);
+  CHECK(to_head == busy.substr(0, busy.find("\r\n\r\n") + 4));
+  CHECK(has_line(to_head, "Content-Length: 24"));
 }
 
 TEST_CASE("http forwarding: idempotent methods are the ones RFC 9110 names") {

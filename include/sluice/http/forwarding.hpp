@@ -58,8 +58,9 @@ std::string chunk_size_line(std::size_t size);
 std::string last_chunk(const std::vector<Header>& trailers);
 
 /// Sluice's own answer with `status` (a short text body), always "Connection: close" when
-/// `close`; `retry_after_s` > 0 adds Retry-After.
-std::string error_response(int status, bool close, std::uint32_t retry_after_s = 0);
+/// `close`; `retry_after_s` > 0 adds Retry-After. `to_head`: it answers a HEAD, so the body is
+/// left out (its Content-Length stays, as for any HEAD response).
+std::string error_response(int status, bool close, std::uint32_t retry_after_s = 0, bool to_head = false);
 
 /// Whether a request with `method` may be sent twice (RFC 9110 9.2.2).
 bool is_idempotent(std::string_view method);
