@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Fuzzes the config parser (fuzz/config_fuzzer.cpp) or the HTTP request parser
-# (fuzz/http_fuzzer.cpp) with libFuzzer for a bounded time: builds the target with clang++
-# -fsanitize=fuzzer,address,undefined into build-fuzz/, seeds it (config: fuzz/corpus/ and the
-# project's configs; http: fuzz/http-corpus/ and the requests of tests/data/smuggling.txt), writes
-# the inputs it finds to build-fuzz/corpus/ or build-fuzz/http-corpus/ (ignored by git), and
-# replays every crash, leak, timeout or out-of-memory input it saved to print why.
+# Fuzzes the config parser (fuzz/config_fuzzer.cpp), the HTTP request parser (fuzz/http_fuzzer.cpp)
+# or the request path of mode: http (fuzz/http_session_fuzzer.cpp: a real HttpSession on a libuv loop
+# with a fake backend) with libFuzzer for a bounded time: builds the target with clang++
+# -fsanitize=fuzzer,address,undefined into build-fuzz/ (session: the whole core, by CMake, in
+# build-fuzz/session/), seeds it (config: fuzz/corpus/ and the project's configs; http and session:
+# fuzz/http-corpus/ and the requests of tests/data/smuggling.txt, for session each behind two
+# control bytes), writes the inputs it finds to build-fuzz/corpus/, build-fuzz/http-corpus/ or
+# build-fuzz/session-corpus/ (ignored by git), and replays every crash, leak, timeout or
+# out-of-memory input it saved to print why.
 # Prints executions, exec/s, coverage and findings; exits 1 when anything was found.
-# scripts/test.sh runs each target for 45 s (a ctest entry); run longer by hand or in a nightly job.
+# scripts/test.sh runs config and http for 45 s and session for 30 s (ctest entries); run longer by
+# hand or in a nightly job.
 #
-#   scripts/fuzz.sh [--target config|http] [--seconds N] [--max-len BYTES] [--no-fork] [--skip-known]
-#                   [--build-only]
+#   scripts/fuzz.sh [--target config|http|session] [--seconds N] [--max-len BYTES] [--no-fork]
+#                   [--skip-known] [--build-only]
 #
-#   --target T       config (default) or http
+#   --target T       config (default), http or session
 #   --seconds N      fuzzing time (default 120)
 #   --max-len BYTES  longest input tried (default 16384; the parser takes up to 1 MiB)
 #   --no-fork        one process that stops at the first finding (default: -fork=1
@@ -21,9 +25,10 @@
 #                    to look for new ones; see fuzz/config_fuzzer.cpp
 #   --build-only     build the target and exit
 #
-# Found something? Copy the input into fuzz/regressions/ (http: fuzz/http-regressions/) with a name
-# that says what it broke; tests/unit/fuzz_regressions_test.cpp (http_fuzz_replay_test.cpp) then
-# replays it in every test run.
+# Found something? Copy the input into fuzz/regressions/ (http: fuzz/http-regressions/, session:
+# fuzz/http-session-regressions/) with a name that says what it broke;
+# tests/unit/fuzz_regressions_test.cpp (http_fuzz_replay_test.cpp, http_session_fuzz_replay_test.cpp)
+# then replays it in every test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +55,8 @@ while [ $# -gt 0 ]; do
 done
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "fuzz: --seconds wants a positive integer" >&2; exit 2; }
 [[ "$max_len" =~ ^[0-9]+$ && "$max_len" -gt 0 ]] || { echo "fuzz: --max-len wants a positive integer" >&2; exit 2; }
-[[ "$target" == config || "$target" == http ]] || { echo "fuzz: --target is config or http, not '$target'" >&2; exit 2; }
+[[ "$target" == config || "$target" == http || "$target" == session ]] ||
+  { echo "fuzz: --target is config, http or session, not '$target'" >&2; exit 2; }
 
 # --- tools -------------------------------------------------------------------------------------
 # clang++ and its libFuzzer/sanitizer runtimes (Debian 12: clang 14, libclang-rt-14-dev); the
@@ -77,7 +83,24 @@ out=build-fuzz
 binary=$out/${target}_fuzzer
 # -O1 -g: sanitizer reports with lines; -fno-sanitize-recover: UB aborts, so libFuzzer keeps it.
 sanitize=(-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
-if [ "$target" = config ]; then
+mkdir -p "$out"
+sources=()
+c_sources=()
+libraries=()
+if [ "$target" = session ]; then
+  # The whole daemon core (libuv, spdlog, ...): CMake builds it, every object instrumented.
+  command -v cmake > /dev/null && command -v ninja > /dev/null ||
+    { echo "fuzz: --target session needs cmake and ninja (scripts/install-deps.sh)" >&2; exit 1; }
+  flags="${sanitize[*]} -fsanitize=fuzzer-no-link"
+  nice -n 10 cmake -S . -B "$out/session" -G Ninja -DCMAKE_BUILD_TYPE=None -DSLUICE_TESTS=OFF \
+    -DSLUICE_SANITIZED_TESTS=OFF -DSLUICE_WERROR=ON -DSLUICE_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > "$out/session-cmake.log" ||
+    { cat "$out/session-cmake.log" >&2; exit 1; }
+  echo "fuzz: building $binary"
+  nice -n 10 cmake --build "$out/session" --target http_session_fuzzer
+  cp "$out/session/http_session_fuzzer" "$binary"
+elif [ "$target" = config ]; then
   sources=(fuzz/config_fuzzer.cpp daemon/config/*.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp daemon/net/sockaddr_text.cpp)
   c_sources=()
   libraries=(-lyaml-cpp)
@@ -87,9 +110,9 @@ else
   c_sources=(/usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c)
   libraries=()
 fi
-mkdir -p "$out"
 stale=0
 [ -x "$binary" ] || stale=1
+[ "$target" = session ] && stale=0  # CMake decided above
 for f in "${sources[@]}" "${c_sources[@]}" fuzz/*.hpp include/sluice/*/*.hpp "$0"; do
   [ "$f" -nt "$binary" ] && stale=1
 done
@@ -117,6 +140,7 @@ artifacts=$out/artifacts/$run_id
 # instrumented too, so such inputs count as new coverage there).
 corpus=$out/corpus
 [ "$target" = http ] && corpus=$out/http-corpus
+[ "$target" = session ] && corpus=$out/session-corpus
 [ "$skip_known" -eq 1 ] && corpus=$corpus-skip-known
 log=$out/fuzz-$run_id.log
 mkdir -p "$artifacts" "$corpus"
@@ -124,8 +148,9 @@ mkdir -p "$artifacts" "$corpus"
 # and a trailer section, whatever the input: a 64 MiB allocation is a finding there.
 malloc_limit=1024
 [ "$target" = http ] && malloc_limit=64
+[ "$target" = session ] && malloc_limit=256  # a session's buffers are 64 KiB chunks
 flags=(
-  -dict=fuzz/$([ "$target" = http ] && echo http || echo yaml).dict
+  -dict=fuzz/$([ "$target" = config ] && echo yaml || echo http).dict
   -max_total_time="$seconds"
   -timeout=10              # one input parsing longer than this is a finding (a hang)
   -rss_limit_mb=2048       # and so is a process above 2 GiB
@@ -140,7 +165,7 @@ flags=(
 # the project's configs as they are now. Not fuzz/regressions/: those crash or hang the parser
 # until their fix lands (tests/unit/fuzz_regressions_test.cpp replays them).
 seeds=(fuzz/corpus config tests/unit/configs)
-if [ "$target" = http ]; then
+if [ "$target" != config ]; then
   # Each request of the smuggling corpus as a seed file (its escapes and [[N*TEXT]] expanded).
   smuggling=$out/http-smuggling-seeds
   rm -rf "$smuggling" && mkdir -p "$smuggling"
@@ -156,6 +181,20 @@ for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
     open(f"{sys.argv[2]}/line-{n}.http", "wb").write(data)
 PY
   seeds=(fuzz/http-corpus "$smuggling")
+fi
+if [ "$target" = session ]; then
+  # The same seeds behind the two control bytes (the backend's answer style, the read split), each
+  # in two variants.
+  prefixed=$out/session-seeds
+  rm -rf "$prefixed" && mkdir -p "$prefixed"
+  /usr/bin/python3 - "$prefixed" fuzz/http-corpus/* "$smuggling"/* <<'PY'
+import os, sys
+for i, path in enumerate(sys.argv[2:]):
+    data = open(path, "rb").read()
+    for j, prefix in enumerate((bytes([i % 6, 0]), bytes([(i + 3) % 6, 5 + i % 2]))):
+        open(f"{sys.argv[1]}/{i}-{j}-{os.path.basename(path)}", "wb").write(prefix + data)
+PY
+  seeds=("$prefixed")
 fi
 
 echo "fuzz: $seconds s, max_len $max_len, fork $fork, skip_known $skip_known; log $log"

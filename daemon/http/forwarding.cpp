@@ -77,6 +77,8 @@ std::string request_head(const MessageHead& request, const RequestForwarding& ho
     }
     add_line(out, header.name, header.value);
   }
+  // An HTTP/1.0 request may come without Host; what goes out is HTTP/1.1, which needs one.
+  if (!request.header("Host") && !how.host.empty()) add_line(out, "Host", how.host);
   if (request.framing == Framing::content_length) add_line(out, "Content-Length", std::to_string(request.content_length));
   if (request.framing == Framing::chunked) add_line(out, "Transfer-Encoding", "chunked");
   if (how.upgrade) add_line(out, "Connection", "upgrade");
@@ -107,7 +109,10 @@ std::string response_head(const MessageHead& response, BodyOut out, bool keep_al
   std::string head;
   head.reserve(256);
   head.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
-  head.append(reason_phrase(response.status)).append("\r\n");
+  // A status Sluice has no phrase for keeps the backend's ("418 I'm a teapot"): the parser has
+  // already refused control characters in it.
+  const char* known = known_reason_phrase(response.status);
+  head.append(known != nullptr ? std::string_view(known) : std::string_view(response.reason)).append("\r\n");
   const bool keep_length = response_to_head || response.status == 304;
   for (const Header& header : response.headers) {
     if (is_hop_by_hop(header.name, response)) continue;
@@ -141,12 +146,12 @@ std::string last_chunk(const std::vector<Header>& trailers) {
   return out;
 }
 
-std::string error_response(int status, bool close, std::uint32_t retry_after_s) {
+std::string error_response(int status, bool close, std::uint32_t retry_after_s, bool to_head) {
   const std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
   std::string extra;
   if (retry_after_s > 0) add_line(extra, "Retry-After", std::to_string(retry_after_s));
   if (close) add_line(extra, "Connection", "close");
-  return http::response_head(status, "text/plain", body.size(), extra) + body;
+  return http::response_head(status, "text/plain", body.size(), extra) + (to_head ? "" : body);
 }
 
 bool is_idempotent(std::string_view method) {

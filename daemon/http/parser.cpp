@@ -74,6 +74,7 @@ struct Parser::State {
     llhttp_settings_init(&settings);
     settings.on_message_begin = [](llhttp_t* p) { return self(p).message_begin(); };
     settings.on_url = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).append(self(p).head.target, at, n); };
+    settings.on_status = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).append(self(p).head.reason, at, n); };
     settings.on_header_field = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).append(self(p).field, at, n); };
     settings.on_header_value = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).append(self(p).value, at, n); };
     settings.on_header_value_complete = [](llhttp_t* p) { return self(p).header_complete(); };
@@ -231,7 +232,7 @@ struct Parser::State {
 };
 
 Parser::Parser(Kind kind, Handler& handler, Limits limits)
-    : handler_(handler), limits_(limits), state_(std::make_unique<State>(*this, kind)) {}
+    : handler_(handler), limits_(limits), kind_(kind), state_(std::make_unique<State>(*this, kind)) {}
 
 Parser::~Parser() = default;
 
@@ -321,7 +322,9 @@ Fed Parser::finish() {
   const llhttp_errno_t rc = llhttp_finish(&s.parser);
   if (s.thrown) std::rethrow_exception(std::exchange(s.thrown, nullptr));
   if (rc == HPE_PAUSED) {
-    llhttp_resume(&s.parser);
+    // llhttp stays in the close-delimited body: bytes fed after this (a new connection's) would
+    // be read as more of it. The peer closed, so what comes next is a new stream: start afresh.
+    state_ = std::make_unique<State>(*this, kind_);
     return {0, Stop::message_end};
   }
   if (rc != HPE_OK) {

@@ -2,7 +2,7 @@
 
 namespace sluice::http {
 
-const char* reason_phrase(int status) {
+const char* known_reason_phrase(int status) {
   switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
@@ -32,8 +32,13 @@ const char* reason_phrase(int status) {
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    default: return nullptr;
   }
+}
+
+const char* reason_phrase(int status) {
+  const char* known = known_reason_phrase(status);
+  return known != nullptr ? known : "Unknown";
 }
 
 std::string response_head(int status, std::string_view content_type, std::size_t content_length,

@@ -109,7 +109,9 @@ void HttpSession::start_exchange() {
   exchange_ns_ = uv_hrtime();
   connection_->stream()->data = this;
   response_parser_.expect_response_to_head(request_.method == "HEAD");
-  write(false, request_head_bytes_);
+  // Built for the backend it goes to: a request without Host gets that backend's address.
+  forwarding_.host = slot_->config.address.to_string();
+  write(false, http::request_head(request_, forwarding_));
   arm_timer(static_cast<std::uint64_t>(http_.response_timeout.count()));
   update_backend_reading();
   pump_request();  // the body, as far as the watermark lets it

@@ -214,11 +214,10 @@ void HttpSession::begin_request() {
   retried_ = false;
   response_bytes_ = response_started_ = response_done_ = false;
   status_ = 0;
-  http::RequestForwarding how;
-  how.upgrade = request_.upgrade;
-  how.forwarded = http_.forwarded;
-  if (http_.forwarded) how.client_address = client_ip(client_.address());
-  request_head_bytes_ = http::request_head(request_, how);
+  forwarding_ = http::RequestForwarding{};
+  forwarding_.upgrade = request_.upgrade;
+  forwarding_.forwarded = http_.forwarded;
+  if (http_.forwarded) forwarding_.client_address = client_ip(client_.address());
   state_ = State::queued;
   ask_for_backend();
 }
@@ -260,7 +259,8 @@ void HttpSession::answer_error(HttpError error, int status, const char* end_reas
   status_ = status;
   // A request whose body was not read cannot be followed by another on this connection.
   close = close || !request_done_ || !client_keep_alive_ || draining_ || client_eof_;
-  write(true, http::error_response(status, close, status == 503 ? 1 : 0));
+  // A HEAD's answer has no body, ours neither: the client would read it as the next response.
+  write(true, http::error_response(status, close, status == 503 ? 1 : 0, request_.method == "HEAD"));
   log_request(end_reason);
   if (close) {
     state_ = State::closing;  // finish() once the answer is written (on_written)

@@ -52,6 +52,8 @@ void HttpTestBackend::serve(ServerConnection& c) {
   http::MessageReader reader(http::Kind::request, http::Limits{64 * 1024});
   std::vector<char> buffer(256 * 1024);
   std::string pending;  // bytes after an upgrade request
+  std::string unanswered;  // raw bytes of the request being read (for /continue)
+  bool continued = false;  // its 100 Continue was sent
   int served = 0;
   for (;;) {
     const ssize_t n = c.read_some(buffer.data(), buffer.size());
@@ -59,6 +61,18 @@ void HttpTestBackend::serve(ServerConnection& c) {
     const std::string_view bytes(buffer.data(), static_cast<std::size_t>(n));
     const http::Fed fed = reader.feed(bytes);
     if (fed.stop == http::Stop::error) return;
+    unanswered.append(bytes);
+    // /continue: 100 Continue once the head is in and before the body (the client waits for it).
+    if (reader.messages().empty() && starts_with(unanswered, "POST /continue") &&
+        unanswered.find("\r\n\r\n") != std::string::npos && unanswered.find("100-continue") != std::string::npos &&
+        !continued) {
+      if (!c.write_all("HTTP/1.1 100 Continue\r\n\r\n")) return;
+      continued = true;
+    }
+    if (!reader.messages().empty()) {
+      unanswered.clear();
+      continued = false;
+    }
     if (fed.stop == http::Stop::upgrade) pending.assign(bytes.substr(fed.consumed));
     while (!reader.messages().empty()) {
       const http::Message request = std::move(reader.messages().front());
@@ -89,7 +103,19 @@ void HttpTestBackend::serve(ServerConnection& c) {
         return;
       }
       bool ok = true;
-      if (starts_with(path, "/echo")) {
+      if (starts_with(path, "/status/")) {
+        // 204 and 304 without a body (304 with the representation's Content-Length), others with one.
+        const int status = std::stoi(std::string(path.substr(8, 3)));
+        std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
+        if (status == 204) {
+          out += "No Content\r\n\r\n";
+        } else if (status == 304) {
+          out += "Not Modified\r\nETag: \"v1\"\r\nContent-Length: 12\r\n\r\n";
+        } else {
+          out += (status == 418 ? "I'm a teapot" : "Whatever") + std::string("\r\nContent-Length: 7\r\n\r\nteapot\n");
+        }
+        ok = c.write_all(out);
+      } else if (starts_with(path, "/continue") || starts_with(path, "/echo")) {
         ok = answer(c, request.body, request.head.framing == http::Framing::chunked, close);
       } else if (starts_with(path, "/headers")) {
         ok = answer(c, head_lines(request.head), false, close);
@@ -99,6 +125,15 @@ void HttpTestBackend::serve(ServerConnection& c) {
       if (!ok || close || starts_with(path, "/bye")) return;
     }
   }
+}
+
+RunningBackend start_listening_process(Command command, const std::string& prefix, Millis timeout) {
+  RunningBackend backend;
+  backend.process = std::make_unique<DaemonProcess>(std::move(command));
+  const auto line = backend.process->wait_for_line(prefix, timeout);
+  if (!line) throw std::runtime_error("no line: " + prefix);
+  backend.address = Address{"127.0.0.1", static_cast<std::uint16_t>(std::stoi(line->substr(line->find(prefix) + prefix.size())))};
+  return backend;
 }
 
 bool ResponseProgress::feed(std::string_view bytes) {

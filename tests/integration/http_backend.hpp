@@ -3,6 +3,10 @@
 // does (each request read whole with the daemon's parser, keep-alive as the request asks):
 //   /echo...        200 with the request's body, framed as the request was (chunked or length)
 //   /headers...     200 with the request head as it arrived: "Name: value" lines
+//   /continue...    a POST with Expect: 100-continue gets 100 Continue once its head is in, then the
+//                   echo of its body as /echo
+//   /status/NNN...  that status: 204 and 304 without a body (304 with Content-Length: 12), others
+//                   with the body "teapot\n" and the phrase "I'm a teapot" for 418, "Whatever" else
 //   /close...       reads the request and closes the connection without an answer (a 502)
 //   /silent...      reads the request and never answers (a 504)
 //   /flaky...       closes without an answer when it is not the connection's first request (the
@@ -14,12 +18,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "backends.hpp"
 #include "client.hpp"
+#include "daemon_process.hpp"
 #include "sluice/http/message.hpp"
 
 namespace sluice::it {
@@ -42,6 +48,15 @@ class HttpTestBackend {
   std::vector<sluice::http::MessageHead> heads_;
   TcpServer server_;  // last: stopped before the members its handler uses
 };
+
+/// A backend process of the test's (sluice-backend, a FastAPI app) and where it listens.
+struct RunningBackend {
+  std::unique_ptr<DaemonProcess> process;
+  Address address;
+};
+/// Runs `command`, a server on a loopback port the kernel picks that prints `prefix` (ending in
+/// "127.0.0.1:") and the port once it listens. Throws when no such line comes within `timeout`.
+RunningBackend start_listening_process(Command command, const std::string& prefix, Millis timeout);
 
 /// A response followed as it arrives: its body bytes (without chunk framing) and whether it ended.
 class ResponseProgress final : public sluice::http::Handler {

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "harness.hpp"
+#include "http_backend.hpp"
 
 #ifndef SLUICE_BACKEND_BINARY
 #error "SLUICE_BACKEND_BINARY must name the sluice-backend executable"
@@ -17,21 +18,11 @@ using namespace sluice::it;
 
 namespace {
 
-struct RunningBackend {
-  std::unique_ptr<DaemonProcess> process;
-  Address address;
-};
-
 // sluice-backend on a port the kernel picks; its "listening on HOST:PORT" line says which.
 RunningBackend start_http_backend(const std::string& name) {
-  RunningBackend backend;
-  backend.process = std::make_unique<DaemonProcess>(
-      Command{{SLUICE_BACKEND_BINARY, "--listen", "127.0.0.1:0", "--name", name, "--mean-service", "2ms"}});
-  const std::string prefix = "sluice-backend " + name + " listening on 127.0.0.1:";
-  const auto line = backend.process->wait_for_line(prefix, 5s);
-  if (!line) throw std::runtime_error("no line: " + prefix);
-  backend.address = Address{"127.0.0.1", static_cast<std::uint16_t>(std::stoi(line->substr(line->find(prefix) + prefix.size())))};
-  return backend;
+  return start_listening_process(
+      Command{{SLUICE_BACKEND_BINARY, "--listen", "127.0.0.1:0", "--name", name, "--mean-service", "2ms"}},
+      "sluice-backend " + name + " listening on 127.0.0.1:", 5s);
 }
 
 // Three one-slot (http) or unlimited (tcp) backends behind one shared-queue round-robin service.

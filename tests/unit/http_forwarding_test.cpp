@@ -221,6 +221,28 @@ TEST_CASE("http forwarding: response heads, body framing to HTTP/1.1 and HTTP/1.
   }
 }
 
+TEST_CASE("http forwarding: a status Sluice has no phrase for keeps the backend's, a known one gets Sluice's") {
+  const http::MessageHead teapot = parse(http::Kind::response, "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n");
+  CHECK(teapot.reason == "I'm a teapot");
+  CHECK(http::response_head(teapot, http::BodyOut::content_length, true, 1, false).rfind("HTTP/1.1 418 I'm a teapot\r\n", 0) == 0);
+  const http::MessageHead bare = parse(http::Kind::response, "HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n");
+  CHECK(http::response_head(bare, http::BodyOut::content_length, true, 1, false).rfind("HTTP/1.1 299 \r\n", 0) == 0);
+  const http::MessageHead odd_ok = parse(http::Kind::response, "HTTP/1.1 200 Fine\r\nContent-Length: 0\r\n\r\n");
+  CHECK(http::response_head(odd_ok, http::BodyOut::content_length, true, 1, false).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+}
+
+TEST_CASE("http forwarding: a request without Host gets the backend's address, one with Host keeps its own") {
+  http::RequestForwarding how;
+  how.host = "backend.local:8000";
+  const std::string old = http::request_head(request("GET /x HTTP/1.0\r\nAccept: */*\r\n"), how);
+  CHECK(old.rfind("GET /x HTTP/1.1\r\n", 0) == 0);
+  CHECK(has_line(old, "Host: backend.local:8000"));
+  CHECK(reparse(http::Kind::request, old).header("Host") == "backend.local:8000");
+  const std::string own = http::request_head(request("GET /x HTTP/1.0\r\nhost: client.example\r\n"), how);
+  CHECK(has_line(own, "host: client.example"));
+  CHECK(own.find("backend.local") == std::string::npos);
+}
+
 TEST_CASE("http forwarding: chunk framing and the last chunk with trailers") {
   CHECK(http::chunk_size_line(0x1a2b) == "1a2b\r\n");
   CHECK(http::chunk_size_line(1) == "1\r\n");
@@ -253,6 +275,10 @@ TEST_CASE("http forwarding: error answers are complete responses, closing and Re
   const auto message = http::read_whole_message(http::Kind::response, busy);
   REQUIRE(message);
   CHECK(message->head.keep_alive);
+  // To a HEAD: the head alone, whose Content-Length describes the body a GET would get.
+  const std::string to_head = http::error_response(503, false, 1, /*to_head=*/true);
+  CHECK(to_head == busy.substr(0, busy.find("\r\n\r\n") + 4));
+  CHECK(has_line(to_head, "Content-Length: 24"));
 }
 
 TEST_CASE("http forwarding: idempotent methods are the ones RFC 9110 names") {

@@ -23,11 +23,13 @@ struct RequestForwarding {
   bool upgrade = false;         // keep Upgrade and send "Connection: upgrade"
   bool forwarded = false;       // add X-Forwarded-For, X-Forwarded-Proto, Forwarded
   std::string client_address;   // the client's IP, for those headers ("" if unknown)
+  std::string host;             // the Host sent when the request has none (the backend's configured address)
 };
 
 /// The request head for the backend: "METHOD target HTTP/1.1", the end-to-end headers in order,
 /// the framing (Content-Length or Transfer-Encoding: chunked) as parsed, and the forwarding
-/// headers when asked. Keep-alive towards the backend is HTTP/1.1's default.
+/// headers when asked; `how.host` as Host when the request has none (HTTP/1.0). Keep-alive towards
+/// the backend is HTTP/1.1's default.
 std::string request_head(const MessageHead& request, const RequestForwarding& how);
 
 /// How a response's body goes to the client.
@@ -42,7 +44,8 @@ enum class BodyOut {
 /// `response_to_head`: the request was a HEAD.
 BodyOut body_out(const MessageHead& response, int client_minor);
 
-/// The response head for the client: "HTTP/1.1 status reason", the end-to-end headers, framing for
+/// The response head for the client: "HTTP/1.1 status reason" (Sluice's phrase for the statuses it
+/// knows, the backend's for the others), the end-to-end headers, framing for
 /// `out`, and "Connection: close" when `keep_alive` is false (or "keep-alive" to an HTTP/1.0
 /// client that keeps it). For HEAD and 304 the backend's Content-Length is kept as it describes the
 /// representation, not this message.
@@ -55,8 +58,9 @@ std::string chunk_size_line(std::size_t size);
 std::string last_chunk(const std::vector<Header>& trailers);
 
 /// Sluice's own answer with `status` (a short text body), always "Connection: close" when
-/// `close`; `retry_after_s` > 0 adds Retry-After.
-std::string error_response(int status, bool close, std::uint32_t retry_after_s = 0);
+/// `close`; `retry_after_s` > 0 adds Retry-After. `to_head`: it answers a HEAD, so the body is
+/// left out (its Content-Length stays, as for any HEAD response).
+std::string error_response(int status, bool close, std::uint32_t retry_after_s = 0, bool to_head = false);
 
 /// Whether a request with `method` may be sent twice (RFC 9110 9.2.2).
 bool is_idempotent(std::string_view method);

@@ -58,6 +58,7 @@ struct MessageHead {
   std::string method;  // requests: "GET"
   std::string target;  // requests: "/metrics?x=1"
   int status = 0;      // responses: 200
+  std::string reason;  // responses: the reason phrase as sent ("I'm a teapot"; may be empty)
   int version_major = 1;
   int version_minor = 1;
   std::vector<Header> headers;  // in arrival order, names as sent
@@ -129,7 +130,9 @@ class Parser {
   Fed feed(std::string_view bytes);
 
   /// The peer closed. Ends a body delimited by the close (on_message_end, Stop::message_end);
-  /// a message cut short is an error (ErrorKind::incomplete); between messages: need_more.
+  /// a message cut short is an error (ErrorKind::incomplete); between messages: need_more. After
+  /// a message ended here the parser starts afresh: bytes fed next are a new stream (another
+  /// connection's).
   Fed finish();
 
   /// Responses only: the request this response answers was a HEAD, so it has no body whatever its
@@ -147,6 +150,7 @@ class Parser {
 
   Handler& handler_;
   Limits limits_;
+  Kind kind_;
   bool response_to_head_ = false;
   Error error_;
   std::unique_ptr<State> state_;

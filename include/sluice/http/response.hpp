@@ -7,7 +7,9 @@
 
 namespace sluice::http {
 
-/// "OK", "Not Found", ... for the statuses Sluice and its tools send; "Unknown" for others.
+/// "OK", "Not Found", ... for the statuses Sluice and its tools send; nullptr for others.
+const char* known_reason_phrase(int status);
+/// The same, "Unknown" for the others.
 const char* reason_phrase(int status);
 
 /// "HTTP/1.1 <status> <reason>\r\nContent-Type: ...\r\nContent-Length: ...\r\n<extra>\r\n";

@@ -144,7 +144,7 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   bool request_done_ = false;     // its last byte was parsed (and queued to the backend once connected)
   bool body_started_ = false;     // some body byte went to the backend (no safe retry after that)
   bool client_keep_alive_ = true;
-  std::string request_head_bytes_;  // the rebuilt head, kept for a retry on a fresh connection
+  http::RequestForwarding forwarding_;  // how its head is rebuilt (for each connection it is sent on)
   std::uint64_t served_ = 0;      // requests answered on this connection
   std::uint64_t head_ns_ = 0;     // the head was read (the job's arrival)
 

@@ -1,0 +1,66 @@
+// The request-path fuzzer's inputs, replayed through a real HttpSession (fuzz/http_session_fuzzer.cpp,
+// scripts/fuzz.sh --target session): the parser's seeds (fuzz/http-corpus/) and every request of the
+// smuggling corpus, each under several backend answer styles and read splits, and every input in
+// fuzz/http-session-regressions/ that once broke the request path, keep the rules of
+// fuzz/http_session_properties.hpp.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../../fuzz/http_session_properties.hpp"
+#include "smuggling_corpus.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::pair<std::string, std::string>> files_in(const std::string& directory) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& entry : fs::directory_iterator(fs::path(SLUICE_SOURCE_DIR) / "fuzz" / directory)) {
+    if (!entry.is_regular_file() || entry.path().filename() == "README.md") continue;
+    std::ifstream file(entry.path(), std::ios::binary);
+    std::ostringstream text;
+    text << file.rdbuf();
+    out.emplace_back(entry.path().filename().string(), text.str());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The client's bytes under each answer style (0..5) and three ways of cutting them into reads
+// (whole, pieces of 1..8, pieces of 1..64).
+void replay_client_bytes(const std::string& name, const std::string& bytes) {
+  for (char style = 0; style < 6; ++style) {
+    for (char seed : {'\x00', '\x05', '\x06'}) {
+      const std::string violation = sluice::fuzz::check_http_session(std::string{style, seed} + bytes);
+      CHECK_MESSAGE(violation.empty(), name << " (style " << int(style) << ", split " << int(seed) << "): " << violation);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("http session fuzz: every parser seed through a real session keeps the request path's properties") {
+  const auto seeds = files_in("http-corpus");
+  CHECK(!seeds.empty());
+  for (const auto& [name, bytes] : seeds) replay_client_bytes("fuzz/http-corpus/" + name, bytes);
+}
+
+TEST_CASE("http session fuzz: every request of the smuggling corpus through a real session keeps them") {
+  for (const sluice::test::SmugglingCase& c : sluice::test::smuggling_corpus()) {
+    replay_client_bytes("smuggling.txt:" + std::to_string(c.line), c.request);
+  }
+}
+
+TEST_CASE("http session fuzz regressions: every input that once broke the request path now keeps them") {
+  for (const auto& [name, bytes] : files_in("http-session-regressions")) {
+    const std::string violation = sluice::fuzz::check_http_session(bytes);
+    CHECK_MESSAGE(violation.empty(), "fuzz/http-session-regressions/" << name << ": " << violation);
+  }
+}
