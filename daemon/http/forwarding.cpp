@@ -82,7 +82,12 @@ bool is_hop_by_hop(std::string_view name, const MessageHead& head) { return HopB
 
 std::string request_head(const MessageHead& request, const RequestForwarding& how) {
   std::string out;
-  out.reserve(256);
+  append_request_head(out, request, how);
+  return out;
+}
+
+void append_request_head(std::string& out, const MessageHead& request, const RequestForwarding& how) {
+  out.reserve(out.size() + 256);
   out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
   // With `forwarded`, the chains a previous proxy started are extended, not repeated.
   std::string forwarded_for;
@@ -117,7 +122,6 @@ std::string request_head(const MessageHead& request, const RequestForwarding& ho
     add_line(out, "Forwarded", forwarded);
   }
   out.append("\r\n");
-  return out;
 }
 
 BodyOut body_out(const MessageHead& response, int client_minor) {
@@ -130,10 +134,9 @@ BodyOut body_out(const MessageHead& response, int client_minor) {
   return BodyOut::none;
 }
 
-std::string response_head(const MessageHead& response, BodyOut out, bool keep_alive, int client_minor,
-                          bool response_to_head) {
-  std::string head;
-  head.reserve(256);
+void append_response_head(std::string& head, const MessageHead& response, BodyOut out, bool keep_alive,
+                          int client_minor, bool response_to_head) {
+  head.reserve(head.size() + 256);
   head.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
   head.append(reason_phrase(response.status)).append("\r\n");
   const bool keep_length = response_to_head || response.status == 304;
@@ -154,6 +157,12 @@ std::string response_head(const MessageHead& response, BodyOut out, bool keep_al
     }
   }
   head.append("\r\n");
+}
+
+std::string response_head(const MessageHead& response, BodyOut out, bool keep_alive, int client_minor,
+                          bool response_to_head) {
+  std::string head;
+  append_response_head(head, response, out, keep_alive, client_minor, response_to_head);
   return head;
 }
 
@@ -161,6 +170,10 @@ std::string chunk_size_line(std::size_t size) {
   char line[32];
   const int n = std::snprintf(line, sizeof line, "%zx\r\n", size);
   return std::string(line, static_cast<std::size_t>(n));
+}
+
+void append_chunk(std::string& out, std::string_view data) {
+  out.append(chunk_size_line(data.size())).append(data).append("\r\n");
 }
 
 std::string last_chunk(const std::vector<Header>& trailers) {
