@@ -9,8 +9,17 @@ namespace sluice::http {
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kHopByHop = {"Connection", "Keep-Alive", "Proxy-Connection",
-                                                       "TE", "Transfer-Encoding", "Upgrade"};
+// The fixed hop-by-hop names (RFC 9110 7.6.1), told apart by length before any byte is compared.
+bool is_fixed_hop_by_hop(std::string_view name) {
+  switch (name.size()) {
+    case 2: return equal_ignoring_case(name, "TE");
+    case 7: return equal_ignoring_case(name, "Upgrade");
+    case 10: return equal_ignoring_case(name, "Connection") || equal_ignoring_case(name, "Keep-Alive");
+    case 16: return equal_ignoring_case(name, "Proxy-Connection");
+    case 17: return equal_ignoring_case(name, "Transfer-Encoding");
+    default: return false;
+  }
+}
 
 // Whether the comma-separated `list` holds `token` (case-insensitive, spaces around items ignored).
 bool list_has(std::string_view list, std::string_view token) {
@@ -41,29 +50,53 @@ std::string forwarded_node(std::string_view address) {
   return "\"[" + std::string(address) + "]\"";
 }
 
+// Where a head's Connection fields are, found once so that each header is not checked against
+// every field of the head.
+class HopByHop {
+ public:
+  explicit HopByHop(const MessageHead& head) : headers_(head.headers) {
+    for (std::size_t i = 0; i < headers_.size(); ++i) {
+      if (!equal_ignoring_case(headers_[i].name, "Connection")) continue;
+      if (first_ == last_) first_ = i;
+      last_ = i + 1;
+    }
+  }
+
+  bool operator()(std::string_view name) const {
+    if (is_fixed_hop_by_hop(name)) return true;
+    for (std::size_t i = first_; i < last_; ++i) {
+      if (equal_ignoring_case(headers_[i].name, "Connection") && list_has(headers_[i].value, name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  const std::vector<Header>& headers_;
+  std::size_t first_ = 0;  // the Connection fields are among [first_, last_)
+  std::size_t last_ = 0;
+};
+
 }  // namespace
 
-bool is_hop_by_hop(std::string_view name, const MessageHead& head) {
-  for (std::string_view hop : kHopByHop) {
-    if (equal_ignoring_case(name, hop)) return true;
-  }
-  for (const Header& header : head.headers) {
-    if (equal_ignoring_case(header.name, "Connection") && list_has(header.value, name)) return true;
-  }
-  return false;
-}
+bool is_hop_by_hop(std::string_view name, const MessageHead& head) { return HopByHop(head)(name); }
 
 std::string request_head(const MessageHead& request, const RequestForwarding& how) {
   std::string out;
-  out.reserve(256);
+  append_request_head(out, request, how);
+  return out;
+}
+
+void append_request_head(std::string& out, const MessageHead& request, const RequestForwarding& how) {
+  out.reserve(out.size() + 256);
   out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
   // With `forwarded`, the chains a previous proxy started are extended, not repeated.
   std::string forwarded_for;
   std::string forwarded;
   auto extend = [](std::string& chain, std::string_view value) { chain.append(chain.empty() ? "" : ", ").append(value); };
+  const HopByHop hop_by_hop(request);
   for (const Header& header : request.headers) {
     if (is_framing(header.name)) continue;
-    if (is_hop_by_hop(header.name, request) && !(how.upgrade && equal_ignoring_case(header.name, "Upgrade"))) continue;
+    if (hop_by_hop(header.name) && !(how.upgrade && equal_ignoring_case(header.name, "Upgrade"))) continue;
     if (how.forwarded) {
       if (equal_ignoring_case(header.name, "X-Forwarded-For")) {
         extend(forwarded_for, header.value);
@@ -91,7 +124,6 @@ std::string request_head(const MessageHead& request, const RequestForwarding& ho
     add_line(out, "Forwarded", forwarded);
   }
   out.append("\r\n");
-  return out;
 }
 
 BodyOut body_out(const MessageHead& response, int client_minor) {
@@ -104,18 +136,18 @@ BodyOut body_out(const MessageHead& response, int client_minor) {
   return BodyOut::none;
 }
 
-std::string response_head(const MessageHead& response, BodyOut out, bool keep_alive, int client_minor,
-                          bool response_to_head) {
-  std::string head;
-  head.reserve(256);
+void append_response_head(std::string& head, const MessageHead& response, BodyOut out, bool keep_alive,
+                          int client_minor, bool response_to_head) {
+  head.reserve(head.size() + 256);
   head.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
   // A status Sluice has no phrase for keeps the backend's ("418 I'm a teapot"): the parser has
   // already refused control characters in it.
   const char* known = known_reason_phrase(response.status);
   head.append(known != nullptr ? std::string_view(known) : std::string_view(response.reason)).append("\r\n");
   const bool keep_length = response_to_head || response.status == 304;
+  const HopByHop hop_by_hop(response);
   for (const Header& header : response.headers) {
-    if (is_hop_by_hop(header.name, response)) continue;
+    if (hop_by_hop(header.name)) continue;
     if (is_framing(header.name) && !(keep_length && equal_ignoring_case(header.name, "Content-Length"))) continue;
     add_line(head, header.name, header.value);
   }
@@ -130,6 +162,12 @@ std::string response_head(const MessageHead& response, BodyOut out, bool keep_al
     }
   }
   head.append("\r\n");
+}
+
+std::string response_head(const MessageHead& response, BodyOut out, bool keep_alive, int client_minor,
+                          bool response_to_head) {
+  std::string head;
+  append_response_head(head, response, out, keep_alive, client_minor, response_to_head);
   return head;
 }
 
@@ -137,6 +175,10 @@ std::string chunk_size_line(std::size_t size) {
   char line[32];
   const int n = std::snprintf(line, sizeof line, "%zx\r\n", size);
   return std::string(line, static_cast<std::size_t>(n));
+}
+
+void append_chunk(std::string& out, std::string_view data) {
+  out.append(chunk_size_line(data.size())).append(data).append("\r\n");
 }
 
 std::string last_chunk(const std::vector<Header>& trailers) {

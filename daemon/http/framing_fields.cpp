@@ -1,6 +1,7 @@
 #include "sluice/http/framing_fields.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 
@@ -8,13 +9,21 @@ namespace sluice::http {
 
 namespace {
 
-// RFC 9110 5.6.2: token = 1*tchar.
+// RFC 9110 5.6.2: token = 1*tchar; looked up in a table, as every header name is checked.
+struct TokenChars {
+  std::array<bool, 256> tchar{};
+  constexpr TokenChars() {
+    for (int c = 0; c < 256; ++c) {
+      tchar[static_cast<std::size_t>(c)] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    }
+    for (const char c : std::string_view("!#$%&'*+-.^_`|~")) tchar[static_cast<unsigned char>(c)] = true;
+  }
+};
+constexpr TokenChars kToken;
+
 bool is_token(std::string_view text) {
-  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
-  return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           kSymbols.find(c) != std::string_view::npos;
-  });
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return kToken.tchar[static_cast<unsigned char>(c)]; });
 }
 
 // Without the optional whitespace (SP, HTAB) around a field value or a list element.

@@ -1,8 +1,27 @@
 #include "sluice/http/head_lines.hpp"
 
+#include <array>
 #include <cstdio>
 
 namespace sluice::http {
+
+namespace {
+
+// Bytes that need no decision inside a line: neither CR, LF, a control character nor DEL. In a
+// request line SP and HTAB need one too (SP is counted, HTAB refused).
+struct PlainBytes {
+  std::array<bool, 256> field{};
+  std::array<bool, 256> request_line{};
+  constexpr PlainBytes() {
+    for (int c = 0; c < 256; ++c) {
+      field[static_cast<std::size_t>(c)] = (c >= 0x20 && c != 0x7f) || c == '\t';
+      request_line[static_cast<std::size_t>(c)] = c > 0x20 && c != 0x7f;
+    }
+  }
+};
+constexpr PlainBytes kPlain;
+
+}  // namespace
 
 void HeadLines::start(Section section) {
   section_ = section;
@@ -20,8 +39,17 @@ std::string HeadLines::problem(std::string_view what) const {
 HeadLines::Scan HeadLines::scan(std::string_view bytes) {
   const bool request = section_ == Section::request_head;
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
     const bool start_line = section_ != Section::trailers && line_ == 0;
+    // Inside a line (not at the start of a header line, where SP and HTAB are obs-fold) a run of
+    // plain bytes only moves the column on: skipped by table, the rest below byte by byte.
+    if (!after_cr_ && (start_line || column_ != 0)) {
+      const std::array<bool, 256>& plain = start_line && request ? kPlain.request_line : kPlain.field;
+      const std::size_t from = i;
+      while (i < bytes.size() && plain[static_cast<unsigned char>(bytes[i])]) ++i;
+      column_ += i - from;
+      if (i == bytes.size()) break;
+    }
+    const auto c = static_cast<unsigned char>(bytes[i]);
     if (after_cr_) {
       if (c != '\n') return {i, false, problem("bare CR: a CR not followed by LF")};
       after_cr_ = false;

@@ -14,10 +14,12 @@
 namespace sluice::http {
 
 bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    return lower(x) == lower(y);
-  });
+  if (a.size() != b.size()) return false;  // most header names differ in length: no byte read
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i] && lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
 }
 
 std::optional<std::string_view> MessageHead::header(std::string_view name) const {
@@ -25,6 +27,17 @@ std::optional<std::string_view> MessageHead::header(std::string_view name) const
     if (equal_ignoring_case(h.name, name)) return std::string_view(h.value);
   }
   return std::nullopt;
+}
+
+void MessageHead::clear() {
+  method.clear();
+  target.clear();
+  status = 0;
+  version_major = version_minor = 1;
+  headers.clear();
+  framing = Framing::none;
+  content_length = 0;
+  keep_alive = upgrade = false;
 }
 
 std::string_view MessageHead::path() const {
@@ -35,6 +48,9 @@ std::string_view MessageHead::path() const {
 namespace {
 constexpr std::size_t kMaxChunkExtensionBytes = 4096;  // per chunk: a longer one is no real use
 constexpr std::uint64_t kMaxChunkSize = std::numeric_limits<std::int64_t>::max();
+// Fields whose strings a parser keeps for the next message, and their largest size.
+constexpr std::size_t kMaxSpareFields = 32;
+constexpr std::size_t kMaxSpareBytes = 256;
 }  // namespace
 
 // llhttp calls back into this; `parser.data` points here. The callbacks pause llhttp (HPE_PAUSED)
@@ -48,8 +64,9 @@ struct Parser::State {
   llhttp_settings_t settings{};
   MessageHead head;
   std::vector<Header> trailers;
-  std::string field;  // the header field being read (it may come in pieces)
+  std::string field;  // the header field being read (it may come in pieces); keeps its capacity
   std::string value;
+  std::vector<Header> spare;  // the last message's fields, their strings reused by the next one
   Section head_section;
   HeadLines lines;
   FramingFields fields;
@@ -105,9 +122,21 @@ struct Parser::State {
 
   int message_begin() {
     begun = true;
-    head = MessageHead{};
-    trailers.clear();
+    recycle(head.headers);
+    recycle(trailers);
+    head.clear();
     return 0;
+  }
+
+  // The fields of the last message give their strings (and their capacity) to the next one's.
+  // Bounded, so that a connection keeps little of an unusually large head.
+  void recycle(std::vector<Header>& list) {
+    for (Header& h : list) {
+      if (spare.size() < kMaxSpareFields && h.name.capacity() <= kMaxSpareBytes && h.value.capacity() <= kMaxSpareBytes) {
+        spare.push_back(std::move(h));
+      }
+    }
+    list.clear();
   }
 
   static int append(std::string& to, const char* at, std::size_t n) {
@@ -134,9 +163,18 @@ struct Parser::State {
                                                    (in_head ? " header fields" : " trailer fields"));
     }
     if (std::string why = fields.add(field, value); !why.empty()) return refuse(ErrorKind::malformed, std::move(why));
-    list.push_back({std::move(field), std::move(value)});
+    if (spare.empty()) {
+      list.push_back({field, value});
+    } else {
+      list.push_back(std::move(spare.back()));
+      spare.pop_back();
+      list.back().name.assign(field);
+      list.back().value.assign(value);
+    }
     field.clear();
     value.clear();
+    if (value.capacity() > kMaxSpareBytes) value.shrink_to_fit();
+    if (field.capacity() > kMaxSpareBytes) field.shrink_to_fit();
     return 0;
   }
 

@@ -2,34 +2,17 @@
 
 namespace sluice {
 
-BufferPool::~BufferPool() {
-  while (free_ != nullptr) {
-    Chunk* next = free_->next;
-    delete free_;
-    free_ = next;
-  }
-}
-
 Chunk* BufferPool::take() {
   ++in_use_;
-  if (free_ == nullptr) return new Chunk;
-  Chunk* chunk = free_;
-  free_ = chunk->next;
-  --free_count_;
-  chunk->next = nullptr;
+  Chunk* chunk = free_.pop();
+  if (chunk == nullptr) return new Chunk;
   chunk->length = 0;
   return chunk;
 }
 
 void BufferPool::give_back(Chunk* chunk) {
   --in_use_;
-  if (free_count_ >= max_free_) {
-    delete chunk;
-    return;
-  }
-  chunk->next = free_;
-  free_ = chunk;
-  ++free_count_;
+  free_.push(chunk);
 }
 
 }  // namespace sluice

@@ -15,13 +15,6 @@
 
 namespace sluice {
 
-struct HttpSession::Write {
-  uv_write_t req{};  // data: this Write
-  HttpSession* session = nullptr;
-  std::string bytes;
-  bool to_client = false;
-};
-
 namespace {
 double seconds_since(std::uint64_t from_ns, std::uint64_t to_ns) {
   return from_ns == 0 || to_ns < from_ns ? -1 : static_cast<double>(to_ns - from_ns) * 1e-9;
@@ -156,7 +149,7 @@ void HttpSession::on_backend_read(ssize_t nread) {
       finish("reset", true);
       return;
     }
-    write(true, std::exchange(backend_in_, {}));
+    write_taking(true, backend_in_);
     update_backend_reading();
     return;
   }
@@ -170,8 +163,11 @@ void HttpSession::on_backend_read(ssize_t nread) {
 void HttpSession::pump_response() {
   while (!backend_in_.empty() && state_ == State::exchanging && !response_done_ &&
          client_unsent_ < Mover::kHighWatermarkBytes) {
+    batching_client_ = true;
     const http::Fed fed = response_parser_.feed(backend_in_);
     backend_in_.erase(0, fed.consumed);
+    flush_client();  // the head and the body bytes parsed with it in one write
+    if (state_ != State::exchanging) return;  // the write failed at once
     if (fed.stop == http::Stop::error) {
       spdlog::debug("bad_response service={} error={}", service_.name(), response_parser_.error().reason);
       backend_failed("bad_response");
@@ -193,7 +189,11 @@ http::Action HttpSession::ResponseReader::on_head(const http::MessageHead& head)
   const int minor = s.request_.version_minor;
   if (head.status / 100 == 1 && head.status != 101) {
     // 100 Continue and other interim answers go on to an HTTP/1.1 client; the final one follows.
-    if (minor >= 1) s.write(true, http::response_head(head, http::BodyOut::none, true, minor, false));
+    std::string* out = minor >= 1 ? s.open_write(true) : nullptr;
+    if (out != nullptr) {
+      http::append_response_head(*out, head, http::BodyOut::none, true, minor, false);
+      s.send(true);
+    }
     return http::Action::proceed;
   }
   s.status_ = head.status;
@@ -206,23 +206,26 @@ http::Action HttpSession::ResponseReader::on_head(const http::MessageHead& head)
   // A request still being read when the answer comes cannot be followed by another.
   s.client_keep_alive_ = s.client_keep_alive_ && !s.draining_ && s.request_done_ &&
                          s.body_out_ != http::BodyOut::until_close;
-  std::string out = http::response_head(head, s.body_out_, s.client_keep_alive_, minor, s.request_.method == "HEAD");
-  if (head.status == 101 && s.request_.upgrade) {
-    // The hop-by-hop pair that makes the switch: passed on as the backend sent it.
-    out.insert(out.size() - 2, "Upgrade: " + std::string(head.header("Upgrade").value_or("")) +
-                                   "\r\nConnection: upgrade\r\n");
+  if (std::string* out = s.open_write(true)) {
+    http::append_response_head(*out, head, s.body_out_, s.client_keep_alive_, minor, s.request_.method == "HEAD");
+    if (head.status == 101 && s.request_.upgrade) {
+      // The hop-by-hop pair that makes the switch: passed on as the backend sent it.
+      out->insert(out->size() - 2, "Upgrade: " + std::string(head.header("Upgrade").value_or("")) +
+                                       "\r\nConnection: upgrade\r\n");
+    }
+    s.send(true);
   }
-  s.write(true, std::move(out));
   s.arm_timer(static_cast<std::uint64_t>(s.listener_.config().idle_timeout.count()));
   return http::Action::proceed;
 }
 
 void HttpSession::ResponseReader::on_body(std::string_view bytes) {
   HttpSession& s = session;
-  if (s.body_out_ == http::BodyOut::chunked) {
-    s.write(true, http::chunk_size_line(bytes.size()) + std::string(bytes) + "\r\n");
-  } else {
-    s.write(true, std::string(bytes));
+  if (s.body_out_ != http::BodyOut::chunked) {
+    s.write(true, bytes);
+  } else if (std::string* out = s.open_write(true)) {
+    http::append_chunk(*out, bytes);
+    s.send(true);
   }
 }
 
@@ -330,59 +333,6 @@ void HttpSession::log_request(const char* end) {
   record.duration_seconds = seconds_since(head_ns_, now);
   record.end_reason = end;
   log_access(record);
-}
-
-// --- writes -------------------------------------------------------------------------------------
-
-void HttpSession::write(bool to_client, std::string bytes) {
-  if (bytes.empty() || state_ == State::closing) return;
-  uv_stream_t* stream = to_client ? client_.stream() : (connection_ != nullptr ? connection_->stream() : nullptr);
-  if (stream == nullptr) return;
-  auto* op = new Write{};
-  op->bytes = std::move(bytes);
-  op->to_client = to_client;
-  op->req.data = op;
-  op->session = this;
-  (to_client ? client_unsent_ : backend_unsent_) += op->bytes.size();
-  if (!to_client && slot_ != nullptr) stats_.sent_to_backend(*slot_, op->bytes.size());
-  uv_buf_t buf = uv_buf_init(op->bytes.data(), static_cast<unsigned>(op->bytes.size()));
-  const int rc = uv_write(&op->req, stream, &buf, 1, [](uv_write_t* req, int status) {
-    auto* written = owner<Write>(req);
-    written->session->on_written(written, status);
-  });
-  if (rc != 0) on_written(op, rc);
-}
-
-void HttpSession::on_written(Write* op, int status) {
-  const bool to_client = op->to_client;
-  (to_client ? client_unsent_ : backend_unsent_) -= op->bytes.size();
-  delete op;
-  if (status < 0 && status != UV_ECANCELED) {
-    if (to_client) {
-      finish("reset", true);
-    } else if (state_ == State::tunnel) {
-      finish("reset", true);
-    } else {
-      backend_failed("backend_reset");
-    }
-    return;
-  }
-  if (state_ == State::closing) {
-    if (client_unsent_ == 0 && backend_unsent_ == 0) finish(to_client ? "done" : "closed");
-    return;
-  }
-  if (state_ == State::tunnel) {
-    update_reading();
-    update_backend_reading();
-    return;
-  }
-  if (to_client) {
-    pump_response();
-  } else {
-    pump_request();
-  }
-  update_backend_reading();
-  maybe_end_exchange();
 }
 
 }  // namespace sluice

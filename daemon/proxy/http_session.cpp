@@ -45,6 +45,9 @@ HttpSession::HttpSession(Listener& listener)
 }
 
 HttpSession::~HttpSession() {
+  for (StringWrite* open : open_) {
+    if (open != nullptr) resources_.writes.give_back(open);
+  }
   listener_.session_closed();
   service_.detach();
   resources_.unlink(this);
@@ -140,7 +143,7 @@ void HttpSession::on_client_read(ssize_t nread) {
     return;
   }
   if (state_ == State::tunnel) {
-    write(false, std::exchange(client_in_, {}));
+    write_taking(false, client_in_);
     update_reading();
     return;
   }
@@ -190,10 +193,11 @@ http::Action HttpSession::RequestReader::on_head(const http::MessageHead& head) 
 void HttpSession::RequestReader::on_body(std::string_view bytes) {
   HttpSession& s = session;
   s.body_started_ = true;
-  if (s.request_.framing == http::Framing::chunked) {
-    s.write(false, http::chunk_size_line(bytes.size()) + std::string(bytes) + "\r\n");
-  } else {
-    s.write(false, std::string(bytes));
+  if (s.request_.framing != http::Framing::chunked) {
+    s.write(false, bytes);
+  } else if (std::string* out = s.open_write(false)) {
+    http::append_chunk(*out, bytes);
+    s.send(false);
   }
 }
 
@@ -326,7 +330,7 @@ void HttpSession::on_timer() {
 void HttpSession::next_request() {
   state_ = State::reading;
   // Nothing of the last request may describe the next one (an access line for a 400 before its head).
-  request_ = http::MessageHead{};
+  request_.clear();
   status_ = 0;
   head_ns_ = 0;
   if (client_eof_ && client_in_.empty()) {

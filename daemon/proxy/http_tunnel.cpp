@@ -15,8 +15,8 @@ void HttpSession::start_tunnel() {
   state_ = State::tunnel;
   // Quiet for the listener's idle_timeout: closed, as a TCP session would be (on_timer).
   arm_timer(static_cast<std::uint64_t>(listener_.config().idle_timeout.count()));
-  write(true, std::exchange(backend_in_, {}));
-  write(false, std::exchange(client_in_, {}));
+  write_taking(true, backend_in_);
+  write_taking(false, client_in_);
   update_reading();
   update_backend_reading();
 }

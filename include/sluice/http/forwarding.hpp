@@ -31,6 +31,8 @@ struct RequestForwarding {
 /// headers when asked; `how.host` as Host when the request has none (HTTP/1.0). Keep-alive towards
 /// the backend is HTTP/1.1's default.
 std::string request_head(const MessageHead& request, const RequestForwarding& how);
+/// The same, appended to `out`.
+void append_request_head(std::string& out, const MessageHead& request, const RequestForwarding& how);
 
 /// How a response's body goes to the client.
 enum class BodyOut {
@@ -51,9 +53,14 @@ BodyOut body_out(const MessageHead& response, int client_minor);
 /// representation, not this message.
 std::string response_head(const MessageHead& response, BodyOut out, bool keep_alive, int client_minor,
                           bool response_to_head);
+/// The same, appended to `head` (a write being built).
+void append_response_head(std::string& head, const MessageHead& response, BodyOut out, bool keep_alive,
+                          int client_minor, bool response_to_head);
 
 /// The size line of a chunk of `size` bytes ("1a2b\r\n"); the data and "\r\n" follow.
 std::string chunk_size_line(std::size_t size);
+/// One whole chunk: its size line, `data` and "\r\n", appended to `out`.
+void append_chunk(std::string& out, std::string_view data);
 /// The last chunk and the trailers: "0\r\n" + trailer lines + "\r\n".
 std::string last_chunk(const std::vector<Header>& trailers);
 

@@ -69,6 +69,8 @@ struct MessageHead {
 
   /// The first value of header `name` (case-insensitive), or nullopt.
   std::optional<std::string_view> header(std::string_view name) const;
+  /// Back to a default-constructed head, its strings and list keeping their capacity.
+  void clear();
   /// The target without its query string.
   std::string_view path() const;
 };

@@ -7,6 +7,8 @@
 
 #include <uv.h>
 
+#include "sluice/proxy/free_list.hpp"
+
 namespace sluice {
 
 struct Chunk {
@@ -22,10 +24,7 @@ struct Chunk {
 class BufferPool {
  public:
   /// Keeps at most `max_free` chunks for reuse; beyond that, returned chunks are freed.
-  explicit BufferPool(std::size_t max_free = 512) : max_free_(max_free) {}
-  ~BufferPool();
-  BufferPool(const BufferPool&) = delete;
-  BufferPool& operator=(const BufferPool&) = delete;
+  explicit BufferPool(std::size_t max_free = 512) : free_(max_free) {}
 
   Chunk* take();
   void give_back(Chunk* chunk);
@@ -33,9 +32,7 @@ class BufferPool {
   std::size_t in_use() const { return in_use_; }
 
  private:
-  Chunk* free_ = nullptr;
-  std::size_t free_count_ = 0;
-  std::size_t max_free_;
+  FreeList<Chunk> free_;
   std::size_t in_use_ = 0;  // chunks handed out and not yet returned
 };
 

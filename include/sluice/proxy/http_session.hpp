@@ -30,6 +30,7 @@
 #include "sluice/proxy/client_side.hpp"
 #include "sluice/proxy/loop_session.hpp"
 #include "sluice/proxy/session_observer.hpp"
+#include "sluice/proxy/write_pool.hpp"
 #include "sluice/uv/handle.hpp"
 
 namespace sluice {
@@ -72,8 +73,6 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
     void on_message_end(const std::vector<http::Header>& trailers) override;
     HttpSession& session;
   };
-  struct Write;
-
   explicit HttpSession(Listener& listener);
   ~HttpSession();
 
@@ -106,12 +105,18 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   void log_request(const char* end);
   void backend_connection_closed(BackendConnection& connection) override;
 
+  // http_writes.cpp
+  std::string* open_write(bool to_client);  // the side's open write to append to; nullptr: none
+  void send(bool to_client);                // sends the side's open write (held while batching)
+  void write(bool to_client, std::string_view bytes);
+  void write_taking(bool to_client, std::string& bytes);  // `bytes` are moved out
+  void flush_client();
+  void on_written(StringWrite* op, int status);
+
   // http_tunnel.cpp: after a 101
   void start_tunnel();
   void tunnel_eof(bool from_client);
   void on_tunnel_shutdown(int status);
-  void write(bool to_client, std::string bytes);
-  void on_written(Write* op, int status);
   void update_reading();
   void update_backend_reading();
 
@@ -133,6 +138,8 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   std::string backend_in_;  // read from the backend, not yet parsed
   std::size_t client_unsent_ = 0;   // queued towards the client
   std::size_t backend_unsent_ = 0;  // queued towards the backend
+  StringWrite* open_[2] = {nullptr, nullptr};  // bytes not yet sent, [0] backend, [1] client
+  bool batching_client_ = false;    // the response parser runs: the client's bytes wait for it
   RequestReader request_reader_{*this};
   ResponseReader response_reader_{*this};
   http::Parser request_parser_;

@@ -11,6 +11,7 @@
 #include "sluice/proxy/buffer_pool.hpp"
 #include "sluice/proxy/backend_pool.hpp"
 #include "sluice/proxy/pipe_pool.hpp"
+#include "sluice/proxy/write_pool.hpp"
 
 namespace sluice {
 
@@ -23,6 +24,7 @@ struct LoopResources {
   BufferPool buffers;
   PipePool pipes;  // for splice(2); its descriptors count against descriptor_ceiling
   BackendPool backend_pool{loop};  // idle keep-alive backend connections of `mode: http`
+  WritePool writes;                // the writes of `mode: http`
 
   // A client whose descriptor number reaches this is refused (descriptors are handed out lowest
   // first, so all below it are in use): the rest are kept for backend sockets and the admin. The
