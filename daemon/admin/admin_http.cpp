@@ -155,7 +155,7 @@ void AdminServer::Http::on_read(Connection* c, ssize_t nread, const uv_buf_t* bu
     return;
   }
   c->keep_alive = c->request.keep_alive && fed.consumed == bytes.size();
-  handle_request(c);  // the head is complete
+  handle_request(c);  // the request is complete (a body read and dropped)
 }
 
 void AdminServer::Http::handle_request(Connection* c) {
@@ -167,7 +167,7 @@ void AdminServer::Http::handle_request(Connection* c) {
   }
   c->head_only = request.method == "HEAD";
   if (request.method != "GET" && !c->head_only) {
-    c->keep_alive = false;  // its body, if any, was not read
+    c->keep_alive = false;  // an error answer closes the connection
     respond(c, text_response(405, "only GET and HEAD\n"), "Allow: GET, HEAD\r\n");
     return;
   }

@@ -18,8 +18,7 @@ using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
 
 // One metric family of a kind of object: its name, help, type, and how one object's sample is
-// filled in. The tables below read like the README's "Metrics" table. Help texts are written as
-// they are (prometheus-cpp 1.0.1 does not escape them), so they hold no backslash or newline.
+// filled in. The tables below read like the README's "Metrics" table.
 template <typename Object>
 struct Column {
   const char* name;

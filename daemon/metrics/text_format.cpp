@@ -18,8 +18,8 @@ void append_number(std::string& out, double value) {
   } else if (std::isinf(value)) {
     out += value < 0 ? "-Inf" : "+Inf";
   } else if (value == std::trunc(value) && std::fabs(value) < 1e15 && !std::signbit(value)) {
-    // Most samples are counts: as an integer they print the same, without the float path
-    // (negative ones, and -0, take it: they are rare).
+    // Most samples are counts: as integers they print the same, without the float path.
+    // Negative values and -0 (rare) take the float path below.
     char buffer[24];
     const auto result = std::to_chars(buffer, buffer + sizeof buffer, static_cast<std::int64_t>(value));
     out.append(buffer, result.ptr);
