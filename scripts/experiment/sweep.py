@@ -161,8 +161,11 @@ def build_http_arm(args, add) -> None:
         add(id=f"http-shared-lc-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice", queue_mode="shared",
             policy="least_connections", listener_mode="http", **common)
         if args.tcp_twin:
+            # The backend holding two of the four connections is overloaded from rho 2/3 on: a longer
+            # drain lets its backlog be answered, so that the shares count every request.
             add(id=f"tcp-shared-lc-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice", queue_mode="shared",
-                policy="least_connections", listener_mode="tcp", slots=0, overhead_s=0.0, **common)
+                policy="least_connections", listener_mode="tcp", slots=0, overhead_s=0.0,
+                **dict(common, drain_s=120 if rho < 1 else 2))
         if abs(rho - 0.7) < 1e-9:
             for policy, tag in (("round_robin", "rr"), ("least_connections", "lc")):
                 add(id=f"http-per_backend-{tag}-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice",
