@@ -697,6 +697,8 @@ def check_quick(outdir: Path, rows: list[dict], written: list[Path]) -> int:
                 check(_f(r["share_max_dev"], "{:.3f}") != "–" and r["share_max_dev"] >= 0.12,
                       f"{r['id']}: mode tcp shares 2/1/1-like ({_shares(r['per_backend'])})")
         if r["family"] == "http_arm" and r["listener_mode"] == "http":
+            # Every request answered: a connection stuck behind a held slot would still share 1/3 of the rest.
+            check(r["ok"] == r["arrivals"], f"{r['id']}: every request answered ({r['ok']} of {r['arrivals']})")
             check(r["share_max_dev"] != "" and r["share_max_dev"] <= 0.05,
                   f"{r['id']}: mode http shares within 1/{r['c']} +- 0.05 ({_shares(r['per_backend'])})")
             check(r["Wq_model_ms"] != "", f"{r['id']}: connection-model replay computed")
