@@ -35,7 +35,7 @@ RUN_COLUMNS = [
     "blocking_half", "blocking_theory", "blocking_theory_as_built", "sluice_queue_full", "sluice_accepted", "per_backend",
     "theory_mmc_wq_ms", "theory_mmc_as_built_wq_ms", "theory_ecm1_wq_ms", "theory_split_mm1_wq_ms",
     "theory_jsq_wq_ms", "listener_mode", "requests_target", "share_max_dev", "client_wait_ms", "client_wait_half_ms",
-    "Wq_model_ms", "wait_model_ms", "slots",
+    "Wq_model_ms", "wait_model_ms", "slots", "handoffs", "handoff_p50_ms", "handoff_mean_ms", "handoff_over_5ms",
 ]
 
 
@@ -260,6 +260,7 @@ def analyze_run(rundir: Path, info: dict) -> dict:
                     # At rho = 1 the drift is ~0 and a ratio says nothing: the slope itself is the figure.
                     row["slope_ratio_as_built"] = slope / ab if abs(ab) > 0.05 * lam else math.nan
     if spec["family"] == "http_arm" and ok:
+        _handoffs(row, ok)
         _client_wait(row, ok)
         if row["listener_mode"] == "http" and spec["queue_mode"] == "shared" and row["slot_factor"] != "":
             _connection_model(row, reqs, t0, t1, c, row["slot_factor"])
@@ -276,6 +277,28 @@ def _mmc_like(spec: dict) -> bool:
         return True
     return spec["family"] == "http_arm" and spec.get("listener_mode") == "http" and \
         spec["queue_mode"] == "shared" and spec["connections"] >= 32
+
+
+def _handoffs(row: dict, ok: list[dict]) -> None:
+    """A diagnostic of the machine: for consecutive requests on one backend where the second was sent
+    before the first was answered (it waited for that backend), the time from the first's answer at
+    the client to the second's service start at the backend: the slot's release, the dispatch and the
+    request's way to the backend, ~0.2 ms. When the vCPUs are busy with other work, some of these
+    wake-ups through loopback take tens of ms, and every one of them adds to a slot's time."""
+    by: dict[str, list[dict]] = {}
+    for r in ok:
+        if r["elapsed"] >= 0:
+            by.setdefault(r["backend"], []).append(r)
+    gaps = []
+    for rs in by.values():
+        rs.sort(key=lambda r: r["done"])
+        gaps += [(r["done"] - r["elapsed"] - p["done"]) / 1e9 for p, r in zip(rs, rs[1:]) if r["sent"] < p["done"]]
+    if gaps:
+        gaps.sort()
+        row["handoffs"] = len(gaps)
+        row["handoff_p50_ms"] = gaps[len(gaps) // 2] * 1e3
+        row["handoff_mean_ms"] = sum(gaps) / len(gaps) * 1e3
+        row["handoff_over_5ms"] = sum(1 for g in gaps if g > 0.005) / len(gaps)
 
 
 def _client_wait(row: dict, ok: list[dict]) -> None:
@@ -580,11 +603,13 @@ def http_arm_report(rows: list[dict]) -> list[str]:
              "the window (ratio-estimator interval over time batches); the error is against nominal Erlang C; "
              "\"model\" replays the run's own arrivals, draws (× k) and connections through the model of "
              "`mode: http` behind K connections (a connection's next request is read after the response before "
-             "it): Sluice's FIFO wait / the whole wait; client wait is W − the slot time (batch means).", "",
+             "it): Sluice's FIFO wait / the whole wait; client wait is W − the slot time (batch means); hand-offs over 5 ms: of the dispatches to a backend "
+             "that a request waited for, the share that took over 5 ms from the previous answer to the next service "
+             "start (~0.2 ms when the machine is quiet).", "",
              "| mode | queue + policy | K | ρ | requests | share per backend | max \\|share − 1/c\\| | "
              "Wq Sluice (ms) | Erlang C (ms) | error | as built: k − 1, Erlang C (ms) | Wq control variate (ms) | "
-             "model: Wq Sluice / wait (ms) | client wait (ms) | utilisation per backend |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "model: Wq Sluice / wait (ms) | client wait (ms) | utilisation per backend | hand-offs over 5 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=http_arm_order):
         err = "–"
         if r["Wq_ms"] != "" and r["theory_mmc_wq_ms"] not in ("", math.inf):
@@ -598,7 +623,8 @@ def http_arm_report(rows: list[dict]) -> list[str]:
                      f"{_ci(r['Wq_ms'], r['Wq_half_ms']) if r['slots'] != 0 else '– (no queue)'} | "
                      f"{_f(r['theory_mmc_wq_ms'])} | {err if r['slots'] != 0 else '–'} | {built} | "
                      f"{_ci(r['Wq_cv_ms'], r['Wq_cv_half_ms'])} | {model} | "
-                     f"{_ci(r['client_wait_ms'], r['client_wait_half_ms'])} | {_utils(r['util_by_backend'])} |")
+                     f"{_ci(r['client_wait_ms'], r['client_wait_half_ms'])} | {_utils(r['util_by_backend'])} | "
+                     f"{_f(r['handoff_over_5ms'] * 100 if r['handoff_over_5ms'] != '' else '', '{:.1f} %')} |")
     lines.append("")
     return lines
 
