@@ -127,7 +127,7 @@ def persistent_balance(outdir: Path, rows: list[dict]) -> Path | None:
         for r in rows:
             if r["family"] == fam and abs(r["rho"] - rho) < 1e-9:
                 groups.append((f"new connection\n{r['queue_mode']}\n{r['policy'].replace('_', ' ')}", r))
-    return _share_bars(groups, outdir / "persistent_balance.png", pers[0]["c"], [rho],
+    return _share_bars(groups, outdir / "persistent_balance.png", pers[0]["c"],
                        f"Per-backend load at ρ = {rho:.2f}: persistent connections vs one connection per request",
                        "utilisation (busy_seconds rate)")
 
@@ -144,13 +144,14 @@ def http_balance(outdir: Path, rows: list[dict]) -> Path | None:
     for r in arm:
         queue = "shared" if r["queue_mode"] == "shared" else f"per_backend\n{r['policy'].replace('_', ' ')}"
         groups.append((f"ρ {r['rho']:.1f}, K={r['connections']}\n{r['listener_mode']}\n{queue}", r))
-    return _share_bars(groups, outdir / "http_balance.png", arm[0]["c"], sorted({r["rho"] for r in arm}),
+    return _share_bars(groups, outdir / "http_balance.png", arm[0]["c"],
                        "Per-backend load behind K persistent client connections: mode tcp vs mode http",
                        "utilisation")
 
 
-def _share_bars(groups: list, path: Path, c: int, rhos: list[float], title: str, util_label: str) -> Path:
-    """Bars per run of each backend's share of requests (top) and utilisation (bottom)."""
+def _share_bars(groups: list, path: Path, c: int, title: str, util_label: str) -> Path:
+    """Bars per run of each backend's share of requests (top) and utilisation (bottom, the run's rho
+    dashed)."""
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, 1.4 * len(groups)), 7), sharex=True)
     names = sorted({b for _, r in groups for b in json.loads(r["per_backend"] or "{}")})
     width = 0.8 / max(1, len(names))
@@ -169,8 +170,8 @@ def _share_bars(groups: list, path: Path, c: int, rhos: list[float], title: str,
     ax1.set_ylabel("share of requests (%)")
     ax1.set_title(title)
     ax1.legend(fontsize=8)
-    for rho in rhos:
-        ax2.axhline(rho, ls="--", color="gray", lw=1)
+    for gi, (_, r) in enumerate(groups):
+        ax2.hlines(r["rho"], gi - 0.45, gi + 0.45, linestyles="--", color="gray", lw=1)
     ax2.set_ylabel(util_label)
     ax2.set_xticks(range(len(groups)))
     ax2.set_xticklabels([g[0] for g in groups], fontsize=7.5)
