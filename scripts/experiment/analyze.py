@@ -520,12 +520,13 @@ def write_report(outdir: Path, rows: list[dict], meta: dict) -> str:
                          f"{_f(r['Lq'], '{:.3f}')} | {_f(r['lambda_Wq'], '{:.3f}')} | {_f(r['little_ratio'], '{:.4f}')} | "
                          f"{_f(r['util_mean'], '{:.3f}')} ({_f(r['util_over_rho'], '{:.3f}')}) |")
         lines.append("")
-    lines.append("### Response time W by balancer (client side, ms)")
-    lines.append("")
-    lines.append("| rho | shared+LC | per_backend+RR | per_backend+LC | HAProxy maxconn 1 | M/M/c | E_c/M/1 (RR) | "
-                 "JSQ (sim) | c × M/M/1 |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
     rhos = sorted({r["rho"] for r in rows if r["family"] in ("mmc", "per_backend_rr", "per_backend_lc", "haproxy")})
+    if rhos:  # not in the http arm
+        lines.append("### Response time W by balancer (client side, ms)")
+        lines.append("")
+        lines.append("| rho | shared+LC | per_backend+RR | per_backend+LC | HAProxy maxconn 1 | M/M/c | E_c/M/1 (RR) | "
+                     "JSQ (sim) | c × M/M/1 |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
     for rho in rhos:
         cells = []
         for fam in ("mmc", "per_backend_rr", "per_backend_lc", "haproxy"):

@@ -312,7 +312,8 @@ def main() -> int:
     p.add_argument("--haproxy", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--no-rt", action="store_true", help="do not run the measured processes under chrt -f")
     p.add_argument("--scrape-every", type=float, default=None, help="seconds between scrapes (default 1; quick 0.5)")
-    p.add_argument("--only", type=str, default="", help="comma-separated families to run")
+    p.add_argument("--only", type=str, default="",
+                   help="comma-separated families or run ids to run (a run keeps the seed it has in the whole plan)")
     p.add_argument("--max-minutes", type=float, default=None, help="abort when exceeded (default: 2x the estimate)")
     p.add_argument("--publish", type=Path, default=None, help="also write the table and plots into this docs/ dir")
     p.add_argument("--analyze-only", action="store_true", help="re-analyse the runs already in --out")
@@ -361,7 +362,7 @@ def main() -> int:
     plan = build_plan(args)
     if args.only:
         wanted = set(args.only.split(","))
-        plan.runs = [r for r in plan.runs if r.family in wanted]
+        plan.runs = [r for r in plan.runs if r.family in wanted or r.id in wanted]
     calibrating = not args.quick and args.overhead_us is None
     n_rhos = len({(r.listener_mode, r.rho) for r in plan.runs if r.family != "persistent" and r.slots != 0})
     estimate = plan.estimate_s() + (n_rhos * (CALIBRATION_S + 7) if calibrating else 0) + 40
