@@ -2,12 +2,15 @@
 # The queueing experiment: c one-slot sluice-backends with exponential service (sleep mode), an
 # open-loop Poisson load from sluice-loadgen, and a sweep of rho = lambda / (c mu) through Sluice
 # (shared + least_connections = M/M/c, per_backend + round_robin / least_connections), HAProxy with
-# maxconn 1 (when installed), finite queues (M/M/c/K) and persistent connections. Writes, in the
+# maxconn 1 (when installed), finite queues (M/M/c/K) and persistent connections; or (--listener-mode http)
+# the http arm: persistent client connections through a `mode: http` listener, each request a job. Writes, in the
 # results directory: runs/<run>/ (config, logs, per-request CSV, scrapes), runs.csv (one row per run),
 # report.md (measured vs Erlang C, c x M/M/1, E_c/M/1, M/M/c/K) and the PNG plots.
 #
 #   scripts/experiment.sh --quick [--out DIR]     a few short runs + end-to-end assertions (< 60 s)
 #   scripts/experiment.sh [--out DIR] [--publish docs]   the full sweep (~40 min; printed at its start)
+#   scripts/experiment.sh --listener-mode http [--publish docs]   the http arm (~35 min): K = 4 persistent
+#                                                  connections through mode: http and mode: tcp, 20,000 requests per rho
 #   scripts/experiment.sh --analyze-only --out DIR       re-run the analysis of an earlier sweep
 #   scripts/experiment.sh --help                         every option (of scripts/experiment/sweep.py)
 #

@@ -34,7 +34,8 @@ RUN_COLUMNS = [
     "slope_theory_as_built_per_s", "slope_ratio_as_built", "blocking",
     "blocking_half", "blocking_theory", "blocking_theory_as_built", "sluice_queue_full", "sluice_accepted", "per_backend",
     "theory_mmc_wq_ms", "theory_mmc_as_built_wq_ms", "theory_ecm1_wq_ms", "theory_split_mm1_wq_ms",
-    "theory_jsq_wq_ms",
+    "theory_jsq_wq_ms", "listener_mode", "requests_target", "share_max_dev", "client_wait_ms", "client_wait_half_ms",
+    "Wq_model_ms", "wait_model_ms", "slots", "handoffs", "handoff_p50_ms", "handoff_mean_ms", "handoff_over_5ms",
 ]
 
 
@@ -104,7 +105,11 @@ def analyze_run(rundir: Path, info: dict) -> dict:
                spread=spec["spread"] if spec["client"] == "persistent" else "",
                max_length=spec["max_length"], K=k_places, c=c, rho=rho, **{"lambda": lam},
                mean_service_ms=spec["mean_service_s"] * 1e3, overhead_ms=spec["overhead_s"] * 1e3,
-               seed=spec["seed"], warmup_s=spec["warmup_s"], window_s=window_s, arrivals=len(win), ok=len(ok))
+               seed=spec["seed"], warmup_s=spec["warmup_s"], window_s=window_s, arrivals=len(win), ok=len(ok),
+               listener_mode=spec.get("listener_mode", "tcp"), requests_target=spec.get("requests", 0) or "",
+               slots=spec["slots"])
+    # A keep-alive connection through mode: tcp holds its Sluice slot all the time (slots unlimited).
+    connection_slots = spec["client"] == "persistent" and row["listener_mode"] == "tcp"
     row["errors"] = sum(1 for r in win if r["error"])
     refused_flags = [1.0 if r["error"] in ("closed", "reset") else 0.0 for r in win]
     row["refused"] = int(sum(refused_flags))
@@ -120,6 +125,10 @@ def analyze_run(rundir: Path, info: dict) -> dict:
     for r in ok:
         per_backend[r["backend"]] = per_backend.get(r["backend"], 0) + 1
     row["per_backend"] = json.dumps(dict(sorted(per_backend.items())))
+    if ok:
+        row["share_max_dev"] = max(abs(n / len(ok) - 1 / c) for n in per_backend.values())
+        if len(per_backend) < c:
+            row["share_max_dev"] = max(row["share_max_dev"], 1 / c)  # a backend that served nothing
 
     stable = lam < c * mu
     theory_wq = q.mmc_wq(lam, mu, c)
@@ -143,7 +152,7 @@ def analyze_run(rundir: Path, info: dict) -> dict:
         if elapsed:
             row["service_elapsed_ms"] = sum(elapsed) / len(elapsed) * 1e3
 
-    if spec["client"] == "persistent" and ok and window_s > 0:
+    if connection_slots and ok and window_s > 0:
         # A keep-alive connection holds its Sluice slot all the time, so busy_seconds says nothing about
         # requests here: the backends' own service times (X-Service-Elapsed-Ns) give their utilisation.
         busy: dict[str, float] = {}
@@ -188,7 +197,7 @@ def analyze_run(rundir: Path, info: dict) -> dict:
             busy_a = _backend_values(sa["values"], "sluice_backend_busy_seconds_total")
             busy_b = _backend_values(sb["values"], "sluice_backend_busy_seconds_total")
             util = {k: (busy_b[k] - busy_a.get(k, 0.0)) / T for k in sorted(busy_b)}
-            if spec["client"] != "persistent":
+            if not connection_slots:
                 row["util_by_backend"] = json.dumps({k: round(v, 4) for k, v in util.items()})
                 row["util_mean"] = sum(util.values()) / len(util) if util else math.nan
                 row["util_over_rho"] = row["util_mean"] / rho if util else math.nan
@@ -233,7 +242,7 @@ def analyze_run(rundir: Path, info: dict) -> dict:
                 row["Wq_half_ms"] = half * 1e3
                 row["Wq_batches"] = nb
                 row["Wq_lag1"] = q.lag1([y / n if n else 0 for y, n in zip(ys, ns)])
-                if spec["family"] in ("mmc", "calibration") and stable and row["slot_factor"] != "":
+                if _mmc_like(spec) and stable and row["slot_factor"] != "":
                     row["_t0"], row["_t1"] = t0, t1
                     _control_variate(row, reqs, ok, edges, ys, ns, c, mu, lam, row["slot_factor"], scrapes)
                     del row["_t0"], row["_t1"]
@@ -250,8 +259,76 @@ def analyze_run(rundir: Path, info: dict) -> dict:
                     row["slope_theory_as_built_per_s"] = ab
                     # At rho = 1 the drift is ~0 and a ratio says nothing: the slope itself is the figure.
                     row["slope_ratio_as_built"] = slope / ab if abs(ab) > 0.05 * lam else math.nan
+    if spec["family"] == "http_arm" and ok:
+        _handoffs(row, ok)
+        _client_wait(row, ok)
+        if row["listener_mode"] == "http" and spec["queue_mode"] == "shared" and row["slot_factor"] != "":
+            _connection_model(row, reqs, t0, t1, c, row["slot_factor"])
     (rundir / "analysis.json").write_text(json.dumps({"row": row, "queue_series": series}, default=str))
     return row
+
+
+def _mmc_like(spec: dict) -> bool:
+    """Runs whose Sluice queue is M/M/c, so that the replay of replay_fcfs is their control variate: one
+    connection per request, or, in mode: http, a client with so many connections that it almost never
+    holds a request back behind its connection's earlier one (K = 64 at rho 0.9: 0.1 % of the replayed
+    wait, by replay_connections)."""
+    if spec["family"] in ("mmc", "calibration") and spec["client"] == "new-connection":
+        return True
+    return spec["family"] == "http_arm" and spec.get("listener_mode") == "http" and \
+        spec["queue_mode"] == "shared" and spec["connections"] >= 32
+
+
+def _handoffs(row: dict, ok: list[dict]) -> None:
+    """A diagnostic of the machine: for consecutive requests on one backend where the second was sent
+    before the first was answered (it waited for that backend), the time from the first's answer at
+    the client to the second's service start at the backend: the slot's release, the dispatch and the
+    request's way to the backend, ~0.2 ms. When the vCPUs are busy with other work, some of these
+    wake-ups through loopback take tens of ms, and every one of them adds to a slot's time."""
+    by: dict[str, list[dict]] = {}
+    for r in ok:
+        if r["elapsed"] >= 0:
+            by.setdefault(r["backend"], []).append(r)
+    gaps = []
+    for rs in by.values():
+        rs.sort(key=lambda r: r["done"])
+        gaps += [(r["done"] - r["elapsed"] - p["done"]) / 1e9 for p, r in zip(rs, rs[1:]) if r["sent"] < p["done"]]
+    if gaps:
+        gaps.sort()
+        row["handoffs"] = len(gaps)
+        row["handoff_p50_ms"] = gaps[len(gaps) // 2] * 1e3
+        row["handoff_mean_ms"] = sum(gaps) / len(gaps) * 1e3
+        row["handoff_over_5ms"] = sum(1 for g in gaps if g > 0.005) / len(gaps)
+
+
+def _client_wait(row: dict, ok: list[dict]) -> None:
+    """The client's wait before service: response time minus the backend's own service time, less the
+    mean hand-off overhead of a slot when Sluice measured it (slot time - backend service). In mode: http
+    behind few connections it includes the time a request spends behind its connection's earlier ones."""
+    series = [(r["done"] - r["sent"] - r["elapsed"]) / 1e9 for r in ok if r["elapsed"] >= 0]
+    if not series:
+        return
+    bm = q.batch_means(series)
+    overhead = 0.0
+    if row["slot_mean_ms"] != "" and row["service_elapsed_ms"] != "":
+        overhead = (row["slot_mean_ms"] - row["service_elapsed_ms"]) / 1e3
+    row["client_wait_ms"] = (bm["mean"] - overhead) * 1e3
+    row["client_wait_half_ms"] = bm["half"] * 1e3
+
+
+def _connection_model(row: dict, reqs: list[dict], t0: int, t1: int, c: int, k: float) -> None:
+    """The run's own arrivals, draws (x k, the slot factor) and connections replayed through the model of
+    mode: http behind K persistent connections (queueing.replay_connections): the mean wait in Sluice's
+    FIFO and the whole wait before service that this path gives, over the requests that arrived in the
+    window."""
+    if any(r["service"] < 0 or r["error"] for r in reqs):
+        return
+    fifo, total = q.replay_connections([r["scheduled"] / 1e9 for r in reqs], [r["service"] / 1e9 * k for r in reqs],
+                                       c, [r["connection"] for r in reqs])
+    inside = [i for i, r in enumerate(reqs) if t0 <= r["scheduled"] < t1]
+    if inside:
+        row["Wq_model_ms"] = sum(fifo[i] for i in inside) / len(inside) * 1e3
+        row["wait_model_ms"] = sum(total[i] for i in inside) / len(inside) * 1e3
 
 
 STALL_NS = 5_000_000  # a send more than 5 ms late: the loadgen's CPU was taken away (a VM stall)
@@ -402,9 +479,10 @@ def write_report(outdir: Path, rows: list[dict], meta: dict) -> str:
         v.sort(key=lambda r: (r["rho"], str(r["K"])))
     lines = []
     any_row = rows[0]
-    overheads = sorted({(r["rho"], r["overhead_ms"]) for r in rows if r["client"] != "persistent"})
-    calibration = ", ".join(f"{o:.2f} ms at ρ {rho:.2f}" for rho, o in overheads) if any(o for _, o in overheads) \
-        else "none"
+    overheads = sorted({(r["listener_mode"], r["rho"], r["overhead_ms"]) for r in rows
+                        if r["client"] != "persistent" or r["listener_mode"] == "http"})
+    calibration = ", ".join(f"{o:.2f} ms at ρ {rho:.2f}{' (mode http)' if m == 'http' else ''}"
+                            for m, rho, o in overheads) if any(o for _, _, o in overheads) else "none"
     lines.append(f"c = {any_row['c']} backends of one slot each, exponential service with mean 1/μ = "
                  f"{any_row['mean_service_ms']:g} ms (sleep mode); new-connection Poisson clients unless noted. "
                  f"Per-connection overhead taken off each draw (calibrated per ρ): {calibration}. "
@@ -442,12 +520,13 @@ def write_report(outdir: Path, rows: list[dict], meta: dict) -> str:
                          f"{_f(r['Lq'], '{:.3f}')} | {_f(r['lambda_Wq'], '{:.3f}')} | {_f(r['little_ratio'], '{:.4f}')} | "
                          f"{_f(r['util_mean'], '{:.3f}')} ({_f(r['util_over_rho'], '{:.3f}')}) |")
         lines.append("")
-    lines.append("### Response time W by balancer (client side, ms)")
-    lines.append("")
-    lines.append("| rho | shared+LC | per_backend+RR | per_backend+LC | HAProxy maxconn 1 | M/M/c | E_c/M/1 (RR) | "
-                 "JSQ (sim) | c × M/M/1 |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
     rhos = sorted({r["rho"] for r in rows if r["family"] in ("mmc", "per_backend_rr", "per_backend_lc", "haproxy")})
+    if rhos:  # not in the http arm
+        lines.append("### Response time W by balancer (client side, ms)")
+        lines.append("")
+        lines.append("| rho | shared+LC | per_backend+RR | per_backend+LC | HAProxy maxconn 1 | M/M/c | E_c/M/1 (RR) | "
+                     "JSQ (sim) | c × M/M/1 |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
     for rho in rhos:
         cells = []
         for fam in ("mmc", "per_backend_rr", "per_backend_lc", "haproxy"):
@@ -506,7 +585,49 @@ def write_report(outdir: Path, rows: list[dict], meta: dict) -> str:
                     lines.append(f"| new-connection | {_balancer_name(r)} | {_shares(r['per_backend'])} | "
                                  f"{_utils(r['util_by_backend'])} | {_f(r['W_ms'], '{:.1f}')} |")
         lines.append("")
+    if "http_arm" in by:
+        lines += http_arm_report(by["http_arm"])
     return "\n".join(lines)
+
+
+def http_arm_order(r: dict) -> tuple:
+    """Rows and bars of the http arm: by rho, the K = 4 shared queue in mode: tcp then http, then the
+    per-backend FIFOs, then the client with many connections."""
+    return (r["rho"], r["connections"], r["queue_mode"] != "shared", r["listener_mode"] == "http", r["policy"])
+
+
+def http_arm_report(rows: list[dict]) -> list[str]:
+    lines = ["### The http arm: persistent client connections through `mode: http` and `mode: tcp`", "",
+             "K keep-alive client connections (requests spread round-robin over them), c one-slot backends "
+             "(`max_connections: 1`; in `mode: tcp` unlimited, each backend's own FIFO, since a keep-alive "
+             "connection would hold a slot for its whole life). Wq Sluice is `queue_wait_seconds` sum / count over "
+             "the window (ratio-estimator interval over time batches); the error is against nominal Erlang C; "
+             "\"model\" replays the run's own arrivals, draws (× k) and connections through the model of "
+             "`mode: http` behind K connections (a connection's next request is read after the response before "
+             "it): Sluice's FIFO wait / the whole wait; client wait is W − the slot time (batch means); hand-offs over 5 ms: of the dispatches to a backend "
+             "that a request waited for, the share that took over 5 ms from the previous answer to the next service "
+             "start (~0.2 ms when the machine is quiet).", "",
+             "| mode | queue + policy | K | ρ | requests | share per backend | max \\|share − 1/c\\| | "
+             "Wq Sluice (ms) | Erlang C (ms) | error | as built: k − 1, Erlang C (ms) | Wq control variate (ms) | "
+             "model: Wq Sluice / wait (ms) | client wait (ms) | utilisation per backend | hand-offs over 5 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=http_arm_order):
+        err = "–"
+        if r["Wq_ms"] != "" and r["theory_mmc_wq_ms"] not in ("", math.inf):
+            err = f"{(r['Wq_ms'] / r['theory_mmc_wq_ms'] - 1) * 100:+.1f} %"
+        built = "–"
+        if r["slot_factor"] != "":
+            built = f"{(r['slot_factor'] - 1) * 100:+.1f} %, {_f(r['theory_mmc_as_built_wq_ms'])}"
+        model = f"{_f(r['Wq_model_ms'])} / {_f(r['wait_model_ms'])}" if r["Wq_model_ms"] != "" else "–"
+        lines.append(f"| {r['listener_mode']} | {r['queue_mode']} + {r['policy']} | {r['connections']} | {r['rho']:.2f} | "
+                     f"{r['arrivals']} | {_shares(r['per_backend'])} | {_f(r['share_max_dev'], '{:.3f}')} | "
+                     f"{_ci(r['Wq_ms'], r['Wq_half_ms']) if r['slots'] != 0 else '– (no queue)'} | "
+                     f"{_f(r['theory_mmc_wq_ms'])} | {err if r['slots'] != 0 else '–'} | {built} | "
+                     f"{_ci(r['Wq_cv_ms'], r['Wq_cv_half_ms'])} | {model} | "
+                     f"{_ci(r['client_wait_ms'], r['client_wait_half_ms'])} | {_utils(r['util_by_backend'])} | "
+                     f"{_f(r['handoff_over_5ms'] * 100 if r['handoff_over_5ms'] != '' else '', '{:.1f} %')} |")
+    lines.append("")
+    return lines
 
 
 def _balancer_name(r):
@@ -555,12 +676,14 @@ def main_for(outdir: Path, quick: bool = False, publish: Path | None = None) -> 
     if publish:
         target = publish / "experiments"
         target.mkdir(parents=True, exist_ok=True)
+        # The http arm is published beside the main sweep, not over it.
+        tag = "-http" if all(r["family"] == "http_arm" for r in rows) else ""
         for p in written:
             (target / p.name).write_bytes(p.read_bytes())
-        (target / "results.md").write_text(
+        (target / f"results{tag}.md").write_text(
             "<!-- Generated by scripts/experiment.sh --publish; do not edit. -->\n\n" + report + "\n\n" +
             "\n".join(f"![{p.stem}]({p.name})" for p in written) + "\n")
-        (target / "runs.csv").write_bytes((outdir / "runs.csv").read_bytes())
+        (target / f"runs{tag}.csv").write_bytes((outdir / "runs.csv").read_bytes())
         print(f"analyze: published to {target}")
     if quick:
         return check_quick(outdir, rows, written)
@@ -597,6 +720,15 @@ def check_quick(outdir: Path, rows: list[dict], written: list[Path]) -> int:
             check(r["refused"] > 0, f"{r['id']}: some arrivals refused ({r['refused']})")
         if r["family"] == "persistent":
             check(len(json.loads(r["per_backend"])) == r["c"], f"{r['id']}: every backend answered")
+            if r["connections"] == 4 and r["spread"] == "round-robin":  # 4 connections on 3 backends: 2/1/1
+                check(_f(r["share_max_dev"], "{:.3f}") != "–" and r["share_max_dev"] >= 0.12,
+                      f"{r['id']}: mode tcp shares 2/1/1-like ({_shares(r['per_backend'])})")
+        if r["family"] == "http_arm" and r["listener_mode"] == "http":
+            # Every request answered: a connection stuck behind a held slot would still share 1/3 of the rest.
+            check(r["ok"] == r["arrivals"], f"{r['id']}: every request answered ({r['ok']} of {r['arrivals']})")
+            check(r["share_max_dev"] != "" and r["share_max_dev"] <= 0.05,
+                  f"{r['id']}: mode http shares within 1/{r['c']} +- 0.05 ({_shares(r['per_backend'])})")
+            check(r["Wq_model_ms"] != "", f"{r['id']}: connection-model replay computed")
     check((outdir / "runs.csv").exists(), "runs.csv written")
     check(len(written) >= 3 and all(p.stat().st_size > 1000 for p in written),
           f"plots written: {', '.join(p.name for p in written)}")

@@ -134,16 +134,23 @@ def start_backends(procs: Processes, binary: str, rundir: Path, c: int, mean_ser
 
 
 def sluice_config(backends: list[Backend], queue_mode: str, policy: str, max_length: int,
-                  slots_per_backend: int) -> str:
+                  slots_per_backend: int, listener_mode: str = "tcp") -> str:
     """One listener, one service, health checks off (their connects would disturb the measurement), the
-    queue as the run wants it. Ports 0: Sluice prints the ones it got."""
+    queue as the run wants it. Ports 0: Sluice prints the ones it got. listener_mode http: each request
+    is a job; a keep-alive client connection may wait a while between requests when the client is slow
+    to send (a VM stall), hence the long request_timeout."""
     lines = [
         "# Written by scripts/experiment for one run.",
         "drain_timeout: 1s",
         "log: { level: info, format: text, access_log: false }",
         'admin: { bind: "127.0.0.1:0" }',
+    ]
+    if listener_mode == "http":
+        lines.append("http: { request_timeout: 10m, response_timeout: 10m }")
+    lines += [
         "listeners:",
-        '  - { name: web, bind: "127.0.0.1:0", service: web, max_connections: 200000, idle_timeout: 10m, backlog: 4096 }',
+        '  - { name: web, bind: "127.0.0.1:0", service: web, max_connections: 200000, idle_timeout: 10m, backlog: 4096,'
+        f" mode: {listener_mode} }}",
         "services:",
         "  - name: web",
         f"    policy: {policy}",
@@ -225,7 +232,7 @@ _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _KEEP = re.compile(r"^sluice_(service_queue_|backend_(busy|connections_total|connections_active|queue_length|"
                    r"session_seconds_(sum|count)|connect_seconds_(sum|count)|queue_wait_seconds_(sum|count))|"
-                   r"listener_connections_(accepted|rejected))")
+                   r"listener_connections_(accepted|rejected)|http_errors_total|backend_pool_reuses_total)")
 
 
 def parse_prometheus(text: str) -> dict[str, float]:

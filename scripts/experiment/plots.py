@@ -25,7 +25,7 @@ FAMILIES = [
 
 def make_all(outdir: Path, rows: list[dict]) -> list[Path]:
     written = []
-    for fn in (w_vs_rho, queue_growth, persistent_balance, blocking):
+    for fn in (w_vs_rho, queue_growth, persistent_balance, blocking, http_balance):
         path = fn(outdir, rows)
         if path is not None:
             written.append(path)
@@ -127,6 +127,31 @@ def persistent_balance(outdir: Path, rows: list[dict]) -> Path | None:
         for r in rows:
             if r["family"] == fam and abs(r["rho"] - rho) < 1e-9:
                 groups.append((f"new connection\n{r['queue_mode']}\n{r['policy'].replace('_', ' ')}", r))
+    return _share_bars(groups, outdir / "persistent_balance.png", pers[0]["c"],
+                       f"Per-backend load at ρ = {rho:.2f}: persistent connections vs one connection per request",
+                       "utilisation (busy_seconds rate)")
+
+
+def http_balance(outdir: Path, rows: list[dict]) -> Path | None:
+    """The http arm: per-backend shares and utilisation, mode: tcp vs mode: http, and at rho 0.7 the
+    per-backend FIFOs (round-robin, least-connections) beside the shared queue."""
+    from analyze import http_arm_order
+
+    arm = sorted((r for r in rows if r["family"] == "http_arm"), key=http_arm_order)
+    if not arm:
+        return None
+    groups = []
+    for r in arm:
+        queue = "shared" if r["queue_mode"] == "shared" else f"per_backend\n{r['policy'].replace('_', ' ')}"
+        groups.append((f"ρ {r['rho']:.1f}, K={r['connections']}\n{r['listener_mode']}\n{queue}", r))
+    return _share_bars(groups, outdir / "http_balance.png", arm[0]["c"],
+                       "Per-backend load behind K persistent client connections: mode tcp vs mode http",
+                       "utilisation")
+
+
+def _share_bars(groups: list, path: Path, c: int, title: str, util_label: str) -> Path:
+    """Bars per run of each backend's share of requests (top) and utilisation (bottom, the run's rho
+    dashed)."""
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, 1.4 * len(groups)), 7), sharex=True)
     names = sorted({b for _, r in groups for b in json.loads(r["per_backend"] or "{}")})
     width = 0.8 / max(1, len(names))
@@ -141,18 +166,17 @@ def persistent_balance(outdir: Path, rows: list[dict]) -> Path | None:
                     label=b if gi == 0 else None)
             if b in utils:
                 ax2.bar(x, utils[b], width, color=palette[bi % len(palette)])
-    c = pers[0]["c"]
     ax1.axhline(100 / c, ls="--", color="gray", lw=1)
     ax1.set_ylabel("share of requests (%)")
-    ax1.set_title(f"Per-backend load at ρ = {rho:.2f}: persistent connections vs one connection per request")
+    ax1.set_title(title)
     ax1.legend(fontsize=8)
-    ax2.axhline(rho, ls="--", color="gray", lw=1)
-    ax2.set_ylabel("utilisation (busy_seconds rate)")
+    for gi, (_, r) in enumerate(groups):
+        ax2.hlines(r["rho"], gi - 0.45, gi + 0.45, linestyles="--", color="gray", lw=1)
+    ax2.set_ylabel(util_label)
     ax2.set_xticks(range(len(groups)))
     ax2.set_xticklabels([g[0] for g in groups], fontsize=7.5)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3, axis="y")
-    path = outdir / "persistent_balance.png"
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

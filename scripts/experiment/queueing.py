@@ -96,6 +96,62 @@ def replay_fcfs(arrivals: Sequence[float], services: Sequence[float], c: int) ->
     return waits
 
 
+def replay_connections(arrivals: Sequence[float], services: Sequence[float], c: int,
+                       connection: Sequence[int]) -> tuple[list[float], list[float]]:
+    """The same path through `mode: http` behind a client with few persistent connections: each request
+    is written on its connection (`connection[i]`) at once, but the balancer reads a connection's next
+    request only after the response to the one before (requests on a connection are answered in order,
+    one at a time), and then queues it in the shared FIFO before c servers. Returns, per request, the
+    wait in the balancer's FIFO (what its queue_wait metric counts) and the whole wait before service
+    (behind the connection's earlier requests too: what the client sees). With a connection of its own
+    per request, both are replay_fcfs's waits."""
+    import collections
+
+    n = len(arrivals)
+    pending: dict[int, collections.deque] = collections.defaultdict(collections.deque)
+    busy_conn: set[int] = set()       # connections with a request inside the balancer
+    fifo: collections.deque = collections.deque()  # requests in the balancer's queue, in entry order
+    entered = [0.0] * n
+    fifo_wait, total_wait = [0.0] * n, [0.0] * n
+    ends: list[tuple[float, int]] = []  # (service end, request)
+    free = c
+
+    def enter(i: int, now: float) -> None:
+        nonlocal free
+        busy_conn.add(connection[i])
+        entered[i] = now
+        if free > 0:
+            free -= 1
+            start(i, now)
+        else:
+            fifo.append(i)
+
+    def start(i: int, now: float) -> None:
+        fifo_wait[i] = now - entered[i]
+        total_wait[i] = now - arrivals[i]
+        heapq.heappush(ends, (now + services[i], i))
+
+    nxt = 0
+    while nxt < n or ends:
+        if nxt < n and (not ends or arrivals[nxt] <= ends[0][0]):
+            i, now = nxt, arrivals[nxt]
+            nxt += 1
+            if connection[i] in busy_conn:
+                pending[connection[i]].append(i)
+            else:
+                enter(i, now)
+            continue
+        now, done = heapq.heappop(ends)
+        free += 1
+        busy_conn.discard(connection[done])
+        if fifo:
+            free -= 1
+            start(fifo.popleft(), now)
+        if pending[connection[done]]:
+            enter(pending[connection[done]].popleft(), now)
+    return fifo_wait, total_wait
+
+
 def simulate_jsq(lam: float, mu: float, c: int, n: int, seed: int = 7) -> float:
     """Mean wait of c FCFS servers fed by join-the-shortest-queue (counting the one in service; ties
     round-robin), as per_backend + least_connections does. No closed form: a long simulation."""
@@ -244,6 +300,16 @@ def _self_check() -> None:
         arrivals.append(t)
     waits = replay_fcfs(arrivals, [rng.expovariate(mu) for _ in range(n)], c)
     assert abs(sum(waits) / n / mmc_wq(lam, mu, c) - 1) < 0.05
+    # One connection per request: the connection replay is replay_fcfs; one connection for all: M/M/1 FIFO.
+    m = 20000
+    svc = [rng.expovariate(mu) for _ in range(m)]
+    own, own_total = replay_connections(arrivals[:m], svc, c, list(range(m)))
+    assert own == own_total and max(abs(x - y) for x, y in zip(own, replay_fcfs(arrivals[:m], svc, c))) < 1e-9
+    one, one_total = replay_connections(arrivals[:m], svc, c, [0] * m)
+    assert max(one) == 0 and abs(sum(one_total) - sum(replay_fcfs(arrivals[:m], svc, 1))) < 1e-6
+    # Four round-robin connections before three servers: less wait in the balancer, more in all.
+    rr, rr_total = replay_connections(arrivals[:m], svc, c, [i % 4 for i in range(m)])
+    assert sum(rr) < sum(own) < sum(rr_total)
     # Batch means of iid normals cover their mean.
     bm = batch_means([rng.gauss(5, 1) for _ in range(20000)])
     assert abs(bm["mean"] - 5) < 3 * bm["half"]

@@ -1,7 +1,9 @@
 """The queueing sweep: for c one-slot backends with exponential service (mean 1/mu), every rho of the
 plan runs Sluice shared + least_connections (M/M/c), per_backend + round_robin, per_backend +
 least_connections and HAProxy (maxconn 1 per server), plus finite queues (M/M/c/K) and persistent
-connections. Each run starts fresh processes, scrapes /metrics before, during and after, and keeps
+connections. --listener-mode http runs the http arm instead (issue 18): the user's client, K = 4
+keep-alive connections, through a `mode: http` listener, where each request is a job, beside the same
+client through `mode: tcp`. Each run starts fresh processes, scrapes /metrics before, during and after, and keeps
 the loadgen's per-request CSV. analyze.py turns the runs into the CSV, the table and the plots.
 
 Run it through scripts/experiment.sh (it finds the binaries and checks the Python packages)."""
@@ -28,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 @dataclass
 class RunSpec:
     id: str
-    family: str            # mmc | per_backend_rr | per_backend_lc | haproxy | finite | persistent | calibration
+    family: str            # mmc | per_backend_rr | per_backend_lc | haproxy | finite | persistent | http_arm | calibration
     balancer: str          # sluice | haproxy
     queue_mode: str        # shared | per_backend (sluice)
     policy: str            # round_robin | least_connections (sluice); roundrobin | leastconn (haproxy)
@@ -47,6 +49,8 @@ class RunSpec:
     spread: str = "round-robin"
     half_close: bool = True
     backend_concurrency: int = 1
+    listener_mode: str = "tcp"  # sluice: tcp (a connection is a job) | http (a request is a job)
+    requests: int = 0      # > 0: this many arrivals after the warm-up (duration_s is then their expected time)
 
     @property
     def rate(self) -> float:
@@ -88,6 +92,13 @@ def build_plan(args) -> Plan:
         add(id="persistent-rr-rho0.60", family="persistent", balancer="sluice", queue_mode="per_backend",
             policy="round_robin", client="persistent", rho=0.6, duration_s=5 * scale, warmup_s=1, slots=0,
             connections=4, half_close=False, overhead_s=0.0)
+        # The same client through mode: http, one-slot backends: each request is balanced.
+        add(id="http-shared-lc-K4-rho0.60", family="http_arm", balancer="sluice", queue_mode="shared",
+            policy="least_connections", client="persistent", rho=0.6, duration_s=6 * scale, warmup_s=1,
+            connections=4, half_close=False, listener_mode="http")
+        return Plan(runs)
+    if args.listener_mode == "http":
+        build_http_arm(args, add)
         return Plan(runs)
 
     rhos = args.rhos
@@ -134,6 +145,38 @@ def build_plan(args) -> Plan:
     return Plan(runs)
 
 
+def build_http_arm(args, add) -> None:
+    """The user's problem (issue 18): K keep-alive client connections (round-robin spread, as an async
+    generator keeps them), c one-slot backends, N requests per rho. mode: http with the shared queue
+    (M/M/c at the level of requests, as far as the K connections let requests in), the same client
+    through mode: tcp (slots unlimited, the backends' own FIFOs: a keep-alive connection would hold a
+    one-slot backend for its whole life), at rho 0.7 also per_backend + round_robin and + least_connections,
+    and the shared queue behind a client with many connections (--wide-connections), which does not hold
+    requests back."""
+    k, n = args.connections, args.requests
+    for rho in args.rhos:
+        common = dict(client="persistent", rho=rho, connections=k, half_close=False, warmup_s=10,
+                      duration_s=n / (rho * args.c / (args.mean_service_ms / 1000.0)), requests=n,
+                      drain_s=30 if rho < 1 else 2)
+        add(id=f"http-shared-lc-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice", queue_mode="shared",
+            policy="least_connections", listener_mode="http", **common)
+        if args.tcp_twin:
+            # The backend holding two of the four connections is overloaded from rho 2/3 on: a longer
+            # drain lets its backlog be answered, so that the shares count every request.
+            add(id=f"tcp-shared-lc-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice", queue_mode="shared",
+                policy="least_connections", listener_mode="tcp", slots=0, overhead_s=0.0,
+                **dict(common, drain_s=120 if rho < 1 else 2))
+        if abs(rho - 0.7) < 1e-9:
+            for policy, tag in (("round_robin", "rr"), ("least_connections", "lc")):
+                add(id=f"http-per_backend-{tag}-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice",
+                    queue_mode="per_backend", policy=policy, listener_mode="http", **common)
+        if args.wide_connections > 0 and args.wide_requests > 0 and rho < 1:
+            wide = dict(common, connections=args.wide_connections, requests=args.wide_requests,
+                        duration_s=common["duration_s"] * args.wide_requests / n)
+            add(id=f"http-shared-lc-K{args.wide_connections}-rho{rho:.2f}", family="http_arm", balancer="sluice",
+                queue_mode="shared", policy="least_connections", listener_mode="http", **wide)
+
+
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -148,7 +191,8 @@ def execute(spec: RunSpec, bins: dict, rundir: Path, rt: list[str], scrape_every
         admin = None
         sluice = None
         if spec.balancer == "sluice":
-            config = harness.sluice_config(backends, spec.queue_mode, spec.policy, spec.max_length, spec.slots)
+            config = harness.sluice_config(backends, spec.queue_mode, spec.policy, spec.max_length, spec.slots,
+                                           spec.listener_mode)
             sluice, target, admin = harness.start_sluice(procs, bins["sluice"], rundir, config, rt)
         else:
             _, target = harness.start_haproxy(
@@ -159,17 +203,21 @@ def execute(spec: RunSpec, bins: dict, rundir: Path, rt: list[str], scrape_every
         if admin:
             info["scrapes"].append({"phase": "before", **harness.scrape(admin)})
 
+        # With a request count, the duration is only a bound (its Poisson spread is well inside 1.5x).
+        duration_s = spec.warmup_s + spec.duration_s * (1.5 if spec.requests else 1.0)
         cmd = rt + [bins["loadgen"], "--target", target, "--rate", f"{spec.rate:.6f}",
-                    "--duration", f"{(spec.warmup_s + spec.duration_s) * 1000:.0f}ms", "--seed", str(spec.seed),
+                    "--duration", f"{duration_s * 1000:.0f}ms", "--seed", str(spec.seed),
                     "--warmup", f"{spec.warmup_s * 1000:.0f}ms", "--drain-timeout", f"{spec.drain_s * 1000:.0f}ms",
                     "--request-timeout", "10m", "--mode", spec.client,
                     "--csv", str(rundir / "requests.csv"), "--json", str(rundir / "loadgen.json")]
+        if spec.requests:
+            cmd += ["--requests", str(spec.requests + round(spec.rate * spec.warmup_s))]
         if spec.client == "persistent":
             cmd += ["--connections", str(spec.connections), "--spread", spec.spread]
         elif spec.half_close:
             cmd.append("--half-close")
         loadgen = procs.start("loadgen", cmd, rundir / "loadgen.log")
-        limit = time.monotonic() + spec.warmup_s + spec.duration_s + spec.drain_s + 60
+        limit = time.monotonic() + duration_s + spec.drain_s + 60
         next_scrape = time.monotonic()
         while loadgen.popen.poll() is None:
             if time.monotonic() > limit:
@@ -202,18 +250,23 @@ def execute(spec: RunSpec, bins: dict, rundir: Path, rt: list[str], scrape_every
 CALIBRATION_S = 10.0
 
 
-def calibrate(args, bins, outdir: Path, rt: list[str], rho: float) -> float:
+def calibrate(args, bins, outdir: Path, rt: list[str], rho: float, like: RunSpec | None = None) -> float:
     """The per-connection overhead at this load: how much longer a request holds a Sluice slot than the
     backend's service (connect, hand-offs between three processes: each a wake-up, ~0.1-0.2 ms in this
     VM, more when the cores are busier). A short run at the same rho measures it from Sluice's own
     metrics: busy_seconds / connections - mean drawn service time. The later runs at this rho take it
-    off every draw, so that a slot's service time has the drawn (exponential, mean 1/mu) distribution."""
+    off every draw, so that a slot's service time has the drawn (exponential, mean 1/mu) distribution.
+    In mode: http (`like`, a run of the http arm) the calibration run has that run's listener and client:
+    a request's slot then includes no connect, only the hand-offs over pooled connections."""
     import analyze
 
     spec = RunSpec(id=f"calibration-rho{rho:.2f}", family="calibration", balancer="sluice", queue_mode="shared",
                    policy="least_connections", client="new-connection", rho=rho, duration_s=CALIBRATION_S,
                    warmup_s=2, drain_s=2 if rho >= 1 else 30, seed=args.seed + 10000 + int(rho * 100), c=args.c,
                    mean_service_s=args.mean_service_ms / 1000.0, overhead_s=0.0)
+    if like is not None and like.listener_mode == "http":
+        spec.id = f"calibration-http-K{like.connections}-rho{rho:.2f}"
+        spec.listener_mode, spec.client, spec.connections, spec.half_close = "http", like.client, like.connections, False
     rundir = outdir / "calibration" / spec.id
     info = execute(spec, bins, rundir, rt, args.scrape_every)
     row = analyze.analyze_run(rundir, info)
@@ -240,7 +293,18 @@ def main() -> int:
                    help="results directory (created; scripts/experiment.sh defaults it to results/<UTC time>)")
     p.add_argument("--c", type=int, default=3, help="backends, one slot each (default 3)")
     p.add_argument("--mean-service-ms", type=float, default=None, help="mean service time 1/mu (default 20; quick 10)")
-    p.add_argument("--rhos", type=str, default="0.3,0.5,0.7,0.8,0.9,1.0,1.1,1.2")
+    p.add_argument("--rhos", type=str, default=None,
+                   help="comma-separated rhos (default 0.3,0.5,0.7,0.8,0.9,1.0,1.1,1.2; http arm 0.5,0.7,0.9)")
+    p.add_argument("--listener-mode", choices=["tcp", "http"], default="tcp",
+                   help="tcp: the sweep above; http: the http arm (K persistent connections, mode: http beside "
+                        "mode: tcp, RR vs LC vs shared at rho 0.7)")
+    p.add_argument("--connections", type=int, default=4, help="http arm: the client's keep-alive connections K")
+    p.add_argument("--requests", type=int, default=20000, help="http arm: requests per run after the warm-up")
+    p.add_argument("--wide-connections", type=int, default=64,
+                   help="http arm: also the shared queue behind this many client connections (0: not run)")
+    p.add_argument("--wide-requests", type=int, default=10000, help="http arm: requests of those runs")
+    p.add_argument("--no-tcp-twin", dest="tcp_twin", action="store_false",
+                   help="http arm: leave out the same client through mode: tcp")
     p.add_argument("--seed", type=int, default=1, help="base seed; run i uses seed + i (recorded per run)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every run's duration")
     p.add_argument("--overhead-us", type=float, default=None,
@@ -248,7 +312,8 @@ def main() -> int:
     p.add_argument("--haproxy", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--no-rt", action="store_true", help="do not run the measured processes under chrt -f")
     p.add_argument("--scrape-every", type=float, default=None, help="seconds between scrapes (default 1; quick 0.5)")
-    p.add_argument("--only", type=str, default="", help="comma-separated families to run")
+    p.add_argument("--only", type=str, default="",
+                   help="comma-separated families or run ids to run (a run keeps the seed it has in the whole plan)")
     p.add_argument("--max-minutes", type=float, default=None, help="abort when exceeded (default: 2x the estimate)")
     p.add_argument("--publish", type=Path, default=None, help="also write the table and plots into this docs/ dir")
     p.add_argument("--analyze-only", action="store_true", help="re-analyse the runs already in --out")
@@ -258,7 +323,12 @@ def main() -> int:
         args.mean_service_ms = 10.0 if args.quick else 20.0
     if args.scrape_every is None:
         args.scrape_every = 0.5 if args.quick else 1.0
+    if args.rhos is None:
+        args.rhos = "0.5,0.7,0.9" if args.listener_mode == "http" else "0.3,0.5,0.7,0.8,0.9,1.0,1.1,1.2"
     args.rhos = [float(x) for x in args.rhos.split(",") if x]
+    if args.connections < 1 or args.requests < 1 or args.wide_connections < 0 or args.wide_requests < 0:
+        print("experiment: --connections and --requests must be at least 1, --wide-* at least 0", file=sys.stderr)
+        return 2
     bins = {"sluice": shutil.which("sluice") or "", "backend": "", "loadgen": "", "haproxy": shutil.which("haproxy")}
     import os
 
@@ -292,9 +362,9 @@ def main() -> int:
     plan = build_plan(args)
     if args.only:
         wanted = set(args.only.split(","))
-        plan.runs = [r for r in plan.runs if r.family in wanted]
+        plan.runs = [r for r in plan.runs if r.family in wanted or r.id in wanted]
     calibrating = not args.quick and args.overhead_us is None
-    n_rhos = len({r.rho for r in plan.runs if r.family != "persistent"})
+    n_rhos = len({(r.listener_mode, r.rho) for r in plan.runs if r.family != "persistent" and r.slots != 0})
     estimate = plan.estimate_s() + (n_rhos * (CALIBRATION_S + 7) if calibrating else 0) + 40
     max_s = (args.max_minutes * 60) if args.max_minutes else max(2 * estimate, 60)
     print(f"experiment: {len(plan.runs)} runs, c = {args.c}, 1/mu = {args.mean_service_ms:g} ms, "
@@ -317,10 +387,11 @@ def main() -> int:
         print(f"[{i}/{len(order)} {elapsed / 60:5.1f} min] {spec.id}: lambda {spec.rate:.1f}/s for "
               f"{spec.warmup_s:g}+{spec.duration_s:g} s, seed {spec.seed}", flush=True)
         try:
-            if calibrating and spec.family != "persistent":
-                key = f"{spec.rho:.2f}"
-                if key not in meta["calibrated_overhead_s"]:  # at the first run of each rho
-                    meta["calibrated_overhead_s"][key] = calibrate(args, bins, args.out, rt, spec.rho)
+            # Unlimited slots (persistent tcp) never queue in Sluice: nothing to calibrate.
+            if calibrating and spec.family != "persistent" and spec.slots != 0:
+                key = f"{spec.rho:.2f}" if spec.listener_mode == "tcp" else f"{spec.listener_mode}-{spec.rho:.2f}"
+                if key not in meta["calibrated_overhead_s"]:  # at the first run of each rho (and mode)
+                    meta["calibrated_overhead_s"][key] = calibrate(args, bins, args.out, rt, spec.rho, spec)
                 spec.overhead_s = meta["calibrated_overhead_s"][key]
             info = execute(spec, bins, args.out / "runs" / spec.id, rt, args.scrape_every)
         except (HarnessError, subprocess.SubprocessError, OSError) as e:
