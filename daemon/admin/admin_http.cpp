@@ -73,10 +73,10 @@ std::string AdminServer::Http::bound_address() const {
 }
 
 void AdminServer::Http::run() {
-  pthread_setname_np(pthread_self(), "sluice-admin");
   if (const int error = run_as_background_thread(); error != 0) {
     spdlog::warn("admin: the thread runs at the workers' priority: SCHED_BATCH refused ({})", std::strerror(error));
   }
+  pthread_setname_np(pthread_self(), "sluice-admin");  // after the policy: the test reads both
   uv_ok(uv_run(&loop_, UV_RUN_DEFAULT) == 0 ? 0 : UV_EBUSY, "running the admin loop");
 }
 

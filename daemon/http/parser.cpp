@@ -33,6 +33,7 @@ void MessageHead::clear() {
   method.clear();
   target.clear();
   status = 0;
+  reason.clear();
   version_major = version_minor = 1;
   headers.clear();
   framing = Framing::none;

@@ -460,20 +460,26 @@ TEST_CASE("threads: the control plane and the admin thread run SCHED_BATCH, the 
                            .yaml());
   daemon.wait_listening_on("web");
   wait_admin_address(daemon);
-  // The policy is field 41 of /proc/PID/task/TID/stat, counted from 1, after "(comm)".
+  // The policy is field 41 of /proc/PID/task/TID/stat, counted from 1, after "(comm)". The admin
+  // thread names itself once it runs (after its policy is set): read until it has.
   std::map<std::string, int> policy_of;
   const std::string tasks = "/proc/" + std::to_string(daemon.pid()) + "/task";
-  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
-    std::ifstream file(task.path() / "stat");
-    const std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    const auto open = stat.find('(');
-    const auto close = stat.rfind(')');
-    REQUIRE((open != std::string::npos && close != std::string::npos));
-    std::istringstream fields(stat.substr(close + 2));
-    std::string field;
-    for (int number = 3; number <= 41 && fields >> field; ++number) {}
-    const bool main_thread = task.path().filename() == std::to_string(daemon.pid());  // others may share its name
-    policy_of[main_thread ? "main" : stat.substr(open + 1, close - open - 1)] = std::stoi(field);
+  const auto deadline = Clock::now() + sluice::test::scaled(Millis(5s));
+  while (policy_of.count("sluice-admin") == 0 && Clock::now() < deadline) {
+    policy_of.clear();
+    for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+      std::ifstream file(task.path() / "stat");
+      const std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+      const auto open = stat.find('(');
+      const auto close = stat.rfind(')');
+      REQUIRE((open != std::string::npos && close != std::string::npos));
+      std::istringstream fields(stat.substr(close + 2));
+      std::string field;
+      for (int number = 3; number <= 41 && fields >> field; ++number) {}
+      const bool main_thread = task.path().filename() == std::to_string(daemon.pid());  // others may share its name
+      policy_of[main_thread ? "main" : stat.substr(open + 1, close - open - 1)] = std::stoi(field);
+    }
+    if (policy_of.count("sluice-admin") == 0) std::this_thread::sleep_for(10ms);
   }
   INFO("threads: " << policy_of.size());
   CHECK(policy_of.at("main") == SCHED_BATCH);  // the control plane

@@ -46,6 +46,7 @@ TEST_CASE("http reuse: MessageHead::clear gives a default head") {
   head.method = "POST";
   head.target = "/x";
   head.status = 200;
+  head.reason = "OK";
   head.version_minor = 0;
   head.headers.push_back({"A", "b"});
   head.framing = http::Framing::chunked;
@@ -56,6 +57,7 @@ TEST_CASE("http reuse: MessageHead::clear gives a default head") {
   CHECK(head.method.empty());
   CHECK(head.target.empty());
   CHECK(head.status == fresh.status);
+  CHECK(head.reason.empty());
   CHECK(head.version_major == fresh.version_major);
   CHECK(head.version_minor == fresh.version_minor);
   CHECK(head.headers.empty());
