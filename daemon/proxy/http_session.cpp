@@ -251,7 +251,7 @@ void HttpSession::ask_for_backend() {
 }
 
 void HttpSession::on_dispatched(Backend& backend) {
-  uv_timer_stop(timer_.get());
+  if (int rc = uv_timer_stop(timer_.get()); rc != 0) spdlog::warn("http session timer not stopped: {}", uv_err_name(rc));
   use_backend(backend);
 }
 
