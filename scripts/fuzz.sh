@@ -105,7 +105,8 @@ elif [ "$target" = config ]; then
   c_sources=()
   libraries=(-lyaml-cpp)
 else
-  sources=(fuzz/http_fuzzer.cpp daemon/http/parser.cpp daemon/http/head_lines.cpp daemon/http/framing_fields.cpp)
+  sources=(fuzz/http_fuzzer.cpp daemon/http/parser.cpp daemon/http/head_lines.cpp daemon/http/framing_fields.cpp
+           daemon/http/host_field.cpp)
   # llhttp's generated C, in strict mode as CMakeLists.txt builds it (C, so compiled apart).
   c_sources=(/usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c)
   libraries=()
