@@ -40,7 +40,9 @@ TEST_CASE("http session fuzz: every request of the smuggling corpus through a re
 }
 
 TEST_CASE("http session fuzz regressions: every input that once broke the request path now keeps them") {
-  for (const sluice::test::FuzzInput& input : sluice::test::fuzz_inputs("http-session-regressions")) {
+  const auto inputs = sluice::test::fuzz_inputs("http-session-regressions");
+  CHECK(!inputs.empty());
+  for (const sluice::test::FuzzInput& input : inputs) {
     const std::string violation = sluice::fuzz::check_http_session(input.bytes);
     CHECK_MESSAGE(violation.empty(), input.name << ": " << violation);
   }
