@@ -12,7 +12,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -21,6 +20,7 @@
 #include <yaml-cpp/exceptions.h>
 
 #include "config_properties.hpp"
+#include "violation.hpp"
 #include "sluice/config/config.hpp"
 #include "sluice/config/yaml_stall.hpp"
 
@@ -51,9 +51,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const sluice::ConfigResult result = sluice::parse_config(text, file_name);
   const sluice::fuzz::Checks checks = skip_known ? sluice::fuzz::Checks::skip_known : sluice::fuzz::Checks::all;
   const std::string violation = sluice::fuzz::check_properties(text, result, file_name, checks);
-  if (!violation.empty()) {
-    std::fprintf(stderr, "config_fuzzer: property violated: %s\n", violation.c_str());
-    std::abort();  // libFuzzer reports it as a crash and saves the input
-  }
+  sluice::fuzz::abort_on_violation("config_fuzzer", violation);
   return 0;
 }

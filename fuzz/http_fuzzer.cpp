@@ -9,19 +9,15 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include "http_properties.hpp"
+#include "violation.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(static_cast<const char*>(static_cast<const void*>(data)), size);
   const std::string violation = sluice::fuzz::check_http_properties(input);
-  if (!violation.empty()) {
-    std::fprintf(stderr, "http_fuzzer: property violated: %s\n", violation.c_str());
-    std::abort();  // libFuzzer reports it as a crash and saves the input
-  }
+  sluice::fuzz::abort_on_violation("http_fuzzer", violation);
   return 0;
 }

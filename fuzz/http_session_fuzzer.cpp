@@ -9,14 +9,13 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
 
 #include "http_session_properties.hpp"
+#include "violation.hpp"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   spdlog::set_level(spdlog::level::off);  // warnings per input would drown the fuzzer's output
@@ -26,9 +25,6 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(static_cast<const char*>(static_cast<const void*>(data)), size);
   const std::string violation = sluice::fuzz::check_http_session(input);
-  if (!violation.empty()) {
-    std::fprintf(stderr, "http_session_fuzzer: property violated: %s\n", violation.c_str());
-    std::abort();  // libFuzzer reports it as a crash and saves the input
-  }
+  sluice::fuzz::abort_on_violation("http_session_fuzzer", violation);
   return 0;
 }

@@ -2,20 +2,22 @@
 # Fuzzes the config parser (fuzz/config_fuzzer.cpp), the HTTP request parser (fuzz/http_fuzzer.cpp)
 # or the request path of mode: http (fuzz/http_session_fuzzer.cpp: a real HttpSession on a libuv loop
 # with a fake backend) with libFuzzer for a bounded time: builds the target with clang++
-# -fsanitize=fuzzer,address,undefined into build-fuzz/ (session: the whole core, by CMake, in
-# build-fuzz/session/), seeds it (config: fuzz/corpus/ and the project's configs; http and session:
-# fuzz/http-corpus/ and the requests of tests/data/smuggling.txt, for session each behind two
-# control bytes), writes the inputs it finds to build-fuzz/corpus/, build-fuzz/http-corpus/ or
-# build-fuzz/session-corpus/ (ignored by git), and replays every crash, leak, timeout or
-# out-of-memory input it saved to print why.
+# -fsanitize=fuzzer,address,undefined (one CMake build of the whole project for every target, every
+# object instrumented, in build-fuzz/cmake/), seeds it (config: fuzz/corpus/ and the project's
+# configs; http and session: fuzz/http-corpus/ and the requests of tests/data/smuggling.txt, for
+# session each behind two control bytes), writes the inputs it finds to build-fuzz/corpus/,
+# build-fuzz/http-corpus/ or build-fuzz/session-corpus/ (ignored by git), and replays every crash,
+# leak, timeout or out-of-memory input it saved to print why.
 # Prints executions, exec/s, coverage and findings; exits 1 when anything was found.
-# scripts/test.sh runs config and http for 45 s and session for 30 s (ctest entries); run longer by
-# hand or in a nightly job.
+# scripts/test.sh builds every target first (--target all --build-only: also its clang -Werror
+# build) and runs each for 20 s (ctest entries); the default 120 s, or longer, by hand or in a
+# nightly job.
 #
-#   scripts/fuzz.sh [--target config|http|session] [--seconds N] [--max-len BYTES] [--no-fork]
+#   scripts/fuzz.sh [--target config|http|session|all] [--seconds N] [--max-len BYTES] [--no-fork]
 #                   [--skip-known] [--build-only]
 #
-#   --target T       config (default), http or session
+#   --target T       config (default), http or session; all (with --build-only): the whole
+#                    instrumented project, every fuzzer, the daemon and the tools
 #   --seconds N      fuzzing time (default 120)
 #   --max-len BYTES  longest input tried (default 16384; the parser takes up to 1 MiB)
 #   --no-fork        one process that stops at the first finding (default: -fork=1
@@ -55,8 +57,9 @@ while [ $# -gt 0 ]; do
 done
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "fuzz: --seconds wants a positive integer" >&2; exit 2; }
 [[ "$max_len" =~ ^[0-9]+$ && "$max_len" -gt 0 ]] || { echo "fuzz: --max-len wants a positive integer" >&2; exit 2; }
-[[ "$target" == config || "$target" == http || "$target" == session ]] ||
-  { echo "fuzz: --target is config, http or session, not '$target'" >&2; exit 2; }
+[[ "$target" == config || "$target" == http || "$target" == session || "$target" == all ]] ||
+  { echo "fuzz: --target is config, http, session or all, not '$target'" >&2; exit 2; }
+[[ "$target" != all || "$build_only" -eq 1 ]] || { echo "fuzz: --target all goes with --build-only" >&2; exit 2; }
 
 # --- tools -------------------------------------------------------------------------------------
 # clang++ and its libFuzzer/sanitizer runtimes (Debian 12: clang 14, libclang-rt-14-dev); the
@@ -81,55 +84,32 @@ fi
 # --- build -------------------------------------------------------------------------------------
 out=build-fuzz
 binary=$out/${target}_fuzzer
-# -O1 -g: sanitizer reports with lines; -fno-sanitize-recover: UB aborts, so libFuzzer keeps it.
-sanitize=(-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
+# One CMake build in build-fuzz/cmake/ serves every target: the whole project (core, tools and
+# the three fuzzers) with every object instrumented, compiled once; CMake rebuilds what changed.
+# With -Werror, it is also the clang build of scripts/test.sh. -O1 -g: sanitizer reports with
+# lines; -fno-sanitize-recover: UB aborts, so libFuzzer keeps it.
+command -v cmake > /dev/null && command -v ninja > /dev/null ||
+  { echo "fuzz: building needs cmake and ninja (scripts/install-deps.sh)" >&2; exit 1; }
 mkdir -p "$out"
-sources=()
-c_sources=()
-libraries=()
-if [ "$target" = session ]; then
-  # The whole daemon core (libuv, spdlog, ...): CMake builds it, every object instrumented.
-  command -v cmake > /dev/null && command -v ninja > /dev/null ||
-    { echo "fuzz: --target session needs cmake and ninja (scripts/install-deps.sh)" >&2; exit 1; }
-  flags="${sanitize[*]} -fsanitize=fuzzer-no-link"
-  nice -n 10 cmake -S . -B "$out/session" -G Ninja -DCMAKE_BUILD_TYPE=None -DSLUICE_TESTS=OFF \
-    -DSLUICE_SANITIZED_TESTS=OFF -DSLUICE_WERROR=ON -DSLUICE_FUZZ=ON -DCMAKE_C_COMPILER=clang \
-    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
-    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > "$out/session-cmake.log" ||
-    { cat "$out/session-cmake.log" >&2; exit 1; }
-  echo "fuzz: building $binary"
-  nice -n 10 cmake --build "$out/session" --target http_session_fuzzer
-  cp "$out/session/http_session_fuzzer" "$binary"
-elif [ "$target" = config ]; then
-  sources=(fuzz/config_fuzzer.cpp daemon/config/*.cpp daemon/net/endpoint.cpp daemon/net/cidr.cpp daemon/net/sockaddr_text.cpp)
-  c_sources=()
-  libraries=(-lyaml-cpp)
-else
-  sources=(fuzz/http_fuzzer.cpp daemon/http/parser.cpp daemon/http/head_lines.cpp daemon/http/framing_fields.cpp)
-  # llhttp's generated C, in strict mode as CMakeLists.txt builds it (C, so compiled apart).
-  c_sources=(/usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c)
-  libraries=()
+# ctest runs the targets two at a time: one build directory takes one build at a time.
+exec 9> "$out/build.lock"
+flock 9
+flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link"
+nice -n 10 cmake -S . -B "$out/cmake" -G Ninja -DCMAKE_BUILD_TYPE=None -DSLUICE_TESTS=OFF \
+  -DSLUICE_SANITIZED_TESTS=OFF -DSLUICE_WERROR=ON -DSLUICE_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > "$out/cmake.log" ||
+  { cat "$out/cmake.log" >&2; exit 1; }
+if [ "$target" = all ]; then
+  echo "fuzz: building everything in $out/cmake"
+  nice -n 10 cmake --build "$out/cmake"
+  exit 0
 fi
-stale=0
-[ -x "$binary" ] || stale=1
-[ "$target" = session ] && stale=0  # CMake decided above
-for f in "${sources[@]}" "${c_sources[@]}" fuzz/*.hpp include/sluice/*/*.hpp "$0"; do
-  [ "$f" -nt "$binary" ] && stale=1
-done
-if [ "$stale" -eq 1 ]; then
-  echo "fuzz: building $binary"
-  objects=()
-  for c in "${c_sources[@]}"; do
-    object=$out/llhttp-$(basename "$c" .c).o
-    nice -n 10 clang -c -w -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp "${sanitize[@]}" \
-      -fsanitize=fuzzer-no-link "$c" -o "$object"
-    objects+=("$object")
-  done
-  nice -n 10 clang++ -std=c++20 "${sanitize[@]}" -fsanitize=fuzzer -DLLHTTP_STRICT_MODE=1 \
-    -Iinclude -Ifuzz -isystem /usr/share/include/llhttp "${sources[@]}" "${objects[@]}" "${libraries[@]}" \
-    -o "$binary.tmp"
-  mv "$binary.tmp" "$binary"
-fi
+cmake_target=${target}_fuzzer
+[ "$target" = session ] && cmake_target=http_session_fuzzer
+nice -n 10 cmake --build "$out/cmake" --target "$cmake_target"
+cp "$out/cmake/$cmake_target" "$binary"
+flock -u 9
 [ "$build_only" -eq 1 ] && { echo "fuzz: built $binary"; exit 0; }
 
 # --- run ---------------------------------------------------------------------------------------

@@ -160,7 +160,8 @@ void AdminServer::Http::on_read(Connection* c, ssize_t nread, const uv_buf_t* bu
 
 void AdminServer::Http::handle_request(Connection* c) {
   const http::MessageHead& request = c->request;
-  if (!request.target.starts_with('/') || request.version_major != 1) {
+  // Origin-form, or absolute-form, which a server must accept too (RFC 9112 3.2.2): path() reads both.
+  if (!request.path().starts_with('/') || request.version_major != 1) {
     c->keep_alive = false;
     respond(c, text_response(400, "bad request\n"));
     return;

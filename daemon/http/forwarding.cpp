@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdio>
 
+#include "sluice/http/host_field.hpp"
 #include "sluice/http/response.hpp"
 
 namespace sluice::http {
@@ -110,8 +111,12 @@ void append_request_head(std::string& out, const MessageHead& request, const Req
     }
     add_line(out, header.name, header.value);
   }
-  // An HTTP/1.0 request may come without Host; what goes out is HTTP/1.1, which needs one.
-  if (!request.header("Host") && !how.host.empty()) add_line(out, "Host", how.host);
+  // An HTTP/1.0 request may come without Host; what goes out is HTTP/1.1, which needs one: the
+  // authority of an absolute-form target (RFC 9112 3.2.2), else the backend's address.
+  if (!request.header("Host")) {
+    const std::string_view authority = target_authority(request.target);
+    if (!authority.empty() || !how.host.empty()) add_line(out, "Host", authority.empty() ? how.host : authority);
+  }
   if (request.framing == Framing::content_length) add_line(out, "Content-Length", std::to_string(request.content_length));
   if (request.framing == Framing::chunked) add_line(out, "Transfer-Encoding", "chunked");
   if (how.upgrade) add_line(out, "Connection", "upgrade");

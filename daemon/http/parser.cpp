@@ -10,6 +10,7 @@
 
 #include "sluice/http/framing_fields.hpp"
 #include "sluice/http/head_lines.hpp"
+#include "sluice/http/host_field.hpp"
 
 namespace sluice::http {
 
@@ -42,7 +43,12 @@ void MessageHead::clear() {
 }
 
 std::string_view MessageHead::path() const {
-  const std::string_view whole(target);
+  std::string_view whole(target);
+  // An absolute-form target ("http://a/p?q", RFC 9112 3.2.2) has its path after the authority.
+  if (const std::string_view authority = target_authority(whole); !authority.empty()) {
+    whole.remove_prefix(static_cast<std::size_t>(authority.data() + authority.size() - whole.data()));
+    if (whole.empty() || whole.front() != '/') return "/";
+  }
   return whole.substr(0, whole.find('?'));
 }
 
@@ -194,6 +200,9 @@ struct Parser::State {
     head.upgrade = parser.upgrade != 0;
     head.keep_alive = llhttp_should_keep_alive(&parser) != 0;
     if (std::string why = fields.finish(head, (parser.flags & F_CHUNKED) != 0); !why.empty()) {
+      return refuse(ErrorKind::malformed, std::move(why));
+    }
+    if (std::string why = response ? std::string() : check_host(head); !why.empty()) {
       return refuse(ErrorKind::malformed, std::move(why));
     }
     if (head.upgrade || (parser.flags & F_SKIPBODY) != 0) {

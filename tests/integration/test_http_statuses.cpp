@@ -110,6 +110,28 @@ TEST_CASE_FIXTURE(HttpSetup, "http: an HTTP/1.0 request without Host reaches the
   CHECK(answer.data.find("Host: " + backend.address().to_string() + "\n") != std::string::npos);
 }
 
+TEST_CASE_FIXTURE(HttpSetup, "http: Host per RFC 9112 3.2, HTTP/1.1 without Host or with two is 400 and never forwarded, an absolute-form target's authority is the Host") {
+  for (const char* bad : {"GET /headers HTTP/1.1\r\n\r\n", "GET /headers HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                          "GET http://b/headers HTTP/1.1\r\nHost: a\r\n\r\n"}) {
+    CAPTURE(bad);
+    Client client = Client::connect(proxy);
+    client.send_all(std::string(bad) + "GET /headers HTTP/1.1\r\nHost: next\r\n\r\n");  // never read
+    const ReadResult refused = client.read_until_end(5s);
+    CHECK(refused.data.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+    CHECK(refused.data.find("HTTP/1.1", 1) == std::string::npos);  // one answer
+    CHECK(refused.end == End::eof);
+  }
+  CHECK(backend.heads().empty());
+  Client old = Client::connect(proxy);
+  old.send_all("GET http://origin.example:8080/headers HTTP/1.0\r\n\r\n");
+  CHECK(old.read_until_end(5s).end == End::eof);
+  const auto heads = backend.heads();
+  REQUIRE(heads.size() == 1);
+  CHECK(heads[0].target == "http://origin.example:8080/headers");
+  CHECK(heads[0].header("Host") == "origin.example:8080");
+  CHECK(metric(scrape(admin), "sluice_http_errors_total{listener=\"web\",reason=\"bad_request\"}") == 3);
+}
+
 TEST_CASE_FIXTURE(HttpSetup, "http: a request with 101 header fields is answered 431 and closed, one with 100 goes through") {
   auto with_fields = [](int count) {  // Host and count - 1 others
     std::string head = "GET /ok HTTP/1.1\r\nHost: test\r\n";

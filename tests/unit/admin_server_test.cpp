@@ -239,11 +239,11 @@ TEST_CASE("admin server: 404, 405, 400, 500, HEAD and query strings") {
   CHECK(get(loop.address(), "/throws").status == 500);
 
   const HttpReply post =
-      http_exchange(loop.address(), "POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+      http_exchange(loop.address(), "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
   CHECK(post.status == 405);
   CHECK(post.header("Allow") == "GET, HEAD");
 
-  const HttpReply head = http_exchange(loop.address(), "HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+  const HttpReply head = http_exchange(loop.address(), "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(head.status == 200);
   CHECK(head.body.empty());
   CHECK(std::stoul(head.header("Content-Length").value_or("0")) > 0);
@@ -267,8 +267,8 @@ TEST_CASE("admin server: keep-alive as the client asks, as Prometheus scrapes") 
       CHECK(!reply.head.header("Connection").has_value());
       CHECK(reply.body.find(kConnections) != std::string::npos);
     }
-    CHECK(connection.exchange("GET /healthz HTTP/1.1\r\n\r\n").body == "ok\n");
-    const http::Message last = connection.exchange("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CHECK(connection.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").body == "ok\n");
+    const http::Message last = connection.exchange("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(last.head.status == 200);
     CHECK(last.head.header("Connection") == "close");
     CHECK(connection.closed_by_server());
@@ -282,10 +282,10 @@ TEST_CASE("admin server: keep-alive as the client asks, as Prometheus scrapes") 
   }
   {  // an error, or a request after which more bytes came at once, closes
     KeptAlive connection(loop.address());
-    CHECK(connection.exchange("POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi").head.status == 405);
+    CHECK(connection.exchange("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi").head.status == 405);
     CHECK(connection.closed_by_server());
     KeptAlive pipelined(loop.address());
-    const http::Message first = pipelined.exchange("GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+    const http::Message first = pipelined.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(first.head.header("Connection") == "close");
     CHECK(pipelined.closed_by_server());
   }

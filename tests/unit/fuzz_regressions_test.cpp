@@ -12,44 +12,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "../../fuzz/config_properties.hpp"
+#include "fuzz_inputs.hpp"
 #include "sluice/config/config.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 constexpr std::size_t kMiB = std::size_t{1} << 20;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-// The input files of one fuzz/ directory, in name order (not the README).
-std::vector<fs::path> inputs_in(const std::string& directory) {
-  std::vector<fs::path> paths;
-  for (const auto& entry : fs::directory_iterator(fs::path(SLUICE_SOURCE_DIR) / "fuzz" / directory)) {
-    if (entry.is_regular_file() && entry.path().filename() != "README.md") paths.push_back(entry.path());
-  }
-  std::sort(paths.begin(), paths.end());
-  return paths;
-}
 
 long vm_size_kib() {
   std::ifstream status("/proc/self/status");
@@ -148,12 +128,12 @@ std::string parse_and_check(const std::string& text) {
 
 // Each input gets 10 s and 1 GiB: a 1 MiB config parses in about a second and a few MiB.
 void replay_directory(const std::string& directory) {
-  const auto inputs = inputs_in(directory);
+  const auto inputs = sluice::test::fuzz_inputs(directory);
   CHECK(!inputs.empty());
-  for (const fs::path& path : inputs) {
-    const std::string text = read_file(path);
+  for (const sluice::test::FuzzInput& input : inputs) {
+    const std::string& text = input.bytes;
     const std::string failure = run_bounded([&] { return parse_and_check(text); }, 10s, 1024 * kMiB);
-    CHECK_MESSAGE(failure.empty(), "fuzz/" << directory << "/" << path.filename().string() << ": " << failure);
+    CHECK_MESSAGE(failure.empty(), input.name << ": " << failure);
   }
 }
 

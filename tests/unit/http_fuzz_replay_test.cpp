@@ -4,33 +4,20 @@
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <vector>
 
 #include "../../fuzz/http_properties.hpp"
+#include "fuzz_inputs.hpp"
 #include "smuggling_corpus.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
-
 void replay_directory(const std::string& directory) {
-  std::vector<fs::path> paths;
-  for (const auto& entry : fs::directory_iterator(fs::path(SLUICE_SOURCE_DIR) / "fuzz" / directory)) {
-    if (entry.is_regular_file() && entry.path().filename() != "README.md") paths.push_back(entry.path());
-  }
-  std::sort(paths.begin(), paths.end());
-  CHECK(!paths.empty());
-  for (const fs::path& path : paths) {
-    std::ifstream file(path, std::ios::binary);
-    std::ostringstream text;
-    text << file.rdbuf();
-    const std::string violation = sluice::fuzz::check_http_properties(text.str());
-    CHECK_MESSAGE(violation.empty(), "fuzz/" << directory << "/" << path.filename().string() << ": " << violation);
+  const auto inputs = sluice::test::fuzz_inputs(directory);
+  CHECK(!inputs.empty());
+  for (const sluice::test::FuzzInput& input : inputs) {
+    const std::string violation = sluice::fuzz::check_http_properties(input.bytes);
+    CHECK_MESSAGE(violation.empty(), input.name << ": " << violation);
   }
 }
 

@@ -98,7 +98,7 @@ TEST_CASE("http parser: a request in every split gives the same head, body and t
 TEST_CASE("http parser: a body is handed out in spans as it arrives, never gathered") {
   Recorder r;
   Parser parser(Kind::request, r);
-  const std::string head = "PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n";
+  const std::string head = "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
   Fed fed = parser.feed(head + "abc");
   CHECK(fed.stop == Stop::need_more);
   CHECK(fed.consumed == head.size() + 3);
@@ -117,8 +117,8 @@ TEST_CASE("http parser: pipelined requests stop at each message end with the byt
   Recorder r;
   Parser parser(Kind::request, r);
   const std::string first = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
-  const std::string second = "POST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nok";
-  const std::string third = "GET /c HTTP/1.1\r\n\r\n";
+  const std::string second = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok";
+  const std::string third = "GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string all = first + second + third;
   Fed fed = parser.feed(all);
   CHECK(fed.stop == Stop::message_end);
@@ -140,7 +140,7 @@ TEST_CASE("http parser: a handler may pause after the head, before any body byte
   Recorder r;
   r.pause_after_head = true;
   Parser parser(Kind::request, r);
-  const std::string head = "POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+  const std::string head = "POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
   Fed fed = parser.feed(head + "body");
   CHECK(fed.stop == Stop::paused);
   CHECK(fed.consumed == head.size());
@@ -170,8 +170,8 @@ TEST_CASE("http parser: after a pause at the end of the input, a request without
 
 TEST_CASE("http parser: keep-alive by version and Connection header") {
   const std::vector<std::pair<std::string, bool>> cases = {
-      {"GET / HTTP/1.1\r\n\r\n", true},
-      {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true},
+      {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false},
       {"GET / HTTP/1.0\r\n\r\n", false},
       {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true},
   };
@@ -266,7 +266,7 @@ TEST_CASE("http parser: Upgrade stops at the end of the head, and the rest is th
 
   Recorder plain;
   Parser announce(Kind::request, plain);  // Upgrade without "Connection: upgrade" is only an offer
-  CHECK(announce.feed("GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n").stop == Stop::message_end);
+  CHECK(announce.feed("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n").stop == Stop::message_end);
   CHECK_FALSE(plain.heads[0].upgrade);
 }
 
@@ -276,7 +276,7 @@ TEST_CASE("http parser: malformed input is an error with llhttp's reason and whe
       "GET / HTTP/9.1\r\n\r\n",
       "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
       "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
   };
   for (const std::string& input : broken) {
     CAPTURE(input);
@@ -297,7 +297,7 @@ TEST_CASE("http parser: malformed input is an error with llhttp's reason and whe
 }
 
 TEST_CASE("http parser: a head over the limit is refused without reading past the limit") {
-  const std::string request = "GET / HTTP/1.1\r\nX-Pad: " + std::string(100, 'a') + "\r\n\r\n";
+  const std::string request = "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(100, 'a') + "\r\n\r\n";
   {
     Recorder r;
     Parser parser(Kind::request, r, {.max_head_bytes = request.size()});

@@ -6,32 +6,13 @@
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <vector>
 
 #include "../../fuzz/http_session_properties.hpp"
+#include "fuzz_inputs.hpp"
 #include "smuggling_corpus.hpp"
 
 namespace {
-
-namespace fs = std::filesystem;
-
-std::vector<std::pair<std::string, std::string>> files_in(const std::string& directory) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& entry : fs::directory_iterator(fs::path(SLUICE_SOURCE_DIR) / "fuzz" / directory)) {
-    if (!entry.is_regular_file() || entry.path().filename() == "README.md") continue;
-    std::ifstream file(entry.path(), std::ios::binary);
-    std::ostringstream text;
-    text << file.rdbuf();
-    out.emplace_back(entry.path().filename().string(), text.str());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // The client's bytes under each answer style (0..5) and three ways of cutting them into reads
 // (whole, pieces of 1..8, pieces of 1..64).
@@ -47,9 +28,9 @@ void replay_client_bytes(const std::string& name, const std::string& bytes) {
 }  // namespace
 
 TEST_CASE("http session fuzz: every parser seed through a real session keeps the request path's properties") {
-  const auto seeds = files_in("http-corpus");
+  const auto seeds = sluice::test::fuzz_inputs("http-corpus");
   CHECK(!seeds.empty());
-  for (const auto& [name, bytes] : seeds) replay_client_bytes("fuzz/http-corpus/" + name, bytes);
+  for (const sluice::test::FuzzInput& seed : seeds) replay_client_bytes(seed.name, seed.bytes);
 }
 
 TEST_CASE("http session fuzz: every request of the smuggling corpus through a real session keeps them") {
@@ -59,8 +40,10 @@ TEST_CASE("http session fuzz: every request of the smuggling corpus through a re
 }
 
 TEST_CASE("http session fuzz regressions: every input that once broke the request path now keeps them") {
-  for (const auto& [name, bytes] : files_in("http-session-regressions")) {
-    const std::string violation = sluice::fuzz::check_http_session(bytes);
-    CHECK_MESSAGE(violation.empty(), "fuzz/http-session-regressions/" << name << ": " << violation);
+  const auto inputs = sluice::test::fuzz_inputs("http-session-regressions");
+  CHECK(!inputs.empty());
+  for (const sluice::test::FuzzInput& input : inputs) {
+    const std::string violation = sluice::fuzz::check_http_session(input.bytes);
+    CHECK_MESSAGE(violation.empty(), input.name << ": " << violation);
   }
 }

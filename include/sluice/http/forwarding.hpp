@@ -23,13 +23,13 @@ struct RequestForwarding {
   bool upgrade = false;         // keep Upgrade and send "Connection: upgrade"
   bool forwarded = false;       // add X-Forwarded-For, X-Forwarded-Proto, Forwarded
   std::string client_address;   // the client's IP, for those headers ("" if unknown)
-  std::string host;             // the Host sent when the request has none (the backend's configured address)
+  std::string host;             // the Host sent when an HTTP/1.0 request has none and its target no authority
 };
 
 /// The request head for the backend: "METHOD target HTTP/1.1", the end-to-end headers in order,
 /// the framing (Content-Length or Transfer-Encoding: chunked) as parsed, and the forwarding
-/// headers when asked; `how.host` as Host when the request has none (HTTP/1.0). Keep-alive towards
-/// the backend is HTTP/1.1's default.
+/// headers when asked; when the request has no Host (HTTP/1.0), its absolute-form target's
+/// authority or else `how.host` as Host. Keep-alive towards the backend is HTTP/1.1's default.
 std::string request_head(const MessageHead& request, const RequestForwarding& how);
 /// The same, appended to `out`.
 void append_request_head(std::string& out, const MessageHead& request, const RequestForwarding& how);

@@ -71,7 +71,7 @@ struct MessageHead {
   std::optional<std::string_view> header(std::string_view name) const;
   /// Back to a default-constructed head, its strings and list keeping their capacity.
   void clear();
-  /// The target without its query string.
+  /// The target without its query string (nor, absolute-form, its scheme and authority).
   std::string_view path() const;
 };
 
