@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import analyze  # noqa: E402
 import harness  # noqa: E402
 
 
@@ -60,19 +61,11 @@ def report(csv_path: Path) -> None:
     q = lambda xs, f: xs[min(len(xs) - 1, int(f * len(xs)))]  # noqa: E731
     print(f"response - backend service: mean {sum(over) / len(over):.2f} ms, p50 {q(over, .5):.2f}, "
           f"p99 {q(over, .99):.2f}, max {over[-1]:.1f}")
-    by: dict[str, list[dict]] = {}
-    for r in ok:
-        if r["elapsed"] >= 0:
-            by.setdefault(r["backend"], []).append(r)
-    gaps = []
-    for rs in by.values():
-        rs.sort(key=lambda r: r["done"])
-        gaps += [(r["done"] - r["elapsed"] - p["done"]) / 1e6 for p, r in zip(rs, rs[1:]) if r["sent"] < p["done"]]
-    gaps.sort()
-    if gaps:
-        print(f"hand-offs: {len(gaps)}, p50 {q(gaps, .5):.3f} ms, p99 {q(gaps, .99):.2f}, max {gaps[-1]:.1f}, "
-              f"over 5 ms {100 * sum(g > 5 for g in gaps) / len(gaps):.1f} %")
-
+    row: dict = {}
+    analyze._handoffs(row, ok)
+    if row:
+        print(f"hand-offs: {row['handoffs']}, p50 {row['handoff_p50_ms']:.3f} ms, mean {row['handoff_mean_ms']:.3f}, "
+              f"over 5 ms {100 * row['handoff_over_5ms']:.1f} %")
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
