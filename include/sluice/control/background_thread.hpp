@@ -3,6 +3,7 @@
 // check), on cores the data workers share. They run as SCHED_BATCH: the same fair share of CPU,
 // but a batch thread that wakes up never preempts a running thread, so a scrape waits for a
 // worker's time slice to end instead of cutting into it (the p99 latency of proxied requests).
+// Nothing a worker waits on may be held here (worker/worker_thread: the hand-off never waits).
 
 namespace sluice {
 

@@ -3,6 +3,14 @@
 // it only through tasks that run on its loop: post() queues one, submit() also hands back a future
 // of its result (to wait on with a deadline), call() waits for it (start-up only). The loop runs
 // until finish(), whatever else is on it, so a task can always be run before then.
+//
+// The hand-off never makes the worker wait for the poster. A worker may run at real-time priority
+// while the control plane, which posts, runs SCHED_BATCH at a low nice. libuv 1.44's uv_async_t
+// was that wait: its loop thread spins (sched_yield, which yields nothing to a lower class) until
+// the sender finishes uv_async_send, and the sender, preempted by the very wake-up it wrote, did
+// not get a CPU back until RT throttling (~1 s) let it: the worker stalls of the http arm. So the
+// wake-up is an eventfd written after the queue is unlocked (one syscall, nothing to finish), and
+// the queue's lock inherits the worker's priority (PiMutex).
 
 #include <deque>
 #include <functional>
@@ -16,6 +24,7 @@
 #include <uv.h>
 
 #include "sluice/uv/handle.hpp"
+#include "sluice/worker/pi_mutex.hpp"
 
 namespace sluice {
 
@@ -23,7 +32,7 @@ class WorkerThread {
  public:
   /// Starts the thread; `name` is its name in `ps -L` / /proc (15 characters at most).
   explicit WorkerThread(const char* name);
-  ~WorkerThread();  // finish() and join()
+  ~WorkerThread();  // finish() and join(), then closes the eventfd
   WorkerThread(const WorkerThread&) = delete;
   WorkerThread& operator=(const WorkerThread&) = delete;
 
@@ -61,10 +70,13 @@ class WorkerThread {
   void run_tasks();
 
   uv_loop_t loop_;
-  std::mutex mutex_;
-  // What keeps the loop running; post() wakes the loop through it under mutex_, and the thread
-  // closes it under mutex_, so no other thread touches it once it is closed (and freed).
-  Handle<uv_async_t> wake_;
+  PiMutex mutex_;
+  // post() writes to the eventfd after unlocking; it stays open until the destructor, after the
+  // thread has ended, so a late write is harmless. The poll handle watching it is what keeps the
+  // loop running; the thread closes it (and sets closed_) under mutex_.
+  int wake_fd_ = -1;
+  Handle<uv_poll_t> wake_;
+  bool closed_ = false;                      // under mutex_
   std::deque<std::function<void()>> tasks_;  // under mutex_
   bool finished_ = false;
   std::thread thread_;
