@@ -140,8 +140,13 @@ void HttpSession::on_client_read(ssize_t nread) {
       tunnel_eof(/*from_client=*/true);
       return;
     }
-    // Between requests, an EOF ends the connection; during one, the responses are still sent.
-    if (state_ != State::open || !exchanges_.empty()) return;
+    // Between requests, an EOF ends the connection; during one, the responses are still sent,
+    // unless the client turns out to have closed both ways (its reset after our first answer).
+    if (state_ != State::open) return;
+    if (!exchanges_.empty()) {
+      watch_closed_client();
+      return;
+    }
     if (client_in_.empty() && request_parser_.idle()) {
       finish("client_close");
       return;
@@ -160,6 +165,15 @@ void HttpSession::on_client_read(ssize_t nread) {
     return;
   }
   pump_request();
+}
+
+void HttpSession::watch_closed_client() {
+  client_.watch_for_reset(resources_.loop, [](uv_poll_t* poll, int, int) {
+    auto* self = owner<HttpSession>(poll);
+    if (!self->client_.has_error()) return;
+    self->client_.stop_watching();
+    self->finish("reset", true);  // the exchanges still in flight are aborted
+  }, this);
 }
 
 bool HttpSession::may_parse() const {

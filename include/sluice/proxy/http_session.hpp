@@ -77,6 +77,7 @@ class HttpSession final : public LoopSession, private BackendConnection::User {
   // http_session.cpp: the client's side and the session's life
   void on_client_read(ssize_t nread);
   void pump_request();
+  void watch_closed_client();   // after the client's EOF: a reset ends the session at once
   bool may_parse() const;       // whether the parser may read on (a body, or the next head)
   void start_pending();         // dispatches the exchange whose head was just read, when its turn allows
   HttpExchange& add_exchange(const http::MessageHead& head, std::uint64_t head_ns);
