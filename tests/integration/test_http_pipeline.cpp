@@ -74,8 +74,8 @@ TEST_CASE("http pipeline: with depth 4 three pipelined GETs are in service at on
   // The third completes first, then the second: both wait for the first, their slots already free.
   backends.release("/3");
   backends.release("/2");
-  CHECK(backends.wait_holding(1, 5s));  // /1 and /4 (dispatched to a freed slot) ...
   REQUIRE(backends.wait_arrived(4, 5s));
+  CHECK(backends.wait_holding(2, 5s));  // /1 and /4 (dispatched to a freed slot) ...
   CHECK(wait_metric(admin, kQueueLength, 0, 5s));
   CHECK(wait_active(admin, 2));  // ... hold the two slots left; /2 and /3 wait for their turn without one
   CHECK_FALSE(readable_now(client));
