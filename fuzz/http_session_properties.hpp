@@ -331,8 +331,10 @@ struct SessionTrace {
 };
 
 /// "" when the run keeps every property, else the first one it breaks. `trace`, when given, gets
-/// the bytes each side received.
-inline std::string check_http_session(std::string_view input, SessionTrace* trace = nullptr) {
+/// the bytes each side received. `pipeline_depth`: the listener's http.pipeline_depth (the backend
+/// has one slot, so requests read ahead wait in Sluice's queue and are answered in order).
+inline std::string check_http_session(std::string_view input, SessionTrace* trace = nullptr,
+                                      std::uint32_t pipeline_depth = 1) {
   const std::uint8_t style = input.size() > 0 ? static_cast<std::uint8_t>(input[0]) : 0;
   const std::uint8_t seed = input.size() > 1 ? static_cast<std::uint8_t>(input[1]) : 0;
   const std::string_view client_bytes = input.substr(std::min<std::size_t>(2, input.size()));
@@ -361,6 +363,7 @@ inline std::string check_http_session(std::string_view input, SessionTrace* trac
     listener_config.name = "fuzz";
     listener_config.mode = ListenerMode::http;
     listener_config.http.max_header_bytes = kSessionMaxHeaderBytes;
+    listener_config.http.pipeline_depth = pipeline_depth;
     auto listener = std::make_unique<Listener>(*resources, listener_config, *service);
 
     // The client: a loopback connection whose accepted end the session takes.

@@ -15,6 +15,8 @@ HttpConfig ConfigParser::parse_http(const YAML::Node& map) {
   keys.read("pool_idle_timeout", http.pool_idle_timeout, duration_value(Zero::refused));
   keys.read("pool_max_idle", http.pool_max_idle, uint_value(0, 100000));
   keys.read("forwarded", http.forwarded, bool_value);
+  // Each request in flight may hold a response buffer (HttpExchange::kAheadBufferBytes).
+  keys.read("pipeline_depth", http.pipeline_depth, uint_value(1, 64));
   keys.finish();
   return http;
 }

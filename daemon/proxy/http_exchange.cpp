@@ -1,6 +1,11 @@
-// HttpSession: the backend's side of one request. A slot, a pooled or new connection, the rebuilt
-// request head and body out, the response parsed and rebuilt towards the client, and the end of
-// the exchange: the connection back to the pool or closed, the slot released.
+// HttpExchange: one request of a client connection, from its head to the end of its turn. Its
+// backend side (slot, connection, reading) is in http_exchange_backend.cpp; here the request's
+// start, its response rebuilt towards the client (streamed at the front, held in its buffer
+// before that), its errors and the end of its turn.
+
+#include "sluice/proxy/http_exchange.hpp"
+
+#include <arpa/inet.h>
 
 #include <spdlog/spdlog.h>
 
@@ -16,311 +21,321 @@
 namespace sluice {
 
 namespace {
+
 double seconds_since(std::uint64_t from_ns, std::uint64_t to_ns) {
   return from_ns == 0 || to_ns < from_ns ? -1 : static_cast<double>(to_ns - from_ns) * 1e-9;
 }
+
+// The client's IP without the port, for X-Forwarded-For and Forwarded.
+std::string client_ip(const sockaddr* address) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (address->sa_family == AF_INET) inet_ntop(AF_INET, &as_ipv4(address)->sin_addr, text, sizeof text);
+  if (address->sa_family == AF_INET6) inet_ntop(AF_INET6, &as_ipv6(address)->sin6_addr, text, sizeof text);
+  return text;
+}
+
 }  // namespace
 
-// --- a backend connection -----------------------------------------------------------------------
-
-void HttpSession::use_backend(Backend& backend) {
-  slot_ = &backend;
-  state_ = State::connecting;
-  if (BackendConnection* pooled = resources_.backend_pool.take(backend, *this)) {
-    ++connections_attached_;
-    connection_ = pooled;
-    connect_ns_ = 0;
-    start_exchange();
-    return;
+HttpExchange::HttpExchange(HttpSession& session)
+    : session_(session), response_parser_(std::in_place, http::Kind::response, response_reader_, http::Limits{64 * 1024}) {
+  if (int rc = timer_.init(session.resources_.loop, this, uv_timer_init); rc != 0) {
+    spdlog::warn("http exchange timer: {}", uv_err_name(rc));
   }
-  connect_new(backend);
 }
 
-void HttpSession::connect_new(Backend& backend) {
-  ++attempts_;
-  state_ = State::connecting;
-  int error = 0;
-  connection_ = BackendConnection::connect(resources_.loop, backend, *this, &HttpSession::on_connect, error);
-  if (connection_ != nullptr) ++connections_attached_;
-  // A failure at once is reported from the timer, on a later loop turn: a retry must not reach
-  // back into the service while it may be dispatching us.
-  if (connection_ == nullptr) connect_error_ = error;
-  arm_timer(connection_ == nullptr ? 0 : static_cast<std::uint64_t>(service_.config().connect_timeout.count()));
+HttpExchange::~HttpExchange() {
+  if (open_backend_ != nullptr) session_.resources_.writes.give_back(open_backend_);
+  if (backend_chunk_ != nullptr) session_.resources_.buffers.give_back(backend_chunk_);
 }
 
-void HttpSession::on_connect(BackendConnection& connection, int status) {
-  auto* self = static_cast<HttpSession*>(connection.user());
-  if (self->connection_ != &connection || self->state_ != State::connecting) return;
-  if (status < 0) {
-    self->connect_failed(uv_err_name(status));
-    return;
+void HttpExchange::reset(const http::MessageHead& head, std::uint64_t head_ns) {
+  state_ = State::waiting_turn;
+  request_ = head;
+  head_ns_ = head_ns;
+  arrived_ns = head_ns;
+  dispatched_ns = 0;
+  request_done_ = body_started_ = false;
+  client_keep_alive_ = head.keep_alive && !head.upgrade;
+  slot_ = logged_backend_ = nullptr;
+  backend_in_.clear();
+  backend_unsent_ = 0;
+  tried_.clear();
+  attempts_ = 0;
+  connect_error_ = 0;
+  retried_ = false;
+  connect_ns_ = exchange_ns_ = 0;
+  response_bytes_ = response_started_ = response_done_ = response_keep_alive_ = false;
+  status_ = 0;
+  body_out_ = http::BodyOut::none;
+  held_.clear();
+  end_reason_ = "done";
+  close_after_ = reset_after_ = logged_ = false;
+  // A parser an aborted exchange left in a message starts afresh.
+  if (!response_parser_->idle() || response_parser_->error().kind != http::ErrorKind::none) {
+    response_parser_.emplace(http::Kind::response, response_reader_, http::Limits{64 * 1024});
   }
-  self->connect_ns_ = connection.connected_ns() - connection.connect_started_ns();
-  self->stats_.connected(*self->slot_, self->connect_ns_);
-  self->service_.client_connect(*self->slot_, /*passed=*/true, "", connection.connected_ns());
-  self->start_exchange();
+  forwarding_ = http::RequestForwarding{};
+  forwarding_.upgrade = request_.upgrade;
+  forwarding_.forwarded = session_.http_.forwarded;
+  if (forwarding_.forwarded) forwarding_.client_address = client_ip(session_.client_.address());
 }
 
-void HttpSession::connect_failed(const char* error) {
-  Backend& backend = *slot_;
-  stats_.connect_failed(backend);
-  spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service_.name(),
-               backend.config.name, backend.address_text, error, attempts_);
-  if (tried_.empty()) tried_.assign(service_.backends().size(), false);
-  tried_[backend.index] = true;
-  service_.client_connect(backend, /*passed=*/false, error, uv_hrtime());
-  if (connection_ != nullptr) std::exchange(connection_, nullptr)->close(false);
-  release_slot();
-  if (attempts_ <= service_.config().retries) {
-    state_ = State::queued;
-    ask_for_backend();
-    return;
-  }
-  stats_.rejected(RejectReason::no_backend);
-  answer_error(HttpError::connect_failed, 503, "connect_failed", false);
+bool HttpExchange::may_run_ahead() const {
+  const std::string& method = request_.method;
+  const bool safe = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE";
+  return safe && request_.framing == http::Framing::none && !request_.upgrade && !request_.header("Expect");
 }
 
-void HttpSession::connect_local_error(int error) {
-  // The proxy could not open a socket: counted against the listener, never the backend, as a TCP
-  // session does.
-  spdlog::warn("connect_local_error service={} backend={} error={}", service_.name(), slot_->config.name,
-               uv_err_name(error));
-  release_slot();
-  stats_.rejected(RejectReason::max_connections);
-  answer_error(HttpError::local_error, 503, "local_error", false);
+bool HttpExchange::is_front() const { return session_.is_front(*this); }
+
+void HttpExchange::dispatch() {
+  state_ = State::queued;
+  ask_for_backend();
 }
 
-void HttpSession::backend_connection_closed(BackendConnection&) {
-  --connections_attached_;
-  free_when_closed();
-}
-
-// --- the exchange ------------------------------------------------------------------------------
-
-void HttpSession::start_exchange() {
-  state_ = State::exchanging;
-  exchange_ns_ = uv_hrtime();
-  connection_->stream()->data = this;
-  response_parser_.expect_response_to_head(request_.method == "HEAD");
-  // Built for the backend it goes to: a request without Host gets that backend's address.
-  forwarding_.host = slot_->config.address.to_string();
-  write(false, http::request_head(request_, forwarding_));
-  arm_timer(static_cast<std::uint64_t>(http_.response_timeout.count()));
-  update_backend_reading();
-  pump_request();  // the body, as far as the watermark lets it
-}
-
-void HttpSession::update_backend_reading() {
-  // A 101 ends its response (response_done_) but the tunnel after it reads on.
-  const bool want = connection_ != nullptr &&
-                    ((state_ == State::exchanging && !response_done_) || (state_ == State::tunnel && !backend_eof_)) &&
-                    client_unsent_ < Mover::kHighWatermarkBytes &&
-                    backend_in_.size() < Mover::kHighWatermarkBytes;
-  if (want == backend_reading_) return;
-  backend_reading_ = want;
-  if (!want) {
-    if (connection_ != nullptr) uv_read_stop(connection_->stream());
-    return;
-  }
-  const int rc = uv_read_start(
-      connection_->stream(),
-      [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
-        auto* self = owner<HttpSession>(handle);
-        if (self->backend_chunk_ == nullptr) self->backend_chunk_ = self->resources_.buffers.take();
-        *buf = uv_buf_init(self->backend_chunk_->data, static_cast<unsigned>(Chunk::kCapacity));
-      },
-      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t*) { owner<HttpSession>(stream)->on_backend_read(nread); });
-  if (rc != 0) backend_failed("read_failed");
-}
-
-void HttpSession::on_backend_read(ssize_t nread) {
-  if (nread > 0) {
-    last_activity_ms_ = uv_now(resources_.loop);
-    response_bytes_ = true;
-    backend_in_.append(backend_chunk_->data, static_cast<std::size_t>(nread));
-    if (slot_ != nullptr) stats_.received_from_backend(*slot_, static_cast<std::size_t>(nread));
-  }
-  if (backend_chunk_ != nullptr) resources_.buffers.give_back(std::exchange(backend_chunk_, nullptr));
-  if (nread == 0) return;
-  if (state_ == State::tunnel) {
-    if (nread == UV_EOF) {
-      tunnel_eof(/*from_client=*/false);
-    } else if (nread < 0) {
-      finish("reset", true);
+void HttpExchange::ask_for_backend() {
+  const Service::Arrival arrival = session_.service_.arrive(*this, uv_hrtime(), tried_);
+  switch (arrival.outcome) {
+    case Service::Outcome::dispatched:
+      use_backend(*arrival.backend);
       return;
-    }
-    write_taking(true, backend_in_);
-    update_backend_reading();
-    return;
+    case Service::Outcome::queued:
+      arm_timer(static_cast<std::uint64_t>(session_.service_.config().queue.timeout.count()));
+      return;
+    case Service::Outcome::queue_full:
+      session_.stats_.rejected(RejectReason::queue_full);
+      answer_error(HttpError::queue_full, 503, "queue_full", false);
+      return;
+    case Service::Outcome::no_backend:
+      session_.stats_.rejected(RejectReason::no_backend);
+      if (attempts_ == 0) {
+        answer_error(HttpError::no_backend, 503, "no_backend", false);
+      } else {
+        answer_error(HttpError::connect_failed, 503, "connect_failed", false);
+      }
+      return;
   }
-  if (nread < 0) {
-    backend_failed(nread == UV_EOF ? "backend_close" : "backend_reset");
-    return;
-  }
-  pump_response();
 }
 
-void HttpSession::pump_response() {
-  while (!backend_in_.empty() && state_ == State::exchanging && !response_done_ &&
-         client_unsent_ < Mover::kHighWatermarkBytes) {
-    batching_client_ = true;
-    const http::Fed fed = response_parser_.feed(backend_in_);
+void HttpExchange::on_dispatched(Backend& backend) {
+  if (int rc = uv_timer_stop(timer_.get()); rc != 0) spdlog::warn("http exchange timer not stopped: {}", uv_err_name(rc));
+  use_backend(backend);
+}
+
+// --- the request's body --------------------------------------------------------------------------
+
+bool HttpExchange::body_flowing() const {
+  return state_ == State::exchanging && !request_done_ && backend_unsent_ < Mover::kHighWatermarkBytes;
+}
+
+void HttpExchange::on_request_body(std::string_view bytes) {
+  body_started_ = true;
+  if (request_.framing != http::Framing::chunked) {
+    write_backend(bytes);
+  } else if (std::string* out = open_backend_write()) {
+    http::append_chunk(*out, bytes);
+    send_backend();
+  }
+}
+
+void HttpExchange::on_request_end(const std::vector<http::Header>& trailers) {
+  if (request_done_) return;
+  request_done_ = true;
+  if (request_.framing == http::Framing::chunked) write_backend(http::last_chunk(trailers));
+}
+
+// --- the response towards the client ----------------------------------------------------------
+
+std::string* HttpExchange::client_out() { return is_front() ? session_.open_write() : &held_; }
+
+void HttpExchange::send_client() {
+  if (is_front()) session_.send();
+}
+
+void HttpExchange::write_client(std::string_view bytes) {
+  if (bytes.empty()) return;
+  if (std::string* out = client_out()) {
+    out->append(bytes);
+    send_client();
+  }
+}
+
+bool HttpExchange::has_room() const {
+  return is_front() ? session_.client_unsent_ < Mover::kHighWatermarkBytes : held_.size() < kAheadBufferBytes;
+}
+
+void HttpExchange::pump_response() {
+  while (!backend_in_.empty() && state_ == State::exchanging && !response_done_ && has_room()) {
+    const bool front = is_front();
+    session_.batching_client_ = front;
+    const http::Fed fed = response_parser_->feed(backend_in_);
     backend_in_.erase(0, fed.consumed);
-    flush_client();  // the head and the body bytes parsed with it in one write
+    if (front) session_.flush_client();  // the head and the body bytes parsed with it in one write
     if (state_ != State::exchanging) return;  // the write failed at once
     if (fed.stop == http::Stop::error) {
-      spdlog::debug("bad_response service={} error={}", service_.name(), response_parser_.error().reason);
+      spdlog::debug("bad_response service={} error={}", session_.service_.name(), response_parser_->error().reason);
       backend_failed("bad_response");
       return;
     }
     if (fed.stop == http::Stop::upgrade) {
-      start_tunnel();
+      // Only a request that asked for it runs alone, at the front; a switch nobody asked for is not HTTP.
+      if (!front) {
+        backend_failed("bad_response");
+      } else {
+        start_tunnel();
+      }
       return;
     }
     if (fed.stop == http::Stop::need_more) break;
   }
   if (state_ != State::exchanging) return;
   update_backend_reading();
-  maybe_end_exchange();
+  maybe_end();
 }
 
-http::Action HttpSession::ResponseReader::on_head(const http::MessageHead& head) {
-  HttpSession& s = session;
-  const int minor = s.request_.version_minor;
+http::Action HttpExchange::ResponseReader::on_head(const http::MessageHead& head) {
+  HttpExchange& x = exchange;
+  const int minor = x.request_.version_minor;
   if (head.status / 100 == 1 && head.status != 101) {
     // 100 Continue and other interim answers go on to an HTTP/1.1 client; the final one follows.
-    std::string* out = minor >= 1 ? s.open_write(true) : nullptr;
+    std::string* out = minor >= 1 ? x.client_out() : nullptr;
     if (out != nullptr) {
       http::append_response_head(*out, head, http::BodyOut::none, true, minor, false);
-      s.send(true);
+      x.send_client();
     }
     return http::Action::proceed;
   }
-  s.status_ = head.status;
-  if (s.slot_ != nullptr && head.status >= 100 && head.status < 600) {
-    ++s.slot_->stats.http_responses_total[static_cast<std::size_t>(head.status / 100 - 1)];
+  x.status_ = head.status;
+  if (x.slot_ != nullptr && head.status >= 100 && head.status < 600) {
+    ++x.slot_->stats.http_responses_total[static_cast<std::size_t>(head.status / 100 - 1)];
   }
-  s.response_started_ = true;
-  s.response_keep_alive_ = head.keep_alive;
-  s.body_out_ = http::body_out(head, minor);
+  x.response_started_ = true;
+  x.response_keep_alive_ = head.keep_alive;
+  x.body_out_ = http::body_out(head, minor);
   // A request still being read when the answer comes cannot be followed by another.
-  s.client_keep_alive_ = s.client_keep_alive_ && !s.draining_ && s.request_done_ &&
-                         s.body_out_ != http::BodyOut::until_close;
-  if (std::string* out = s.open_write(true)) {
-    http::append_response_head(*out, head, s.body_out_, s.client_keep_alive_, minor, s.request_.method == "HEAD");
-    if (head.status == 101 && s.request_.upgrade) {
+  x.client_keep_alive_ = x.client_keep_alive_ && !x.session_.draining_ && x.request_done_ &&
+                         x.body_out_ != http::BodyOut::until_close;
+  if (std::string* out = x.client_out()) {
+    http::append_response_head(*out, head, x.body_out_, x.client_keep_alive_, minor, x.request_.method == "HEAD");
+    if (head.status == 101 && x.request_.upgrade) {
       // The hop-by-hop pair that makes the switch: passed on as the backend sent it.
       out->insert(out->size() - 2, "Upgrade: " + std::string(head.header("Upgrade").value_or("")) +
                                        "\r\nConnection: upgrade\r\n");
     }
-    s.send(true);
+    x.send_client();
   }
-  s.arm_timer(static_cast<std::uint64_t>(s.listener_.config().idle_timeout.count()));
+  x.arm_timer(static_cast<std::uint64_t>(x.session_.listener_.config().idle_timeout.count()));
+  // The connection closes after this answer: the requests read after it will not be answered.
+  if (!x.client_keep_alive_) x.session_.cut_after(x);
   return http::Action::proceed;
 }
 
-void HttpSession::ResponseReader::on_body(std::string_view bytes) {
-  HttpSession& s = session;
-  if (s.body_out_ != http::BodyOut::chunked) {
-    s.write(true, bytes);
-  } else if (std::string* out = s.open_write(true)) {
+void HttpExchange::ResponseReader::on_body(std::string_view bytes) {
+  HttpExchange& x = exchange;
+  if (x.body_out_ != http::BodyOut::chunked) {
+    x.write_client(bytes);
+  } else if (std::string* out = x.client_out()) {
     http::append_chunk(*out, bytes);
-    s.send(true);
+    x.send_client();
   }
 }
 
-void HttpSession::ResponseReader::on_message_end(const std::vector<http::Header>& trailers) {
-  HttpSession& s = session;
-  if (!s.response_started_) return;  // an interim (1xx) answer
-  if (s.body_out_ == http::BodyOut::chunked) s.write(true, http::last_chunk(trailers));
-  s.response_done_ = true;
+void HttpExchange::ResponseReader::on_message_end(const std::vector<http::Header>& trailers) {
+  HttpExchange& x = exchange;
+  if (!x.response_started_) return;  // an interim (1xx) answer
+  if (x.body_out_ == http::BodyOut::chunked) x.write_client(http::last_chunk(trailers));
+  x.response_done_ = true;
 }
 
-void HttpSession::backend_failed(const char* why) {
-  if (state_ != State::exchanging) return;
-  const bool closed = std::string_view(why) == "backend_close";
-  if (closed && response_started_ && !response_done_) {
-    // A body delimited by the close ends here.
-    if (response_parser_.finish().stop == http::Stop::message_end) {
-      response_keep_alive_ = false;
-      maybe_end_exchange();
-      return;
-    }
+// --- the end of its turn -----------------------------------------------------------------------
+
+void HttpExchange::became_front() {
+  if (!held_.empty()) session_.write_taking(held_);
+  if (state_ == State::exchanging) {
+    pump_response();
+  } else {
+    maybe_end();
   }
-  const bool retry_safe = connection_ != nullptr && connection_->reused() && !response_bytes_ && !retried_ &&
-                          (closed || std::string_view(why) == "backend_reset") &&
-                          (request_.framing == http::Framing::none || (!body_started_ && !request_done_));
-  if (connection_ != nullptr) std::exchange(connection_, nullptr)->close(true);
-  backend_reading_ = false;
-  if (retry_safe) {
-    // The backend had closed the pooled connection before our request reached it.
-    retried_ = true;
-    spdlog::debug("retry service={} backend={} reason={}", service_.name(), slot_->config.name, why);
-    connect_new(*slot_);
+}
+
+void HttpExchange::on_client_drained() {
+  if (state_ == State::exchanging) {
+    pump_response();
+  } else {
+    maybe_end();
+  }
+}
+
+void HttpExchange::maybe_end() {
+  const bool front = is_front();
+  if (state_ == State::exchanging) {
+    // At the front the slot is held until the response's last byte is written; before that, a
+    // complete response frees its slot and its backend connection at once.
+    if (!response_done_ || (front && session_.client_unsent_ != 0)) return;
+    const bool reuse = connection_ != nullptr && response_keep_alive_ && request_done_ && backend_unsent_ == 0 &&
+                       backend_in_.empty() && response_parser_->idle();
+    if (front) log_request("done");
+    logged_ = front;
+    end_backend(reuse);
+    state_ = State::answered;
+    close_after_ = !client_keep_alive_ || !request_done_;
+    if (front) session_.front_ended(close_after_, "done");
     return;
   }
-  spdlog::debug("backend_failed service={} reason={} response_started={}", service_.name(), why, response_started_);
+  if (state_ != State::answered || !front || session_.client_unsent_ != 0) return;
+  if (reset_after_) {
+    // Its response broke off while it waited: never a short body that looks complete.
+    log_request("response_aborted");
+    session_.finish("response_aborted", true);
+    return;
+  }
+  if (!logged_) log_request(end_reason_);
+  session_.front_ended(close_after_, end_reason_);
+}
+
+void HttpExchange::answer_error(HttpError error, int status, const char* end_reason, bool close) {
+  session_.listener_.count_http_error(error);
+  session_.service_.leave_queue(*this, uv_hrtime());
+  stop_timer();
+  status_ = status;
+  // A request whose body was not read cannot be followed by another on this connection.
+  close = close || !request_done_ || !client_keep_alive_ || session_.draining_ || session_.client_eof_;
+  // A HEAD's answer has no body, ours neither: the client would read it as the next response.
+  write_client(http::error_response(status, close, status == 503 ? 1 : 0, request_.method == "HEAD"));
+  log_request(end_reason);
+  logged_ = true;
+  drop_connection(true);
   release_slot();
-  if (!response_started_) {
-    const bool timeout = std::string_view(why) == "response_timeout";
-    answer_error(timeout ? HttpError::gateway_timeout : HttpError::bad_gateway, timeout ? 504 : 502,
-                 timeout ? "response_timeout" : why, true);
-    return;
+  state_ = State::answered;
+  end_reason_ = end_reason;
+  close_after_ = close;
+  if (close) session_.cut_after(*this);
+  if (!is_front()) return;  // answered in its turn
+  if (close) {
+    session_.close_when_written(end_reason);
+  } else {
+    session_.front_ended(false, end_reason);
   }
-  // Never a short body that looks complete: the client's connection is reset.
-  listener_.count_http_error(HttpError::response_aborted);
-  log_request("response_aborted");
-  finish("response_aborted", true);
 }
 
-void HttpSession::maybe_end_exchange() {
-  if (state_ != State::exchanging || !response_done_ || client_unsent_ != 0) return;
-  const bool reuse = connection_ != nullptr && response_keep_alive_ && request_done_ && backend_unsent_ == 0 &&
-                     backend_in_.empty() && response_parser_.idle();
-  end_exchange(reuse);
-}
-
-void HttpSession::end_exchange(bool reuse) {
-  log_request("done");
-  if (connection_ != nullptr) {
-    BackendConnection* connection = std::exchange(connection_, nullptr);
-    if (backend_reading_) uv_read_stop(connection->stream());
-    backend_reading_ = false;
-    if (reuse) {
-      --connections_attached_;
-      resources_.backend_pool.put(connection, http_.pool_max_idle, http_.pool_idle_timeout);
-    } else {
-      connection->close(false);
-    }
-  }
+void HttpExchange::abort() {
+  if (state_ == State::ended) return;
+  session_.service_.leave_queue(*this, uv_hrtime());
+  drop_connection(true);  // mid-exchange: the backend hears a reset, not a clean end
   release_slot();
-  ++served_;
-  if (!client_keep_alive_ || !request_done_) {
-    finish("done");
-    return;
-  }
-  next_request();
+  if (timer_) stop_timer();
+  state_ = State::ended;
 }
 
-void HttpSession::release_slot() {
-  if (slot_ == nullptr) return;
-  Backend& released = *std::exchange(slot_, nullptr);
-  const std::uint64_t now = uv_hrtime();
-  // The slot time: the request's service time at the backend, from its head to its response's end.
-  if (exchange_ns_ != 0) stats_.backend_closed(released, now - exchange_ns_);
-  exchange_ns_ = 0;
-  service_.release(released, now);
-}
-
-void HttpSession::log_request(const char* end) {
+void HttpExchange::log_request(const char* end) {
   if (!AccessLogObserver::enabled()) return;
   const std::uint64_t now = uv_hrtime();
-  const std::string client = sockaddr_to_string(client_.address());
-  const Backend* backend = slot_;
+  const std::string client = sockaddr_to_string(session_.client_.address());
+  const Backend* backend = logged_backend_;
   AccessRecord record;
   record.client = client;
-  record.listener = listener_.config().name;
-  record.service = service_.name();
+  record.listener = session_.listener_.config().name;
+  record.service = session_.service_.name();
   record.backend = backend != nullptr ? std::string_view(backend->config.name) : std::string_view();
   record.node = backend != nullptr ? std::string_view(backend->config.node) : std::string_view();
   record.http = true;

@@ -1,16 +1,14 @@
-// HttpSession: the client's side (reading requests, answering errors) and the session's life.
-// The backend's side of each request is in http_exchange.cpp.
+// HttpSession: the client's side (reading and parsing requests, answering bytes that are no
+// request), the ordered list of its exchanges, and the session's life. Each request's backend side
+// is an HttpExchange (http_exchange.cpp, http_exchange_backend.cpp).
 
 #include "sluice/proxy/http_session.hpp"
 
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
-#include "sluice/balancing/backend.hpp"
 #include "sluice/balancing/service.hpp"
-#include "sluice/proxy/backend_side.hpp"
 #include "sluice/proxy/buffer_pool.hpp"
 #include "sluice/proxy/mover.hpp"
 #include "sluice/worker/listener.hpp"
@@ -18,26 +16,13 @@
 
 namespace sluice {
 
-namespace {
-
-// The client's IP without the port, for X-Forwarded-For and Forwarded.
-std::string client_ip(const sockaddr* address) {
-  char text[INET6_ADDRSTRLEN] = "";
-  if (address->sa_family == AF_INET) inet_ntop(AF_INET, &as_ipv4(address)->sin_addr, text, sizeof text);
-  if (address->sa_family == AF_INET6) inet_ntop(AF_INET6, &as_ipv6(address)->sin6_addr, text, sizeof text);
-  return text;
-}
-
-}  // namespace
-
 HttpSession::HttpSession(Listener& listener)
     : listener_(listener),
       service_(listener.service()),
       resources_(listener.resources()),
       http_(listener.config().http),
       stats_(listener),
-      request_parser_(http::Kind::request, request_reader_, http::Limits{http_.max_header_bytes}),
-      response_parser_(http::Kind::response, response_reader_, http::Limits{64 * 1024}) {
+      request_parser_(http::Kind::request, request_reader_, http::Limits{http_.max_header_bytes}) {
   resources_.link(this);
   listener_.session_opened();
   service_.attach();
@@ -45,9 +30,9 @@ HttpSession::HttpSession(Listener& listener)
 }
 
 HttpSession::~HttpSession() {
-  for (StringWrite* open : open_) {
-    if (open != nullptr) resources_.writes.give_back(open);
-  }
+  if (open_ != nullptr) resources_.writes.give_back(open_);
+  exchanges_.clear();
+  spare_.clear();
   listener_.session_closed();
   service_.detach();
   resources_.unlink(this);
@@ -80,22 +65,48 @@ void HttpSession::start() {
 }
 
 void HttpSession::refuse(const char* reason) {
-  log_request(reason);
+  add_exchange(http::MessageHead{}, 0).log_request(reason);
   finish(reason);
 }
 
 void HttpSession::drain() {
   draining_ = true;
-  if (state_ == State::reading && client_in_.empty() && request_parser_.idle()) finish("shutdown");
+  if (state_ == State::open && exchanges_.empty() && client_in_.empty() && request_parser_.idle()) finish("shutdown");
+}
+
+HttpExchange& HttpSession::add_exchange(const http::MessageHead& head, std::uint64_t head_ns) {
+  std::unique_ptr<HttpExchange> exchange;
+  if (spare_.empty()) {
+    exchange = std::make_unique<HttpExchange>(*this);
+  } else {
+    exchange = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  exchange->reset(head, head_ns);
+  exchanges_.push_back(std::move(exchange));
+  return *exchanges_.back();
+}
+
+HttpExchange* HttpSession::exchange_on(const BackendConnection* connection) {
+  for (const auto& exchange : exchanges_) {
+    if (exchange->connection() == connection) return exchange.get();
+  }
+  return nullptr;
+}
+
+void HttpSession::backend_connection_closed(BackendConnection&) {
+  --connections_attached_;
+  free_when_closed();
 }
 
 // --- reading the client -----------------------------------------------------------------------
 
 void HttpSession::update_reading() {
-  // Read unless the client ended, its bytes wait unparsed beyond the watermark, or the backend
-  // has more than the watermark unsent (backpressure on a request body).
+  // Read unless the client ended, its bytes wait unparsed beyond the watermark, or the request
+  // being sent has more than the watermark unsent to its backend (backpressure on a body).
+  const bool body_blocked = !exchanges_.empty() && exchanges_.back()->backend_unsent() >= Mover::kHighWatermarkBytes;
   const bool want = state_ != State::closing && !client_eof_ && client_in_.size() < Mover::kHighWatermarkBytes &&
-                    backend_unsent_ < Mover::kHighWatermarkBytes;
+                    !body_blocked;
   if (want == client_reading_) return;
   client_reading_ = want;
   if (!want) {
@@ -125,17 +136,23 @@ void HttpSession::on_client_read(ssize_t nread) {
   if (nread == UV_EOF) {
     client_eof_ = true;
     update_reading();
-    // Between requests, an EOF ends the connection; during one, the response is still sent.
-    if (state_ == State::reading && client_in_.empty() && request_parser_.idle()) {
+    if (state_ == State::tunnel) {
+      tunnel_eof(/*from_client=*/true);
+      return;
+    }
+    // Between requests, an EOF ends the connection; during one, the responses are still sent,
+    // unless the client turns out to have closed both ways (its reset after our first answer).
+    if (state_ != State::open) return;
+    if (!exchanges_.empty()) {
+      watch_closed_client();
+      return;
+    }
+    if (client_in_.empty() && request_parser_.idle()) {
       finish("client_close");
       return;
     }
-    if (state_ == State::reading) {
-      pump_request();
-      if (state_ == State::reading) answer_error(HttpError::bad_request, 400, "bad_request", true);
-      return;
-    }
-    if (state_ == State::tunnel) tunnel_eof(/*from_client=*/true);
+    pump_request();
+    if (state_ == State::open && exchanges_.empty()) answer_error(HttpError::bad_request, 400, "bad_request");
     return;
   }
   if (nread < 0) {
@@ -143,137 +160,98 @@ void HttpSession::on_client_read(ssize_t nread) {
     return;
   }
   if (state_ == State::tunnel) {
-    write_taking(false, client_in_);
+    exchanges_.front()->write_backend_taking(client_in_);
     update_reading();
     return;
   }
   pump_request();
 }
 
+void HttpSession::watch_closed_client() {
+  client_.watch_for_reset(resources_.loop, [](uv_poll_t* poll, int, int) {
+    auto* self = owner<HttpSession>(poll);
+    if (!self->client_.has_error()) return;
+    self->client_.stop_watching();
+    self->finish("reset", true);  // the exchanges still in flight are aborted
+  }, this);
+}
+
+bool HttpSession::may_parse() const {
+  if (exchanges_.empty()) return true;
+  const HttpExchange& back = *exchanges_.back();
+  if (!back.request_done()) return back.body_flowing();
+  // The next head, read ahead while the ones before it are in flight.
+  return !parse_stopped_ && !draining_ && exchanges_.size() < http_.pipeline_depth && back.may_run_ahead() &&
+         back.state() != HttpExchange::State::waiting_turn;
+}
+
 void HttpSession::pump_request() {
-  while (!client_in_.empty() || head_pending_) {
-    const bool body_flowing = state_ == State::exchanging && !request_done_ &&
-                              backend_unsent_ < Mover::kHighWatermarkBytes;
+  while (state_ == State::open) {
     if (head_pending_) {
-      begin_request();
-      if (state_ == State::closing) return;
+      start_pending();
+      if (head_pending_) break;  // it waits until the exchanges before it have ended
       continue;
     }
-    if (state_ != State::reading && !body_flowing) break;
+    if (client_in_.empty() || !may_parse()) break;
     const http::Fed fed = request_parser_.feed(client_in_);
     client_in_.erase(0, fed.consumed);
     if (fed.stop == http::Stop::error) {
       const bool too_large = request_parser_.error().kind == http::ErrorKind::head_too_large;
       spdlog::debug("bad_request listener={} error={}", listener_.config().name, request_parser_.error().reason);
       answer_error(too_large ? HttpError::header_too_large : HttpError::bad_request, too_large ? 431 : 400,
-                   too_large ? "header_too_large" : "bad_request", true);
+                   too_large ? "header_too_large" : "bad_request");
       return;
     }
     if (fed.stop == http::Stop::upgrade) {
-      request_done_ = true;  // what follows is another protocol: tunnelled after a 101
+      // What follows is another protocol: tunnelled after a 101.
+      exchanges_.back()->on_request_end({});
       continue;
     }
     if (fed.stop == http::Stop::need_more) break;
+  }
+  // A head partly read ahead while others are in flight has request_timeout to complete.
+  if (state_ == State::open && !exchanges_.empty() && !head_pending_ && exchanges_.back()->request_done() &&
+      !request_parser_.idle() && !timer_.active()) {
+    arm_timer(static_cast<std::uint64_t>(http_.request_timeout.count()));
   }
   update_reading();
 }
 
 http::Action HttpSession::RequestReader::on_head(const http::MessageHead& head) {
   HttpSession& s = session;
-  s.request_ = head;
-  s.head_pending_ = true;
-  s.request_done_ = false;
-  s.body_started_ = false;
-  s.head_ns_ = uv_hrtime();
+  const std::uint64_t head_ns = uv_hrtime();
   s.listener_.count_http_request();
+  if (int rc = uv_timer_stop(s.timer_.get()); rc != 0) spdlog::warn("http session timer not stopped: {}", uv_err_name(rc));
+  s.add_exchange(head, head_ns);
+  s.head_pending_ = true;
+  // Nothing is read after a request that ends the connection or switches protocols.
+  if (!head.keep_alive || head.upgrade) s.parse_stopped_ = true;
   // A bodiless request is complete with its head; llhttp ends it in the same call.
   return head.framing == http::Framing::none ? http::Action::proceed : http::Action::pause;
 }
 
-void HttpSession::RequestReader::on_body(std::string_view bytes) {
-  HttpSession& s = session;
-  s.body_started_ = true;
-  if (s.request_.framing != http::Framing::chunked) {
-    s.write(false, bytes);
-  } else if (std::string* out = s.open_write(false)) {
-    http::append_chunk(*out, bytes);
-    s.send(false);
-  }
-}
+void HttpSession::RequestReader::on_body(std::string_view bytes) { session.exchanges_.back()->on_request_body(bytes); }
 
 void HttpSession::RequestReader::on_message_end(const std::vector<http::Header>& trailers) {
-  HttpSession& s = session;
-  s.request_done_ = true;
-  if (s.request_.framing == http::Framing::chunked) s.write(false, http::last_chunk(trailers));
+  session.exchanges_.back()->on_request_end(trailers);
 }
 
-void HttpSession::begin_request() {
+void HttpSession::start_pending() {
+  HttpExchange& exchange = *exchanges_.back();
+  if (exchanges_.size() > 1 && !exchange.may_run_ahead()) return;
   head_pending_ = false;
-  if (timer_) uv_timer_stop(timer_.get());
-  client_keep_alive_ = request_.keep_alive && !request_.upgrade;
-  arrived_ns = head_ns_;
-  dispatched_ns = 0;
-  tried_.clear();
-  attempts_ = 0;
-  retried_ = false;
-  response_bytes_ = response_started_ = response_done_ = false;
-  status_ = 0;
-  forwarding_ = http::RequestForwarding{};
-  forwarding_.upgrade = request_.upgrade;
-  forwarding_.forwarded = http_.forwarded;
-  if (http_.forwarded) forwarding_.client_address = client_ip(client_.address());
-  state_ = State::queued;
-  ask_for_backend();
-}
-
-void HttpSession::ask_for_backend() {
-  const Service::Arrival arrival = service_.arrive(*this, uv_hrtime(), tried_);
-  switch (arrival.outcome) {
-    case Service::Outcome::dispatched:
-      use_backend(*arrival.backend);
-      return;
-    case Service::Outcome::queued:
-      arm_timer(static_cast<std::uint64_t>(service_.config().queue.timeout.count()));
-      return;
-    case Service::Outcome::queue_full:
-      stats_.rejected(RejectReason::queue_full);
-      answer_error(HttpError::queue_full, 503, "queue_full", false);
-      return;
-    case Service::Outcome::no_backend:
-      stats_.rejected(RejectReason::no_backend);
-      if (attempts_ == 0) {
-        answer_error(HttpError::no_backend, 503, "no_backend", false);
-      } else {
-        answer_error(HttpError::connect_failed, 503, "connect_failed", false);
-      }
-      return;
-  }
-}
-
-void HttpSession::on_dispatched(Backend& backend) {
-  if (int rc = uv_timer_stop(timer_.get()); rc != 0) spdlog::warn("http session timer not stopped: {}", uv_err_name(rc));
-  use_backend(backend);
+  exchange.dispatch();
 }
 
 // --- errors, timers and the end ---------------------------------------------------------------
 
-void HttpSession::answer_error(HttpError error, int status, const char* end_reason, bool close) {
-  listener_.count_http_error(error);
-  service_.leave_queue(*this, uv_hrtime());
-  status_ = status;
-  // A request whose body was not read cannot be followed by another on this connection.
-  close = close || !request_done_ || !client_keep_alive_ || draining_ || client_eof_;
-  // A HEAD's answer has no body, ours neither: the client would read it as the next response.
-  write(true, http::error_response(status, close, status == 503 ? 1 : 0, request_.method == "HEAD"));
-  log_request(end_reason);
-  if (close) {
-    state_ = State::closing;  // finish() once the answer is written (on_written)
-    update_reading();
-    if (client_unsent_ == 0) finish(end_reason);
-    return;
-  }
-  ++served_;
-  next_request();
+void HttpSession::answer_error(HttpError error, int status, const char* end_reason) {
+  parse_stopped_ = true;
+  head_pending_ = false;
+  // A request whose body was being read gets the answer; otherwise the bytes were no request.
+  const bool in_body = !exchanges_.empty() && !exchanges_.back()->request_done();
+  HttpExchange& exchange = in_body ? *exchanges_.back() : add_exchange(http::MessageHead{}, 0);
+  exchange.answer_error(error, status, end_reason, true);
 }
 
 void HttpSession::arm_timer(std::uint64_t timeout_ms) {
@@ -283,72 +261,61 @@ void HttpSession::arm_timer(std::uint64_t timeout_ms) {
 }
 
 void HttpSession::on_timer() {
-  switch (state_) {
-    case State::reading:
-      if (client_in_.empty() && request_parser_.idle() && served_ > 0) {
-        finish("keepalive_timeout");  // an idle keep-alive connection: closed without a word
-      } else {
-        answer_error(HttpError::request_timeout, 408, "request_timeout", true);
-      }
-      return;
-    case State::queued:
-      if (service_.any_up()) {
-        stats_.rejected(RejectReason::queue_timeout);
-        answer_error(HttpError::queue_timeout, 503, "queue_timeout", false);
-      } else {
-        stats_.rejected(RejectReason::no_backend);
-        answer_error(HttpError::no_backend, 503, "no_backend", false);
-      }
-      return;
-    case State::connecting:
-      if (is_local_connect_error(connect_error_)) {
-        connect_local_error(std::exchange(connect_error_, 0));
-      } else {
-        connect_failed(connect_error_ != 0 ? uv_err_name(std::exchange(connect_error_, 0)) : "timeout");
-      }
-      return;
-    case State::exchanging:
-    case State::tunnel: {
-      if (!response_started_ && state_ == State::exchanging) {
-        backend_failed("response_timeout");
-        return;
-      }
-      const auto idle_ms = static_cast<std::uint64_t>(listener_.config().idle_timeout.count());
-      const std::uint64_t quiet_ms = uv_now(resources_.loop) - last_activity_ms_;
-      if (quiet_ms >= idle_ms) {
-        finish("idle_timeout", true);
-      } else {
-        arm_timer(idle_ms - quiet_ms);
-      }
-      return;
-    }
-    case State::closing:
-      return;
+  if (state_ != State::open) return;
+  const bool idle = client_in_.empty() && request_parser_.idle();
+  if (exchanges_.empty() && idle && served_ > 0) {
+    finish("keepalive_timeout");  // an idle keep-alive connection: closed without a word
+  } else if (exchanges_.empty() || !request_parser_.idle()) {
+    answer_error(HttpError::request_timeout, 408, "request_timeout");
+  }
+}
+
+void HttpSession::front_ended(bool close, const char* reason) {
+  ++served_;
+  spare_.push_back(std::move(exchanges_.front()));
+  exchanges_.pop_front();
+  if (close) {
+    finish(reason);
+    return;
+  }
+  if (exchanges_.empty()) {
+    next_request();
+    return;
+  }
+  exchanges_.front()->became_front();
+  pump_request();  // one fewer in flight: a request may be read ahead, or one waiting for its turn run
+}
+
+void HttpSession::close_when_written(const char* reason) {
+  state_ = State::closing;  // finish() once the answer is written (on_written)
+  update_reading();
+  if (client_unsent_ == 0) finish(reason);
+}
+
+void HttpSession::cut_after(const HttpExchange& exchange) {
+  parse_stopped_ = true;
+  head_pending_ = false;
+  while (exchanges_.back().get() != &exchange) {
+    std::unique_ptr<HttpExchange> later = std::move(exchanges_.back());
+    exchanges_.pop_back();
+    later->abort();
+    spare_.push_back(std::move(later));
   }
 }
 
 void HttpSession::next_request() {
-  state_ = State::reading;
-  // Nothing of the last request may describe the next one (an access line for a 400 before its head).
-  request_.clear();
-  status_ = 0;
-  head_ns_ = 0;
   if (client_eof_ && client_in_.empty()) {
     finish("client_close");
     return;
   }
-  arm_timer(static_cast<std::uint64_t>(http_.request_timeout.count()));
+  // A head already partly read ahead keeps the time it had.
+  if (request_parser_.idle() || !timer_.active()) arm_timer(static_cast<std::uint64_t>(http_.request_timeout.count()));
   pump_request();  // a pipelined request may be waiting
 }
 
 void HttpSession::finish(const char* reason, bool reset_client) {
   if (state_ == State::closing && !client_open_ && connections_attached_ == 0) return;
-  service_.leave_queue(*this, uv_hrtime());
-  if (connection_ != nullptr) {
-    BackendConnection* connection = std::exchange(connection_, nullptr);
-    connection->close(true);  // mid-exchange: the backend hears a reset, not a clean end
-  }
-  release_slot();
+  for (const auto& exchange : exchanges_) exchange->abort();
   state_ = State::closing;
   timer_.close();
   if (client_open_) {

@@ -1,103 +1,156 @@
-// HttpSession's writes. Bytes for a side are appended to that side's open write (a pooled
-// StringWrite, LoopResources::writes) and sent at once; while the backend's bytes are being parsed
-// the client's are held until the parser returns (flush_client), so that a response head and the
-// body bytes that came with it leave in one write.
+// The writes of `mode: http`. Bytes for a side are appended to that side's open write (a pooled
+// StringWrite, LoopResources::writes) and sent at once: the client's is the session's, each
+// backend connection's is its exchange's. While the front exchange's response is being parsed
+// the client's bytes are held until the parser returns (flush_client), so that a response head
+// and the body bytes that came with it leave in one write. A write's completion goes to the
+// session, which hands one towards a backend to the exchange still using that connection.
 
 #include "sluice/proxy/http_session.hpp"
 #include "sluice/worker/loop_resources.hpp"
 
 namespace sluice {
 
-std::string* HttpSession::open_write(bool to_client) {
+namespace {
+
+StringWrite* take_write(LoopResources& resources, HttpSession* session, BackendConnection* connection) {
+  StringWrite* write = resources.writes.take();
+  write->to_client = connection == nullptr;
+  write->session = session;
+  write->connection = connection;
+  return write;
+}
+
+// `bytes` moved onto the end of `out`: a tunnel's reads are as large as a read, handed over, not copied.
+void append_taking(std::string& out, std::string& bytes) {
+  if (out.empty()) {
+    out.swap(bytes);
+  } else {
+    out.append(bytes);
+  }
+  bytes.clear();
+}
+
+// Starts `op` on `stream`; its completion goes to its session's on_written.
+int start_write(StringWrite* op, uv_stream_t* stream) {
+  op->req.data = op;
+  uv_buf_t buf = uv_buf_init(op->bytes.data(), static_cast<unsigned>(op->bytes.size()));
+  return uv_write(&op->req, stream, &buf, 1, [](uv_write_t* req, int status) {
+    auto* written = owner<StringWrite>(req);
+    written->session->on_written(written, status);
+  });
+}
+
+}  // namespace
+
+// --- towards the client ---------------------------------------------------------------------------
+
+std::string* HttpSession::open_write() {
   if (state_ == State::closing) return nullptr;
-  if (!to_client && connection_ == nullptr) return nullptr;
-  StringWrite*& open = open_[to_client ? 1 : 0];
-  if (open == nullptr) {
-    open = resources_.writes.take();
-    open->to_client = to_client;
-    open->session = this;
-  }
-  return &open->bytes;
+  if (open_ == nullptr) open_ = take_write(resources_, this, nullptr);
+  return &open_->bytes;
 }
 
-void HttpSession::write(bool to_client, std::string_view bytes) {
+void HttpSession::write(std::string_view bytes) {
   if (bytes.empty()) return;
-  if (std::string* out = open_write(to_client)) {
+  if (std::string* out = open_write()) {
     out->append(bytes);
-    send(to_client);
+    send();
   }
 }
 
-void HttpSession::write_taking(bool to_client, std::string& bytes) {
+void HttpSession::write_taking(std::string& bytes) {
   if (bytes.empty()) return;
-  if (std::string* out = open_write(to_client)) {
-    // A tunnel's reads are as large as a read: handed over, not copied.
-    if (out->empty()) {
-      out->swap(bytes);
-    } else {
-      out->append(bytes);
-    }
-    send(to_client);
+  if (std::string* out = open_write()) {
+    append_taking(*out, bytes);
+    send();
   }
   bytes.clear();
 }
 
 void HttpSession::flush_client() {
   batching_client_ = false;
-  send(true);
+  send();
 }
 
-void HttpSession::send(bool to_client) {
-  if (to_client && batching_client_) return;
-  StringWrite* op = std::exchange(open_[to_client ? 1 : 0], nullptr);
+void HttpSession::send() {
+  if (batching_client_) return;
+  StringWrite* op = std::exchange(open_, nullptr);
   if (op == nullptr) return;
-  // The state or the connection may have changed since the bytes were appended.
-  uv_stream_t* stream = to_client ? client_.stream() : (connection_ != nullptr ? connection_->stream() : nullptr);
-  if (op->bytes.empty() || state_ == State::closing || stream == nullptr) {
+  if (op->bytes.empty() || state_ == State::closing) {
     resources_.writes.give_back(op);
     return;
   }
-  op->req.data = op;
-  (to_client ? client_unsent_ : backend_unsent_) += op->bytes.size();
-  if (!to_client && slot_ != nullptr) stats_.sent_to_backend(*slot_, op->bytes.size());
-  uv_buf_t buf = uv_buf_init(op->bytes.data(), static_cast<unsigned>(op->bytes.size()));
-  const int rc = uv_write(&op->req, stream, &buf, 1, [](uv_write_t* req, int status) {
-    auto* written = owner<StringWrite>(req);
-    written->session->on_written(written, status);
-  });
-  if (rc != 0) on_written(op, rc);
+  client_unsent_ += op->bytes.size();
+  if (const int rc = start_write(op, client_.stream()); rc != 0) on_written(op, rc);
 }
 
 void HttpSession::on_written(StringWrite* op, int status) {
   const bool to_client = op->to_client;
-  (to_client ? client_unsent_ : backend_unsent_) -= op->bytes.size();
+  const std::size_t bytes = op->bytes.size();
+  const BackendConnection* connection = op->connection;
   resources_.writes.give_back(op);
-  if (status < 0 && status != UV_ECANCELED) {
-    if (to_client) {
-      finish("reset", true);
-    } else if (state_ == State::tunnel) {
-      finish("reset", true);
-    } else {
-      backend_failed("backend_reset");
+  if (!to_client) {
+    // A write on a connection its exchange has given up (closed, cancelled) concerns no one.
+    if (HttpExchange* exchange = exchange_on(connection); exchange != nullptr && state_ != State::closing) {
+      exchange->on_backend_written(bytes, status);
     }
     return;
   }
-  if (state_ == State::closing) {
-    if (client_unsent_ == 0 && backend_unsent_ == 0) finish(to_client ? "done" : "closed");
+  client_unsent_ -= bytes;
+  if (status < 0 && status != UV_ECANCELED) {
+    finish("reset", true);
     return;
   }
+  if (state_ == State::closing) {
+    if (client_unsent_ == 0) finish("done");
+    return;
+  }
+  if (exchanges_.empty()) return;
   if (state_ == State::tunnel) {
     update_reading();
-    update_backend_reading();
+    exchanges_.front()->update_backend_reading();
     return;
   }
-  if (to_client) {
-    pump_response();
-  } else {
-    pump_request();
+  exchanges_.front()->on_client_drained();
+}
+
+// --- towards an exchange's backend -----------------------------------------------------------------
+
+std::string* HttpExchange::open_backend_write() {
+  if (session_.state_ == HttpSession::State::closing || connection_ == nullptr) return nullptr;
+  if (open_backend_ == nullptr) open_backend_ = take_write(session_.resources_, &session_, connection_);
+  return &open_backend_->bytes;
+}
+
+void HttpExchange::write_backend(std::string_view bytes) {
+  if (bytes.empty()) return;
+  if (std::string* out = open_backend_write()) {
+    out->append(bytes);
+    send_backend();
   }
-  update_backend_reading();
-  maybe_end_exchange();
+}
+
+void HttpExchange::write_backend_taking(std::string& bytes) {
+  if (bytes.empty()) return;
+  if (std::string* out = open_backend_write()) {
+    append_taking(*out, bytes);
+    send_backend();
+  }
+  bytes.clear();
+}
+
+void HttpExchange::send_backend() {
+  StringWrite* op = std::exchange(open_backend_, nullptr);
+  if (op == nullptr) return;
+  // The connection may have changed since the bytes were appended.
+  if (op->bytes.empty() || session_.state_ == HttpSession::State::closing || connection_ == nullptr ||
+      op->connection != connection_) {
+    session_.resources_.writes.give_back(op);
+    return;
+  }
+  backend_unsent_ += op->bytes.size();
+  if (slot_ != nullptr) session_.stats_.sent_to_backend(*slot_, op->bytes.size());
+  if (const int rc = start_write(op, connection_->stream()); rc != 0) session_.on_written(op, rc);
 }
 
 }  // namespace sluice

@@ -34,7 +34,7 @@ RUN_COLUMNS = [
     "slope_theory_as_built_per_s", "slope_ratio_as_built", "blocking",
     "blocking_half", "blocking_theory", "blocking_theory_as_built", "sluice_queue_full", "sluice_accepted", "per_backend",
     "theory_mmc_wq_ms", "theory_mmc_as_built_wq_ms", "theory_ecm1_wq_ms", "theory_split_mm1_wq_ms",
-    "theory_jsq_wq_ms", "listener_mode", "requests_target", "share_max_dev", "client_wait_ms", "client_wait_half_ms",
+    "theory_jsq_wq_ms", "listener_mode", "requests_target", "pipeline_depth", "share_max_dev", "client_wait_ms", "client_wait_half_ms",
     "Wq_model_ms", "wait_model_ms", "slots", "handoffs", "handoff_p50_ms", "handoff_mean_ms", "handoff_over_5ms",
 ]
 
@@ -107,6 +107,7 @@ def analyze_run(rundir: Path, info: dict) -> dict:
                mean_service_ms=spec["mean_service_s"] * 1e3, overhead_ms=spec["overhead_s"] * 1e3,
                seed=spec["seed"], warmup_s=spec["warmup_s"], window_s=window_s, arrivals=len(win), ok=len(ok),
                listener_mode=spec.get("listener_mode", "tcp"), requests_target=spec.get("requests", 0) or "",
+               pipeline_depth=spec.get("pipeline_depth", 1) if spec.get("listener_mode") == "http" else "",
                slots=spec["slots"])
     # A keep-alive connection through mode: tcp holds its Sluice slot all the time (slots unlimited).
     connection_slots = spec["client"] == "persistent" and row["listener_mode"] == "tcp"
@@ -272,11 +273,12 @@ def _mmc_like(spec: dict) -> bool:
     """Runs whose Sluice queue is M/M/c, so that the replay of replay_fcfs is their control variate: one
     connection per request, or, in mode: http, a client with so many connections that it almost never
     holds a request back behind its connection's earlier one (K = 64 at rho 0.9: 0.1 % of the replayed
-    wait, by replay_connections)."""
+    wait, by replay_connections), or whose connections each carry that many requests at once
+    (http.pipeline_depth: K x depth >= 32)."""
     if spec["family"] in ("mmc", "calibration") and spec["client"] == "new-connection":
         return True
     return spec["family"] == "http_arm" and spec.get("listener_mode") == "http" and \
-        spec["queue_mode"] == "shared" and spec["connections"] >= 32
+        spec["queue_mode"] == "shared" and spec["connections"] * spec.get("pipeline_depth", 1) >= 32
 
 
 def _handoffs(row: dict, ok: list[dict]) -> None:
@@ -318,13 +320,13 @@ def _client_wait(row: dict, ok: list[dict]) -> None:
 
 def _connection_model(row: dict, reqs: list[dict], t0: int, t1: int, c: int, k: float) -> None:
     """The run's own arrivals, draws (x k, the slot factor) and connections replayed through the model of
-    mode: http behind K persistent connections (queueing.replay_connections): the mean wait in Sluice's
+    mode: http behind K persistent connections at the run's pipeline depth (queueing.replay_connections): the mean wait in Sluice's
     FIFO and the whole wait before service that this path gives, over the requests that arrived in the
     window."""
     if any(r["service"] < 0 or r["error"] for r in reqs):
         return
     fifo, total = q.replay_connections([r["scheduled"] / 1e9 for r in reqs], [r["service"] / 1e9 * k for r in reqs],
-                                       c, [r["connection"] for r in reqs])
+                                       c, [r["connection"] for r in reqs], int(row["pipeline_depth"] or 1))
     inside = [i for i, r in enumerate(reqs) if t0 <= r["scheduled"] < t1]
     if inside:
         row["Wq_model_ms"] = sum(fifo[i] for i in inside) / len(inside) * 1e3

@@ -134,11 +134,11 @@ def start_backends(procs: Processes, binary: str, rundir: Path, c: int, mean_ser
 
 
 def sluice_config(backends: list[Backend], queue_mode: str, policy: str, max_length: int,
-                  slots_per_backend: int, listener_mode: str = "tcp") -> str:
+                  slots_per_backend: int, listener_mode: str = "tcp", pipeline_depth: int = 1) -> str:
     """One listener, one service, health checks off (their connects would disturb the measurement), the
     queue as the run wants it. Ports 0: Sluice prints the ones it got. listener_mode http: each request
     is a job; a keep-alive client connection may wait a while between requests when the client is slow
-    to send (a VM stall), hence the long request_timeout."""
+    to send (a VM stall), hence the long request_timeout; pipeline_depth: http.pipeline_depth."""
     lines = [
         "# Written by scripts/experiment for one run.",
         "drain_timeout: 1s",
@@ -146,7 +146,7 @@ def sluice_config(backends: list[Backend], queue_mode: str, policy: str, max_len
         'admin: { bind: "127.0.0.1:0" }',
     ]
     if listener_mode == "http":
-        lines.append("http: { request_timeout: 10m, response_timeout: 10m }")
+        lines.append(f"http: {{ request_timeout: 10m, response_timeout: 10m, pipeline_depth: {pipeline_depth} }}")
     lines += [
         "listeners:",
         '  - { name: web, bind: "127.0.0.1:0", service: web, max_connections: 200000, idle_timeout: 10m, backlog: 4096,'

@@ -97,19 +97,21 @@ def replay_fcfs(arrivals: Sequence[float], services: Sequence[float], c: int) ->
 
 
 def replay_connections(arrivals: Sequence[float], services: Sequence[float], c: int,
-                       connection: Sequence[int]) -> tuple[list[float], list[float]]:
+                       connection: Sequence[int], depth: int = 1) -> tuple[list[float], list[float]]:
     """The same path through `mode: http` behind a client with few persistent connections: each request
     is written on its connection (`connection[i]`) at once, but the balancer reads a connection's next
-    request only after the response to the one before (requests on a connection are answered in order,
-    one at a time), and then queues it in the shared FIFO before c servers. Returns, per request, the
-    wait in the balancer's FIFO (what its queue_wait metric counts) and the whole wait before service
-    (behind the connection's earlier requests too: what the client sees). With a connection of its own
-    per request, both are replay_fcfs's waits."""
+    request only while fewer than `depth` (http.pipeline_depth) of that connection's requests are
+    inside it; a request stays inside until its response and every one before it on its connection are
+    out (answered in order). Once read it queues in the shared FIFO before c servers. Returns, per
+    request, the wait in the balancer's FIFO (what its queue_wait metric counts) and the whole wait
+    before service (behind the connection's earlier requests too: what the client sees). With a
+    connection of its own per request, or a depth no connection reaches, both are replay_fcfs's waits."""
     import collections
 
     n = len(arrivals)
     pending: dict[int, collections.deque] = collections.defaultdict(collections.deque)
-    busy_conn: set[int] = set()       # connections with a request inside the balancer
+    inside: dict[int, collections.deque] = collections.defaultdict(collections.deque)  # in request order
+    finished = [False] * n
     fifo: collections.deque = collections.deque()  # requests in the balancer's queue, in entry order
     entered = [0.0] * n
     fifo_wait, total_wait = [0.0] * n, [0.0] * n
@@ -118,7 +120,7 @@ def replay_connections(arrivals: Sequence[float], services: Sequence[float], c: 
 
     def enter(i: int, now: float) -> None:
         nonlocal free
-        busy_conn.add(connection[i])
+        inside[connection[i]].append(i)
         entered[i] = now
         if free > 0:
             free -= 1
@@ -136,19 +138,23 @@ def replay_connections(arrivals: Sequence[float], services: Sequence[float], c: 
         if nxt < n and (not ends or arrivals[nxt] <= ends[0][0]):
             i, now = nxt, arrivals[nxt]
             nxt += 1
-            if connection[i] in busy_conn:
-                pending[connection[i]].append(i)
+            conn = connection[i]
+            if pending[conn] or len(inside[conn]) >= depth:
+                pending[conn].append(i)
             else:
                 enter(i, now)
             continue
         now, done = heapq.heappop(ends)
         free += 1
-        busy_conn.discard(connection[done])
+        finished[done] = True
         if fifo:
             free -= 1
             start(fifo.popleft(), now)
-        if pending[connection[done]]:
-            enter(pending[connection[done]].popleft(), now)
+        conn = connection[done]
+        while inside[conn] and finished[inside[conn][0]]:
+            inside[conn].popleft()
+        while pending[conn] and len(inside[conn]) < depth:
+            enter(pending[conn].popleft(), now)
     return fifo_wait, total_wait
 
 
@@ -310,6 +316,9 @@ def _self_check() -> None:
     # Four round-robin connections before three servers: less wait in the balancer, more in all.
     rr, rr_total = replay_connections(arrivals[:m], svc, c, [i % 4 for i in range(m)])
     assert sum(rr) < sum(own) < sum(rr_total)
+    # Read ahead deep enough, the four connections hold nothing back: replay_fcfs again, in and out.
+    deep, deep_total = replay_connections(arrivals[:m], svc, c, [i % 4 for i in range(m)], depth=64)
+    assert deep == deep_total and max(abs(x - y) for x, y in zip(deep, replay_fcfs(arrivals[:m], svc, c))) < 1e-9
     # Batch means of iid normals cover their mean.
     bm = batch_means([rng.gauss(5, 1) for _ in range(20000)])
     assert abs(bm["mean"] - 5) < 3 * bm["half"]

@@ -50,6 +50,7 @@ class RunSpec:
     half_close: bool = True
     backend_concurrency: int = 1
     listener_mode: str = "tcp"  # sluice: tcp (a connection is a job) | http (a request is a job)
+    pipeline_depth: int = 1     # mode: http: a client connection's requests in flight at once (http.pipeline_depth)
     requests: int = 0      # > 0: this many arrivals after the warm-up (duration_s is then their expected time)
 
     @property
@@ -158,8 +159,11 @@ def build_http_arm(args, add) -> None:
         common = dict(client="persistent", rho=rho, connections=k, half_close=False, warmup_s=10,
                       duration_s=n / (rho * args.c / (args.mean_service_ms / 1000.0)), requests=n,
                       drain_s=30 if rho < 1 else 2)
+        # mode: http reads the client's pipelined requests ahead (--pipeline-depth), so that they wait
+        # in Sluice's FIFO rather than in the client's connections.
+        http = dict(common, pipeline_depth=args.pipeline_depth)
         add(id=f"http-shared-lc-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice", queue_mode="shared",
-            policy="least_connections", listener_mode="http", **common)
+            policy="least_connections", listener_mode="http", **http)
         if args.tcp_twin:
             # The backend holding two of the four connections is overloaded from rho 2/3 on: a longer
             # drain lets its backlog be answered, so that the shares count every request.
@@ -169,9 +173,9 @@ def build_http_arm(args, add) -> None:
         if abs(rho - 0.7) < 1e-9:
             for policy, tag in (("round_robin", "rr"), ("least_connections", "lc")):
                 add(id=f"http-per_backend-{tag}-K{k}-rho{rho:.2f}", family="http_arm", balancer="sluice",
-                    queue_mode="per_backend", policy=policy, listener_mode="http", **common)
+                    queue_mode="per_backend", policy=policy, listener_mode="http", **http)
         if args.wide_connections > 0 and args.wide_requests > 0 and rho < 1:
-            wide = dict(common, connections=args.wide_connections, requests=args.wide_requests,
+            wide = dict(http, connections=args.wide_connections, requests=args.wide_requests,
                         duration_s=common["duration_s"] * args.wide_requests / n)
             add(id=f"http-shared-lc-K{args.wide_connections}-rho{rho:.2f}", family="http_arm", balancer="sluice",
                 queue_mode="shared", policy="least_connections", listener_mode="http", **wide)
@@ -192,7 +196,7 @@ def execute(spec: RunSpec, bins: dict, rundir: Path, rt: list[str], scrape_every
         sluice = None
         if spec.balancer == "sluice":
             config = harness.sluice_config(backends, spec.queue_mode, spec.policy, spec.max_length, spec.slots,
-                                           spec.listener_mode)
+                                           spec.listener_mode, spec.pipeline_depth)
             sluice, target, admin = harness.start_sluice(procs, bins["sluice"], rundir, config, rt)
         else:
             _, target = harness.start_haproxy(
@@ -267,6 +271,7 @@ def calibrate(args, bins, outdir: Path, rt: list[str], rho: float, like: RunSpec
     if like is not None and like.listener_mode == "http":
         spec.id = f"calibration-http-K{like.connections}-rho{rho:.2f}"
         spec.listener_mode, spec.client, spec.connections, spec.half_close = "http", like.client, like.connections, False
+        spec.pipeline_depth = like.pipeline_depth
     rundir = outdir / "calibration" / spec.id
     info = execute(spec, bins, rundir, rt, args.scrape_every)
     row = analyze.analyze_run(rundir, info)
@@ -303,6 +308,9 @@ def main() -> int:
     p.add_argument("--wide-connections", type=int, default=64,
                    help="http arm: also the shared queue behind this many client connections (0: not run)")
     p.add_argument("--wide-requests", type=int, default=10000, help="http arm: requests of those runs")
+    p.add_argument("--pipeline-depth", type=int, default=32,
+                   help="http arm: http.pipeline_depth of the mode: http runs, 1..64 (default 32: a client "
+                        "connection's pipelined requests are never held back; 1: one request at a time)")
     p.add_argument("--no-tcp-twin", dest="tcp_twin", action="store_false",
                    help="http arm: leave out the same client through mode: tcp")
     p.add_argument("--seed", type=int, default=1, help="base seed; run i uses seed + i (recorded per run)")
@@ -326,6 +334,9 @@ def main() -> int:
     if args.rhos is None:
         args.rhos = "0.5,0.7,0.9" if args.listener_mode == "http" else "0.3,0.5,0.7,0.8,0.9,1.0,1.1,1.2"
     args.rhos = [float(x) for x in args.rhos.split(",") if x]
+    if not 1 <= args.pipeline_depth <= 64:
+        print("experiment: --pipeline-depth must be 1..64 (http.pipeline_depth)", file=sys.stderr)
+        sys.exit(2)
     if args.connections < 1 or args.requests < 1 or args.wide_connections < 0 or args.wide_requests < 0:
         print("experiment: --connections and --requests must be at least 1, --wide-* at least 0", file=sys.stderr)
         return 2

@@ -48,11 +48,12 @@ TEST_CASE("http: defaults, tcp mode unless asked") {
   CHECK(listener.http.pool_idle_timeout == Millis(4000));
   CHECK(listener.http.pool_max_idle == 16);
   CHECK_FALSE(listener.http.forwarded);
+  CHECK(listener.http.pipeline_depth == 1);
 }
 
 TEST_CASE("http: every key read, and copied into each listener") {
   const std::string top = "http:\n  request_timeout: 2s\n  response_timeout: 30s\n  max_header_bytes: 8192\n"
-                          "  pool_idle_timeout: 1s\n  pool_max_idle: 4\n  forwarded: true\n";
+                          "  pool_idle_timeout: 1s\n  pool_max_idle: 4\n  forwarded: true\n  pipeline_depth: 64\n";
   auto result = sluice::parse_config(config_with("    mode: http\n", top), "t.yaml");
   CHECK(errors_of(config_with("    mode: http\n", top)) == "");
   REQUIRE(result.config.has_value());
@@ -64,6 +65,7 @@ TEST_CASE("http: every key read, and copied into each listener") {
   CHECK(listener.http.pool_idle_timeout == Millis(1000));
   CHECK(listener.http.pool_max_idle == 4);
   CHECK(listener.http.forwarded);
+  CHECK(listener.http.pipeline_depth == 64);
   CHECK(listener.http == result.config->http);
 }
 
@@ -75,6 +77,10 @@ TEST_CASE("http: bad values are errors with their place") {
         "t.yaml:11:20: request_timeout: must be greater than 0, got '0s'\n");
   CHECK(errors_of(config_with("", "http:\n  max_header_bytes: 10\n")) ==
         "t.yaml:11:21: max_header_bytes: 10 is out of range 256..1048576\n");
+  CHECK(errors_of(config_with("", "http:\n  pipeline_depth: 0\n")) ==
+        "t.yaml:11:19: pipeline_depth: 0 is out of range 1..64\n");
+  CHECK(errors_of(config_with("", "http:\n  pipeline_depth: 65\n")) ==
+        "t.yaml:11:19: pipeline_depth: 65 is out of range 1..64\n");
   CHECK(errors_of(config_with("", "http:\n  forwarded: yes please\n")) ==
         "t.yaml:11:14: forwarded: expected true or false, got 'yes please'\n");
   CHECK(errors_of(config_with("", "http:\n  pool_idle_timeot: 1s\n")) ==

@@ -95,6 +95,7 @@ struct HttpConfig {
   Millis pool_idle_timeout{4000};   // an idle pooled backend connection is closed after this
   std::uint32_t pool_max_idle = 16; // idle pooled connections per backend per worker
   bool forwarded = false;           // add X-Forwarded-For, X-Forwarded-Proto and Forwarded
+  std::uint32_t pipeline_depth = 1; // requests of one client connection in flight at once (1..64)
 
   bool operator==(const HttpConfig&) const = default;
 };

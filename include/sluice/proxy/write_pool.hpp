@@ -13,10 +13,12 @@
 namespace sluice {
 
 class HttpSession;
+class BackendConnection;
 
 struct StringWrite {
   uv_write_t req{};  // data: this StringWrite
   HttpSession* session = nullptr;
+  BackendConnection* connection = nullptr;  // towards this backend connection (to_client false)
   std::string bytes;
   bool to_client = false;
   StringWrite* next = nullptr;  // free list
