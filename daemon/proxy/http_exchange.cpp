@@ -100,7 +100,6 @@ void HttpSession::backend_connection_closed(BackendConnection&) {
 void HttpSession::start_exchange() {
   state_ = State::exchanging;
   exchange_ns_ = uv_hrtime();
-  connection_->stream()->data = this;
   response_parser_.expect_response_to_head(request_.method == "HEAD");
   // Built for the backend it goes to: a request without Host gets that backend's address.
   forwarding_.host = slot_->config.address.to_string();
@@ -118,20 +117,15 @@ void HttpSession::update_backend_reading() {
                     backend_in_.size() < Mover::kHighWatermarkBytes;
   if (want == backend_reading_) return;
   backend_reading_ = want;
-  if (!want) {
-    if (connection_ != nullptr) uv_read_stop(connection_->stream());
-    return;
-  }
-  const int rc = uv_read_start(
-      connection_->stream(),
-      [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
-        auto* self = owner<HttpSession>(handle);
-        if (self->backend_chunk_ == nullptr) self->backend_chunk_ = self->resources_.buffers.take();
-        *buf = uv_buf_init(self->backend_chunk_->data, static_cast<unsigned>(Chunk::kCapacity));
-      },
-      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t*) { owner<HttpSession>(stream)->on_backend_read(nread); });
-  if (rc != 0) backend_failed("read_failed");
+  if (connection_ != nullptr && connection_->read(want) != 0) backend_failed("read_failed");
 }
+
+uv_buf_t HttpSession::backend_read_buffer() {
+  if (backend_chunk_ == nullptr) backend_chunk_ = resources_.buffers.take();
+  return uv_buf_init(backend_chunk_->data, static_cast<unsigned>(Chunk::kCapacity));
+}
+
+void HttpSession::backend_read(ssize_t nread) { on_backend_read(nread); }
 
 void HttpSession::on_backend_read(ssize_t nread) {
   if (nread > 0) {
@@ -180,8 +174,9 @@ void HttpSession::pump_response() {
     if (fed.stop == http::Stop::need_more) break;
   }
   if (state_ != State::exchanging) return;
-  update_backend_reading();
+  // Ended first: a connection that goes back to the pool is handed over still read (backend_pool.hpp).
   maybe_end_exchange();
+  update_backend_reading();
 }
 
 http::Action HttpSession::ResponseReader::on_head(const http::MessageHead& head) {
@@ -284,8 +279,7 @@ void HttpSession::end_exchange(bool reuse) {
   log_request("done");
   if (connection_ != nullptr) {
     BackendConnection* connection = std::exchange(connection_, nullptr);
-    if (backend_reading_) uv_read_stop(connection->stream());
-    backend_reading_ = false;
+    backend_reading_ = false;  // the pool reads it on, or it closes
     if (reuse) {
       --connections_attached_;
       resources_.backend_pool.put(connection, http_.pool_max_idle, http_.pool_idle_timeout);

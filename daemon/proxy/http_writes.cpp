@@ -57,10 +57,22 @@ void HttpSession::send(bool to_client) {
     resources_.writes.give_back(op);
     return;
   }
-  op->req.data = op;
-  (to_client ? client_unsent_ : backend_unsent_) += op->bytes.size();
   if (!to_client && slot_ != nullptr) stats_.sent_to_backend(*slot_, op->bytes.size());
   uv_buf_t buf = uv_buf_init(op->bytes.data(), static_cast<unsigned>(op->bytes.size()));
+  // Written now when the socket takes it (a reply's few hundred bytes nearly always): no write
+  // request completing on the next loop turn, whose completion libuv follows with an epoll_ctl.
+  // What the socket does not take (or an error, reported by uv_write's callback) is queued.
+  const int written = uv_try_write(stream, &buf, 1);
+  if (written == static_cast<int>(buf.len)) {
+    resources_.writes.give_back(op);
+    return;
+  }
+  if (written > 0) {
+    op->sent = static_cast<std::size_t>(written);
+    buf = uv_buf_init(buf.base + written, buf.len - static_cast<unsigned>(written));
+  }
+  op->req.data = op;
+  (to_client ? client_unsent_ : backend_unsent_) += buf.len;
   const int rc = uv_write(&op->req, stream, &buf, 1, [](uv_write_t* req, int status) {
     auto* written = owner<StringWrite>(req);
     written->session->on_written(written, status);
@@ -70,7 +82,7 @@ void HttpSession::send(bool to_client) {
 
 void HttpSession::on_written(StringWrite* op, int status) {
   const bool to_client = op->to_client;
-  (to_client ? client_unsent_ : backend_unsent_) -= op->bytes.size();
+  (to_client ? client_unsent_ : backend_unsent_) -= op->bytes.size() - op->sent;
   resources_.writes.give_back(op);
   if (status < 0 && status != UV_ECANCELED) {
     if (to_client) {

@@ -104,6 +104,8 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   void release_slot();
   void log_request(const char* end);
   void backend_connection_closed(BackendConnection& connection) override;
+  uv_buf_t backend_read_buffer() override;
+  void backend_read(ssize_t nread) override;
 
   // http_writes.cpp
   std::string* open_write(bool to_client);  // the side's open write to append to; nullptr: none

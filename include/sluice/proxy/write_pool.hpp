@@ -18,6 +18,7 @@ struct StringWrite {
   uv_write_t req{};  // data: this StringWrite
   HttpSession* session = nullptr;
   std::string bytes;
+  std::size_t sent = 0;  // the first bytes, written before the write was queued (uv_try_write)
   bool to_client = false;
   StringWrite* next = nullptr;  // free list
 };
