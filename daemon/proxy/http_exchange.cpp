@@ -102,7 +102,7 @@ void HttpSession::start_exchange() {
   exchange_ns_ = uv_hrtime();
   response_parser_.expect_response_to_head(request_.method == "HEAD");
   // Built for the backend it goes to: a request without Host gets that backend's address.
-  forwarding_.host = slot_->config.address.to_string();
+  if (!request_.header("Host")) forwarding_.host = slot_->config.address.to_string();
   write(false, http::request_head(request_, forwarding_));
   arm_timer(static_cast<std::uint64_t>(http_.response_timeout.count()));
   update_backend_reading();

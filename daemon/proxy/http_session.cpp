@@ -56,7 +56,7 @@ HttpSession::~HttpSession() {
 HttpSession* HttpSession::accept(Listener& listener, int client_fd) {
   auto* session = new HttpSession(listener);
   uv_loop_t* loop = session->resources_.loop;
-  int rc = session->timer_.init(loop, session, uv_timer_init);
+  int rc = session->timer_.init(loop, session, [](void* self) { static_cast<HttpSession*>(self)->on_timer(); });
   if (rc == 0) {
     rc = session->client_.open(loop, client_fd);
   } else {
@@ -209,7 +209,7 @@ void HttpSession::RequestReader::on_message_end(const std::vector<http::Header>&
 
 void HttpSession::begin_request() {
   head_pending_ = false;
-  if (timer_) uv_timer_stop(timer_.get());
+  timer_.stop();
   client_keep_alive_ = request_.keep_alive && !request_.upgrade;
   arrived_ns = head_ns_;
   dispatched_ns = 0;
@@ -251,7 +251,7 @@ void HttpSession::ask_for_backend() {
 }
 
 void HttpSession::on_dispatched(Backend& backend) {
-  if (int rc = uv_timer_stop(timer_.get()); rc != 0) spdlog::warn("http session timer not stopped: {}", uv_err_name(rc));
+  timer_.stop();
   use_backend(backend);
 }
 
@@ -277,8 +277,7 @@ void HttpSession::answer_error(HttpError error, int status, const char* end_reas
 }
 
 void HttpSession::arm_timer(std::uint64_t timeout_ms) {
-  const int rc = uv_timer_start(timer_.get(), [](uv_timer_t* timer) { owner<HttpSession>(timer)->on_timer(); },
-                                timeout_ms, 0);
+  const int rc = timer_.start(timeout_ms);
   if (rc != 0) spdlog::warn("http session timer not started: {}", uv_err_name(rc));
 }
 

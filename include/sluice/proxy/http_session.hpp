@@ -31,6 +31,7 @@
 #include "sluice/proxy/loop_session.hpp"
 #include "sluice/proxy/session_observer.hpp"
 #include "sluice/proxy/write_pool.hpp"
+#include "sluice/uv/deadline_timer.hpp"
 #include "sluice/uv/handle.hpp"
 
 namespace sluice {
@@ -128,7 +129,7 @@ class HttpSession final : public LoopSession, public Waiter, private BackendConn
   const HttpConfig http_;  // as the listener had it at accept
   State state_ = State::reading;
   StatsObserver stats_;
-  Handle<uv_timer_t> timer_;
+  DeadlineTimer timer_;  // one timeout moved at every step (deadline_timer.hpp)
   ClientSide client_;
   bool client_reading_ = false;
   bool backend_reading_ = false;
