@@ -168,9 +168,8 @@ struct Parser::State {
     } else {
       list.push_back(std::move(spare.back()));
       spare.pop_back();
-      // Swapped, not copied: field and value go on with the spare's strings.
-      list.back().name.swap(field);
-      list.back().value.swap(value);
+      list.back().name.assign(field);  // not swapped: a swap of short strings costs more
+      list.back().value.assign(value);
     }
     field.clear();
     value.clear();
