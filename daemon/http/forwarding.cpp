@@ -22,16 +22,20 @@ bool is_fixed_hop_by_hop(std::string_view name) {
   }
 }
 
+// The next element of the comma-separated `list` (spaces around it removed), taken off `list`.
+std::string_view next_item(std::string_view& list) {
+  const std::size_t comma = list.find(',');
+  std::string_view item = list.substr(0, comma);
+  list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+  while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+  while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+  return item;
+}
+
 // Whether the comma-separated `list` holds `token` (case-insensitive, spaces around items ignored).
 bool list_has(std::string_view list, std::string_view token) {
   while (!list.empty()) {
-    const std::size_t comma = list.find(',');
-    std::string_view item = list.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (equal_ignoring_case(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
+    if (equal_ignoring_case(next_item(list), token)) return true;
   }
   return false;
 }
@@ -51,30 +55,46 @@ std::string forwarded_node(std::string_view address) {
   return "\"[" + std::string(address) + "]\"";
 }
 
-// Where a head's Connection fields are, found once so that each header is not checked against
-// every field of the head.
+// The names a head's Connection fields list, split once per head so that each header is not
+// checked against every field's list (the common head lists one or two). A head listing more
+// than fits here is checked field by field.
 class HopByHop {
  public:
   explicit HopByHop(const MessageHead& head) : headers_(head.headers) {
-    for (std::size_t i = 0; i < headers_.size(); ++i) {
-      if (!equal_ignoring_case(headers_[i].name, "Connection")) continue;
-      if (first_ == last_) first_ = i;
-      last_ = i + 1;
+    for (const Header& header : headers_) {
+      if (!equal_ignoring_case(header.name, "Connection")) continue;
+      std::string_view list = header.value;
+      while (!list.empty()) {
+        const std::string_view item = next_item(list);
+        if (item.empty()) continue;
+        if (count_ == names_.size()) {
+          overflow_ = true;
+          return;
+        }
+        names_[count_++] = item;
+      }
     }
   }
 
   bool operator()(std::string_view name) const {
     if (is_fixed_hop_by_hop(name)) return true;
-    for (std::size_t i = first_; i < last_; ++i) {
-      if (equal_ignoring_case(headers_[i].name, "Connection") && list_has(headers_[i].value, name)) return true;
+    if (overflow_) {
+      for (const Header& header : headers_) {
+        if (equal_ignoring_case(header.name, "Connection") && list_has(header.value, name)) return true;
+      }
+      return false;
+    }
+    for (std::size_t i = 0; i < count_; ++i) {
+      if (equal_ignoring_case(names_[i], name)) return true;
     }
     return false;
   }
 
  private:
   const std::vector<Header>& headers_;
-  std::size_t first_ = 0;  // the Connection fields are among [first_, last_)
-  std::size_t last_ = 0;
+  std::array<std::string_view, 8> names_{};  // the listed names, while they fit
+  std::size_t count_ = 0;
+  bool overflow_ = false;  // more than fit: each header is checked against each list
 };
 
 }  // namespace

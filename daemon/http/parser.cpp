@@ -14,8 +14,7 @@
 
 namespace sluice::http {
 
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;  // most header names differ in length: no byte read
+bool equal_bytes_ignoring_case(std::string_view a, std::string_view b) {
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i] != b[i] && lower(a[i]) != lower(b[i])) return false;
@@ -175,7 +174,7 @@ struct Parser::State {
     } else {
       list.push_back(std::move(spare.back()));
       spare.pop_back();
-      list.back().name.assign(field);
+      list.back().name.assign(field);  // not swapped: a swap of short strings costs more
       list.back().value.assign(value);
     }
     field.clear();

@@ -28,6 +28,7 @@ BackendConnection* BackendConnection::connect(uv_loop_t* loop, Backend& backend,
     delete connection;
     return nullptr;
   }
+  connection->socket_.data = connection;
   ++backend.stats.pool_open;
   connection->connect_req_.data = connection;
   error = uv_tcp_connect(&connection->connect_req_, &connection->socket_, as_sockaddr(&backend.address),
@@ -58,6 +59,50 @@ void BackendConnection::close(bool reset) {
   close_socket(&socket_, reset, this, [](uv_handle_t* handle) { owner<BackendConnection>(handle)->on_closed(); });
 }
 
+int BackendConnection::read(bool want) {
+  user_reads_ = want;
+  if (want == reading_) return 0;
+  if (!want) {
+    reading_ = false;
+    return uv_read_stop(stream());
+  }
+  return start_reading();
+}
+
+int BackendConnection::start_reading() {
+  const int rc = uv_read_start(
+      stream(), [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) { owner<BackendConnection>(handle)->on_alloc(buf); },
+      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t*) { owner<BackendConnection>(stream)->on_read(nread); });
+  reading_ = rc == 0;
+  return rc;
+}
+
+void BackendConnection::on_alloc(uv_buf_t* buf) {
+  if (user_ == nullptr) {
+    *buf = uv_buf_init(&idle_byte_, 1);  // idle in the pool: any byte drops it
+  } else if (user_reads_) {
+    *buf = user_->backend_read_buffer(*this);
+  } else {
+    *buf = uv_buf_init(nullptr, 0);  // taken, and not read by its user yet: left unread (UV_ENOBUFS)
+  }
+}
+
+void BackendConnection::on_read(ssize_t nread) {
+  if (user_ == nullptr) {
+    if (nread == 0) return;
+    // A byte the backend sends unasked, its EOF or an error: the connection is not reusable.
+    if (pool_ != nullptr) pool_->drop(this);
+    close(nread < 0 && nread != UV_EOF);
+    return;
+  }
+  if (!user_reads_) {
+    // The bytes wait in the socket until the user reads.
+    if (int rc = read(false); rc != 0) spdlog::debug("backend read stop: {}", uv_err_name(rc));
+    return;
+  }
+  user_->backend_read(*this, nread);
+}
+
 void BackendConnection::on_closed() {
   if (user_ != nullptr) user_->backend_connection_closed(*this);
   delete this;
@@ -71,8 +116,9 @@ BackendConnection* BackendPool::take(Backend& backend, BackendConnection::User& 
     BackendConnection* connection = *it;
     if (connection->backend_ != &backend) continue;
     drop(connection);
-    if (int rc = uv_read_stop(connection->stream()); rc != 0) spdlog::debug("pool read stop: {}", uv_err_name(rc));
+    // Still read (by nobody) until its user says: no stop and start again (header).
     connection->user_ = &user;
+    connection->user_reads_ = false;
     connection->count_request();
     ++backend.stats.pool_reuses_total;
     return connection;
@@ -87,21 +133,8 @@ void BackendPool::put(BackendConnection* connection, std::uint32_t max_idle, Mil
     connection->close(false);
     return;
   }
-  connection->socket_.data = connection;
-  const int rc = uv_read_start(
-      connection->stream(),
-      [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
-        auto* self = owner<BackendConnection>(handle);
-        *buf = uv_buf_init(&self->idle_byte_, 1);
-      },
-      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
-        if (nread == 0) return;
-        // A byte the backend sends unasked, its EOF or an error: the connection is not reusable.
-        auto* self = owner<BackendConnection>(stream);
-        self->pool_->drop(self);
-        self->close(nread < 0 && nread != UV_EOF);
-      });
-  if (rc != 0) {
+  connection->user_reads_ = false;
+  if (!connection->reading_ && connection->start_reading() != 0) {
     connection->close(false);
     return;
   }

@@ -38,7 +38,7 @@ std::string client_ip(const sockaddr* address) {
 
 HttpExchange::HttpExchange(HttpSession& session)
     : session_(session), response_parser_(std::in_place, http::Kind::response, response_reader_, http::Limits{64 * 1024}) {
-  if (int rc = timer_.init(session.resources_.loop, this, uv_timer_init); rc != 0) {
+  if (int rc = timer_.init(session.resources_.loop, this, [](void* self) { static_cast<HttpExchange*>(self)->on_timer(); }); rc != 0) {
     spdlog::warn("http exchange timer: {}", uv_err_name(rc));
   }
 }
@@ -118,7 +118,7 @@ void HttpExchange::ask_for_backend() {
 }
 
 void HttpExchange::on_dispatched(Backend& backend) {
-  if (int rc = uv_timer_stop(timer_.get()); rc != 0) spdlog::warn("http exchange timer not stopped: {}", uv_err_name(rc));
+  stop_timer();
   use_backend(backend);
 }
 

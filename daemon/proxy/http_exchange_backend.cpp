@@ -102,10 +102,9 @@ void HttpExchange::drop_connection(bool reset) {
 void HttpExchange::start_exchange() {
   state_ = State::exchanging;
   exchange_ns_ = uv_hrtime();
-  connection_->stream()->data = this;
   response_parser_->expect_response_to_head(request_.method == "HEAD");
-  // Built for the backend it goes to: a request without Host gets that backend's address.
-  forwarding_.host = slot_->config.address.to_string();
+  // Built for the backend it goes to: an HTTP/1.0 request without Host may get that backend's address.
+  if (!request_.header("Host")) forwarding_.host = slot_->config.address.to_string();
   write_backend(http::request_head(request_, forwarding_));
   arm_timer(static_cast<std::uint64_t>(session_.http_.response_timeout.count()));
   update_backend_reading();
@@ -120,19 +119,12 @@ void HttpExchange::update_backend_reading() {
                     has_room() && backend_in_.size() < Mover::kHighWatermarkBytes;
   if (want == backend_reading_) return;
   backend_reading_ = want;
-  if (!want) {
-    if (connection_ != nullptr) uv_read_stop(connection_->stream());
-    return;
-  }
-  const int rc = uv_read_start(
-      connection_->stream(),
-      [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
-        auto* self = owner<HttpExchange>(handle);
-        if (self->backend_chunk_ == nullptr) self->backend_chunk_ = self->session_.resources_.buffers.take();
-        *buf = uv_buf_init(self->backend_chunk_->data, static_cast<unsigned>(Chunk::kCapacity));
-      },
-      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t*) { owner<HttpExchange>(stream)->on_backend_read(nread); });
-  if (rc != 0) backend_failed("read_failed");
+  if (connection_ != nullptr && connection_->read(want) != 0) backend_failed("read_failed");
+}
+
+uv_buf_t HttpExchange::backend_read_buffer() {
+  if (backend_chunk_ == nullptr) backend_chunk_ = session_.resources_.buffers.take();
+  return uv_buf_init(backend_chunk_->data, static_cast<unsigned>(Chunk::kCapacity));
 }
 
 void HttpExchange::on_backend_read(ssize_t nread) {
@@ -234,8 +226,7 @@ void HttpExchange::end_backend(bool reuse) {
   stop_timer();
   if (connection_ != nullptr) {
     BackendConnection* connection = std::exchange(connection_, nullptr);
-    if (backend_reading_) uv_read_stop(connection->stream());
-    backend_reading_ = false;
+    backend_reading_ = false;  // the pool reads it on, or it closes
     if (reuse) {
       --session_.connections_attached_;
       session_.resources_.backend_pool.put(connection, session_.http_.pool_max_idle, session_.http_.pool_idle_timeout);
@@ -260,14 +251,10 @@ void HttpExchange::release_slot(bool keep_for_log) {
 // --- timers -------------------------------------------------------------------------------------
 
 void HttpExchange::arm_timer(std::uint64_t timeout_ms) {
-  const int rc =
-      uv_timer_start(timer_.get(), [](uv_timer_t* timer) { owner<HttpExchange>(timer)->on_timer(); }, timeout_ms, 0);
-  if (rc != 0) spdlog::warn("http exchange timer not started: {}", uv_err_name(rc));
+  if (const int rc = timer_.start(timeout_ms); rc != 0) spdlog::warn("http exchange timer not started: {}", uv_err_name(rc));
 }
 
-void HttpExchange::stop_timer() {
-  if (int rc = uv_timer_stop(timer_.get()); rc != 0) spdlog::warn("http exchange timer not stopped: {}", uv_err_name(rc));
-}
+void HttpExchange::stop_timer() { timer_.stop(); }
 
 void HttpExchange::on_timer() {
   switch (state_) {

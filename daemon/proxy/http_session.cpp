@@ -41,7 +41,7 @@ HttpSession::~HttpSession() {
 HttpSession* HttpSession::accept(Listener& listener, int client_fd) {
   auto* session = new HttpSession(listener);
   uv_loop_t* loop = session->resources_.loop;
-  int rc = session->timer_.init(loop, session, uv_timer_init);
+  int rc = session->timer_.init(loop, session, [](void* self) { static_cast<HttpSession*>(self)->on_timer(); });
   if (rc == 0) {
     rc = session->client_.open(loop, client_fd);
   } else {
@@ -92,6 +92,20 @@ HttpExchange* HttpSession::exchange_on(const BackendConnection* connection) {
     if (exchange->connection() == connection) return exchange.get();
   }
   return nullptr;
+}
+
+// A connection's reads go to the exchange using it. One that has none is not read further.
+uv_buf_t HttpSession::backend_read_buffer(BackendConnection& connection) {
+  HttpExchange* exchange = exchange_on(&connection);
+  return exchange != nullptr ? exchange->backend_read_buffer() : uv_buf_init(nullptr, 0);
+}
+
+void HttpSession::backend_read(BackendConnection& connection, ssize_t nread) {
+  if (HttpExchange* exchange = exchange_on(&connection)) {
+    exchange->on_backend_read(nread);
+  } else if (int rc = connection.read(false); rc != 0) {
+    spdlog::debug("backend read stop: {}", uv_err_name(rc));
+  }
 }
 
 void HttpSession::backend_connection_closed(BackendConnection&) {
@@ -221,7 +235,7 @@ http::Action HttpSession::RequestReader::on_head(const http::MessageHead& head) 
   HttpSession& s = session;
   const std::uint64_t head_ns = uv_hrtime();
   s.listener_.count_http_request();
-  if (int rc = uv_timer_stop(s.timer_.get()); rc != 0) spdlog::warn("http session timer not stopped: {}", uv_err_name(rc));
+  s.timer_.stop();
   s.add_exchange(head, head_ns);
   s.head_pending_ = true;
   // Nothing is read after a request that ends the connection or switches protocols.
@@ -255,9 +269,7 @@ void HttpSession::answer_error(HttpError error, int status, const char* end_reas
 }
 
 void HttpSession::arm_timer(std::uint64_t timeout_ms) {
-  const int rc = uv_timer_start(timer_.get(), [](uv_timer_t* timer) { owner<HttpSession>(timer)->on_timer(); },
-                                timeout_ms, 0);
-  if (rc != 0) spdlog::warn("http session timer not started: {}", uv_err_name(rc));
+  if (const int rc = timer_.start(timeout_ms); rc != 0) spdlog::warn("http session timer not started: {}", uv_err_name(rc));
 }
 
 void HttpSession::on_timer() {

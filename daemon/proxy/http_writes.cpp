@@ -30,14 +30,28 @@ void append_taking(std::string& out, std::string& bytes) {
   bytes.clear();
 }
 
-// Starts `op` on `stream`; its completion goes to its session's on_written.
-int start_write(StringWrite* op, uv_stream_t* stream) {
-  op->req.data = op;
+// Sends `op` on `stream`: what the socket takes at once goes by uv_try_write (a reply's few hundred
+// bytes nearly always), so no write request completes on a later loop turn, which libuv follows
+// with an epoll_ctl. The rest, or an error, goes by uv_write, whose completion reaches the
+// session's on_written. Returns the bytes left queued (0: all written, `op` given back), or a
+// negative libuv code when uv_write refused (`op` still the caller's).
+ssize_t start_write(LoopResources& resources, StringWrite* op, uv_stream_t* stream) {
   uv_buf_t buf = uv_buf_init(op->bytes.data(), static_cast<unsigned>(op->bytes.size()));
-  return uv_write(&op->req, stream, &buf, 1, [](uv_write_t* req, int status) {
-    auto* written = owner<StringWrite>(req);
-    written->session->on_written(written, status);
+  const int written = uv_try_write(stream, &buf, 1);
+  if (written == static_cast<int>(buf.len)) {
+    resources.writes.give_back(op);
+    return 0;
+  }
+  if (written > 0) {
+    op->sent = static_cast<std::size_t>(written);
+    buf = uv_buf_init(buf.base + written, buf.len - static_cast<unsigned>(written));
+  }
+  op->req.data = op;
+  const int rc = uv_write(&op->req, stream, &buf, 1, [](uv_write_t* req, int status) {
+    auto* queued = owner<StringWrite>(req);
+    queued->session->on_written(queued, status);
   });
+  return rc != 0 ? rc : static_cast<ssize_t>(buf.len);
 }
 
 }  // namespace
@@ -80,13 +94,18 @@ void HttpSession::send() {
     resources_.writes.give_back(op);
     return;
   }
-  client_unsent_ += op->bytes.size();
-  if (const int rc = start_write(op, client_.stream()); rc != 0) on_written(op, rc);
+  const ssize_t queued = start_write(resources_, op, client_.stream());
+  if (queued < 0) {
+    client_unsent_ += op->bytes.size() - op->sent;  // as on_written takes it off
+    on_written(op, static_cast<int>(queued));
+  } else {
+    client_unsent_ += static_cast<std::size_t>(queued);
+  }
 }
 
 void HttpSession::on_written(StringWrite* op, int status) {
   const bool to_client = op->to_client;
-  const std::size_t bytes = op->bytes.size();
+  const std::size_t bytes = op->bytes.size() - op->sent;  // what was queued
   const BackendConnection* connection = op->connection;
   resources_.writes.give_back(op);
   if (!to_client) {
@@ -148,9 +167,14 @@ void HttpExchange::send_backend() {
     session_.resources_.writes.give_back(op);
     return;
   }
-  backend_unsent_ += op->bytes.size();
   if (slot_ != nullptr) session_.stats_.sent_to_backend(*slot_, op->bytes.size());
-  if (const int rc = start_write(op, connection_->stream()); rc != 0) session_.on_written(op, rc);
+  const ssize_t queued = start_write(session_.resources_, op, connection_->stream());
+  if (queued < 0) {
+    backend_unsent_ += op->bytes.size() - op->sent;  // as on_written takes it off
+    session_.on_written(op, static_cast<int>(queued));
+  } else {
+    backend_unsent_ += static_cast<std::size_t>(queued);
+  }
 }
 
 }  // namespace sluice

@@ -6,6 +6,7 @@ StringWrite* WritePool::take() {
   StringWrite* write = free_.pop();
   if (write == nullptr) return new StringWrite;
   write->bytes.clear();
+  write->sent = 0;
   return write;
 }
 

@@ -47,7 +47,11 @@ enum class Framing {
 };
 
 /// Header names and tokens such as "close" compare without case.
-bool equal_ignoring_case(std::string_view a, std::string_view b);
+bool equal_bytes_ignoring_case(std::string_view a, std::string_view b);  // of the same length
+inline bool equal_ignoring_case(std::string_view a, std::string_view b) {
+  // Inline: most header names differ in length from the one looked for, and no call is made.
+  return a.size() == b.size() && equal_bytes_ignoring_case(a, b);
+}
 
 struct Header {
   std::string name;

@@ -5,6 +5,12 @@
 // (closed before the backend's own keep-alive timeout would close it under a request), at most
 // `pool_max_idle` of them per backend. While idle the pool reads it: any byte or EOF from the
 // backend drops it. The counts are the backend's own (BackendStats::pool_*), kept by this file.
+//
+// A connection's socket stays read across the hand-overs between its user and the pool: a libuv
+// read stopped and started again costs two epoll_ctl calls on the next loop turn, four a request.
+// So a read the user no longer wants is stopped lazily: only when bytes come before the user wants
+// them again, the socket is then left unread (the alloc callback gives no buffer) and its reading
+// stopped.
 
 #include <cstdint>
 #include <vector>
@@ -26,6 +32,10 @@ class BackendConnection {
   class User {
    public:
     virtual void backend_connection_closed(BackendConnection& connection) = 0;
+    /// While the user reads (read(true)): the buffer for the next read, and what it gave (libuv's
+    /// nread: a byte count, 0, UV_EOF or an error).
+    virtual uv_buf_t backend_read_buffer(BackendConnection& connection) = 0;
+    virtual void backend_read(BackendConnection& connection, ssize_t nread) = 0;
 
    protected:
     ~User() = default;
@@ -47,6 +57,8 @@ class BackendConnection {
   User* user() const { return user_; }
   /// Another request starts on it.
   void count_request() { ++requests_; }
+  /// The user's bytes are read while `want` (User::backend_read). Returns libuv's code.
+  int read(bool want);
 
   /// Closes the socket (with a RST when `reset`) and frees this object in the close callback,
   /// after telling its user. Writes still queued come back cancelled first.
@@ -57,6 +69,9 @@ class BackendConnection {
   BackendConnection() = default;
   ~BackendConnection() = default;
   void on_closed();
+  int start_reading();  // libuv reads the socket (for the user or the pool)
+  void on_alloc(uv_buf_t* buf);
+  void on_read(ssize_t nread);
 
   uv_tcp_t socket_{};
   uv_connect_t connect_req_{};
@@ -69,6 +84,8 @@ class BackendConnection {
   std::uint64_t connected_ns_ = 0;
   std::uint64_t idle_deadline_ms_ = 0;  // loop time at which an idle connection is closed
   bool closing_ = false;
+  bool reading_ = false;     // libuv reads the socket
+  bool user_reads_ = false;  // for the user (else for the pool while idle, or nobody)
   char idle_byte_ = 0;  // an idle connection reads into this: anything read drops it
 };
 

@@ -30,6 +30,7 @@
 #include "sluice/http/forwarding.hpp"
 #include "sluice/http/parser.hpp"
 #include "sluice/metrics/stats.hpp"
+#include "sluice/uv/deadline_timer.hpp"
 #include "sluice/uv/handle.hpp"
 
 namespace sluice {
@@ -91,6 +92,9 @@ class HttpExchange final : public Waiter {
   void write_backend(std::string_view bytes);
   void write_backend_taking(std::string& bytes);
   void update_backend_reading();
+  /// Its connection's reads (BackendConnection::User, through the session): where the next goes, and what it gave.
+  uv_buf_t backend_read_buffer();
+  void on_backend_read(ssize_t nread);
   /// The tunnel ended cleanly both ways: its connection closed without a reset.
   void close_backend() { drop_connection(false); }
 
@@ -120,7 +124,6 @@ class HttpExchange final : public Waiter {
   void connect_failed(const char* error);
   void connect_local_error(int error);
   void start_exchange();
-  void on_backend_read(ssize_t nread);
   void pump_response();
   void backend_failed(const char* why);
   void maybe_end();
@@ -134,7 +137,7 @@ class HttpExchange final : public Waiter {
 
   HttpSession& session_;
   State state_ = State::ended;
-  Handle<uv_timer_t> timer_;
+  DeadlineTimer timer_;  // moved at every step, libuv's timer seldom (deadline_timer.hpp)
   ResponseReader response_reader_{*this};
   std::optional<http::Parser> response_parser_;  // made anew after an exchange aborted in a message
 

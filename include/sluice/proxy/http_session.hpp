@@ -36,6 +36,7 @@
 #include "sluice/proxy/loop_session.hpp"
 #include "sluice/proxy/session_observer.hpp"
 #include "sluice/proxy/write_pool.hpp"
+#include "sluice/uv/deadline_timer.hpp"
 #include "sluice/uv/handle.hpp"
 
 namespace sluice {
@@ -95,6 +96,8 @@ class HttpSession final : public LoopSession, private BackendConnection::User {
   }
   HttpExchange* exchange_on(const BackendConnection* connection);
   void backend_connection_closed(BackendConnection& connection) override;
+  uv_buf_t backend_read_buffer(BackendConnection& connection) override;
+  void backend_read(BackendConnection& connection, ssize_t nread) override;
   void update_reading();
 
   // http_writes.cpp: towards the client (an exchange's writes towards its backend are there too)
@@ -115,7 +118,7 @@ class HttpSession final : public LoopSession, private BackendConnection::User {
   const HttpConfig http_;  // as the listener had it at accept
   State state_ = State::open;
   StatsObserver stats_;
-  Handle<uv_timer_t> timer_;
+  DeadlineTimer timer_;  // moved at every step, libuv's timer seldom (deadline_timer.hpp)
   ClientSide client_;
   bool client_reading_ = false;
   Chunk* client_chunk_ = nullptr;   // handed to libuv for the client's read under way

@@ -20,6 +20,7 @@ struct StringWrite {
   HttpSession* session = nullptr;
   BackendConnection* connection = nullptr;  // towards this backend connection (to_client false)
   std::string bytes;
+  std::size_t sent = 0;  // the first bytes, written before the write was queued (uv_try_write)
   bool to_client = false;
   StringWrite* next = nullptr;  // free list
 };
