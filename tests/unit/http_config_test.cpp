@@ -46,7 +46,7 @@ TEST_CASE("http: defaults, tcp mode unless asked") {
   CHECK(listener.http.response_timeout == Millis(60000));
   CHECK(listener.http.max_header_bytes == 16384);
   CHECK(listener.http.pool_idle_timeout == Millis(4000));
-  CHECK(listener.http.pool_max_idle == 16);
+  CHECK(listener.http.pool_max_idle == 64);
   CHECK_FALSE(listener.http.forwarded);
   CHECK(listener.http.pipeline_depth == 1);
 }

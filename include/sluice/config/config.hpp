@@ -93,7 +93,7 @@ struct HttpConfig {
   Millis response_timeout{60000};   // no response head this long after the request was sent: 504
   std::uint32_t max_header_bytes = 16384;  // request line + headers; more: 431
   Millis pool_idle_timeout{4000};   // an idle pooled backend connection is closed after this
-  std::uint32_t pool_max_idle = 16; // idle pooled connections per backend per worker
+  std::uint32_t pool_max_idle = 64; // idle pooled connections per backend per worker (HAProxy keeps any number, nginx what `keepalive` says)
   bool forwarded = false;           // add X-Forwarded-For, X-Forwarded-Proto and Forwarded
   std::uint32_t pipeline_depth = 1; // requests of one client connection in flight at once (1..64)
 
