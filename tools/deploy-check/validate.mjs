@@ -16,6 +16,7 @@ import { isDeepStrictEqual, parseArgs } from "node:util";
 import { parse as parseYaml, stringify } from "yaml";
 import { render, isClusterScoped } from "./kustomize.mjs";
 import { METRIC_CONTRACT, contractFamily, parseExposition, seriesNames } from "./metrics-contract.mjs";
+import { checkScaling, crdModel } from "./scaling.mjs";
 
 const require = createRequire(import.meta.url);
 const { values: args } = parseArgs({
@@ -71,9 +72,10 @@ const portOf = (address) => Number(String(address).match(/:(\d+)$/)?.[1]);
 // --- schemas ---------------------------------------------------------------------------------------
 
 // The model class of an object: kubernetes-models for the built-in API groups, the operator's
-// models for monitoring.coreos.com.
+// models for monitoring.coreos.com, schemas/*.json for KEDA (scaling.mjs).
 function modelClass(obj) {
   const apiVersion = obj.apiVersion;
+  if (apiVersion.startsWith("keda.sh/")) return crdModel(obj);
   const module = apiVersion.startsWith("monitoring.coreos.com/")
     ? `@kubernetes-models/prometheus-operator/${apiVersion}`
     : `kubernetes-models/${apiVersion}`;
@@ -423,8 +425,12 @@ check(config.workers === undefined || config.workers === 1,
       "config/minikube.yaml runs one worker: one shared queue per service, the M/M/c the experiment compares with",
       String(config.workers));
 
-const kustomizations = ["deploy/base", ...readdirSync(path.join(repo, "deploy/overlays")).sort().map((d) => `deploy/overlays/${d}`)];
+const subdirs = (dir) => readdirSync(path.join(repo, dir)).sort().map((d) => `${dir}/${d}`);
+const kustomizations = ["deploy/base", ...subdirs("deploy/overlays"), ...subdirs("deploy/scaling")];
 const rendered = {};
+const scalingRules = [];  // the autoscalers' PromQL, for promtool
+const scalingContext = { check, repo, services: (config.services ?? []).map((s) => s.name), selects, podTemplates,
+                         rules: scalingRules };
 for (const dir of kustomizations) {
   section(`render ${dir}`);
   try {
@@ -440,7 +446,9 @@ for (const dir of kustomizations) {
   for (const pod of podTemplates(objects)) checkPodSecurity(dir, pod);
   checkServices(dir, objects);
   checkSluice(dir, objects, config);
+  if (dir.startsWith("deploy/scaling/")) checkScaling(dir, dir, objects, scalingContext);
 }
+writeFileSync(path.join(work, "scaling.rules.yaml"), stringify({ groups: [{ name: "scaling", rules: scalingRules }] }));
 
 section("Prometheus: plain (deploy/overlays/plain-prometheus)");
 const plainDir = "deploy/overlays/plain-prometheus";
