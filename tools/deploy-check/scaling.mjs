@@ -20,7 +20,10 @@ export const SCALING_GAUGE = "sluice_service_recommended_backends";
 
 const ajv = new Ajv({ allErrors: true, strict: true });
 const loadSchema = (file) => ajv.compile(JSON.parse(readFileSync(path.join(here, "schemas", file), "utf8")));
-const schemaErrors = (validate) => ajv.errorsText(validate.errors, { dataVar: "data" });
+// ajv's messages, with the name of an unknown field (ajv keeps it apart, in params).
+const schemaErrors = (validate) => (validate.errors ?? [])
+  .map((e) => `data${e.instancePath} ${e.message}${e.params?.additionalProperty ? `: '${e.params.additionalProperty}'` : ""}`)
+  .join(", ");
 
 // A model class, as kubernetes-models has, for a kind validated by one of schemas/*.json.
 function schemaModel(file) {
@@ -37,7 +40,7 @@ const adapterConfigValid = loadSchema("prometheus-adapter-config.json");
 
 // The metadata keys of KEDA's prometheus scaler (keda.sh/docs/2.15/scalers/prometheus), all strings.
 const PROMETHEUS_TRIGGER_KEYS = ["serverAddress", "query", "threshold", "activationThreshold", "namespace",
-  "customHeaders", "ignoreNullValues", "queryParameters", "unsafeSsl", "authModes", "timeout"];
+  "customHeaders", "ignoreNullValues", "queryParameters", "unsafeSsl", "authModes"];
 
 // The Service and port an in-cluster URL names (http://NAME.NAMESPACE.svc.cluster.local:PORT).
 function serviceOfUrl(objects, url, port) {
