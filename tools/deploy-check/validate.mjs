@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Offline validation of deploy/: renders every kustomization (kustomize.mjs), validates each object
 // against the Kubernetes and Prometheus Operator schemas (kubernetes-models, strict about unknown
-// fields), and checks what a schema cannot: Pod Security "restricted", that Services select pods and
-// name their ports, that the mounted Sluice config is config/minikube.yaml and agrees with the
-// manifests (ports, nodes, drain time), that alert rules and the dashboard use only the metric
-// contract. Writes files for promtool into --work. Run by scripts/validate-deploy.sh.
+// fields) and KEDA's (schemas/), and checks what a schema cannot: Pod Security "restricted", that
+// Services select pods and name their ports, that the mounted Sluice config is config/minikube.yaml
+// and agrees with the manifests (ports, nodes, drain time), that alert rules and the dashboard use
+// only the metric contract, and that the autoscalers of deploy/scaling follow Sluice's
+// recommendation (scaling.mjs). Writes files for promtool into --work. Run by scripts/validate-deploy.sh.
 //
 //   node validate.mjs --repo ROOT --work DIR [--metrics FILE]
 //     --metrics: a /metrics scrape of the real daemon; referenced metrics must appear in it too.
