@@ -27,6 +27,8 @@
 #                    to look for new ones; see fuzz/config_fuzzer.cpp
 #   --build-only     build the target and exit
 #
+# SLUICE_UNITY_BUILD=ON in the environment compiles in batches (CMakeLists.txt), as scripts/test.sh does.
+#
 # Found something? Copy the input into fuzz/regressions/ (http: fuzz/http-regressions/, session:
 # fuzz/http-session-regressions/) with a name that says what it broke;
 # tests/unit/fuzz_regressions_test.cpp (http_fuzz_replay_test.cpp, http_session_fuzz_replay_test.cpp)
@@ -96,7 +98,8 @@ exec 9> "$out/build.lock"
 flock 9
 flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link"
 nice -n 10 cmake -S . -B "$out/cmake" -G Ninja -DCMAKE_BUILD_TYPE=None -DSLUICE_TESTS=OFF \
-  -DSLUICE_SANITIZED_TESTS=OFF -DSLUICE_WERROR=ON -DSLUICE_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+  -DSLUICE_SANITIZED_TESTS=OFF -DSLUICE_WERROR=ON -DSLUICE_FUZZ=ON -DSLUICE_UNITY_BUILD="${SLUICE_UNITY_BUILD:-OFF}" \
+  -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > "$out/cmake.log" ||
   { cat "$out/cmake.log" >&2; exit 1; }

@@ -8,12 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TESTS=ON -DSLUICE_WERROR=ON
+# Unity builds (SLUICE_UNITY_BUILD, CMakeLists.txt): a clean build's sources compiled in batches.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TESTS=ON -DSLUICE_WERROR=ON -DSLUICE_UNITY_BUILD=ON
 cmake --build build
 # With clang, so that CI compiles with both compilers (the build above is g++'s), -Werror: every
 # target of the project, instrumented for the fuzzers, which ctest runs below; the one clang build
 # (scripts/fuzz.sh). Optimisation-only warnings are g++'s (-O2 above); clang's do not depend on -O.
-bash scripts/fuzz.sh --target all --build-only
+SLUICE_UNITY_BUILD=ON bash scripts/fuzz.sh --target all --build-only
 # Two tests at a time (the machines have two cores; wall-clock bounds in the tests allow for it):
 # the suite then fits CI's time. SLUICE_TEST_JOBS=1 runs them one by one.
 ctest --test-dir build --parallel "${SLUICE_TEST_JOBS:-2}" --output-on-failure --no-tests=error --timeout 300 "$@"

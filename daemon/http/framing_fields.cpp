@@ -1,4 +1,5 @@
 #include "sluice/http/framing_fields.hpp"
+#include "sluice/http/field_text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -26,26 +27,19 @@ bool is_token(std::string_view text) {
          std::all_of(text.begin(), text.end(), [](char c) { return kToken.tchar[static_cast<unsigned char>(c)]; });
 }
 
-// Without the optional whitespace (SP, HTAB) around a field value or a list element.
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
-}
 
-std::string quoted(std::string_view text) { return "'" + std::string(text.substr(0, 64)) + "'"; }
 
 // 1*DIGIT up to 2^63-1: a larger length is no real body, and a reader keeping it in a signed
 // 64-bit count (off_t, ssize_t) would wrap.
 std::string check_content_length(std::string_view value) {
   constexpr std::uint64_t kMax = std::numeric_limits<std::int64_t>::max();
   if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return "Content-Length " + quoted(value) + " is not a decimal number";
+    return "Content-Length " + quoted_excerpt(value) + " is not a decimal number";
   }
   std::uint64_t length = 0;
   for (const char c : value) {
     const auto digit = static_cast<std::uint64_t>(c - '0');
-    if (length > (kMax - digit) / 10) return "Content-Length " + quoted(value) + " is above 2^63-1";
+    if (length > (kMax - digit) / 10) return "Content-Length " + quoted_excerpt(value) + " is above 2^63-1";
     length = length * 10 + digit;
   }
   return {};
@@ -62,7 +56,7 @@ void FramingFields::start(Section section) { *this = FramingFields(section); }
 
 std::string FramingFields::add(std::string_view name, std::string_view value) {
   if (name.empty()) return "a header field without a name";
-  if (!is_token(name)) return "header field name " + quoted(name) + " is not a token";
+  if (!is_token(name)) return "header field name " + quoted_excerpt(name) + " is not a token";
   const bool length = equal_ignoring_case(name, "Content-Length");
   const bool coding = equal_ignoring_case(name, "Transfer-Encoding");
   if (!length && !coding) return {};
@@ -74,17 +68,17 @@ std::string FramingFields::add(std::string_view name, std::string_view value) {
     transfer_encoding_ = true;
   }
   if (content_length_ && transfer_encoding_) return "both Content-Length and Transfer-Encoding";
-  return length ? check_content_length(trim(value)) : add_transfer_encoding(value);
+  return length ? check_content_length(trim_ows(value)) : add_transfer_encoding(value);
 }
 
 // Several Transfer-Encoding fields make one list, in order (RFC 9110 5.3).
 std::string FramingFields::add_transfer_encoding(std::string_view value) {
   for (;;) {
     const auto comma = value.find(',');
-    const std::string_view coding = trim(value.substr(0, comma));
+    const std::string_view coding = trim_ows(value.substr(0, comma));
     if (coding.empty()) return "an empty element in Transfer-Encoding";
-    if (!is_token(coding)) return "transfer coding " + quoted(coding) + " is not a bare token";
-    if (chunked_) return "transfer coding " + quoted(coding) + " after chunked";
+    if (!is_token(coding)) return "transfer coding " + quoted_excerpt(coding) + " is not a bare token";
+    if (chunked_) return "transfer coding " + quoted_excerpt(coding) + " after chunked";
     chunked_ = equal_ignoring_case(coding, "chunked");
     if (comma == std::string_view::npos) return {};
     value.remove_prefix(comma + 1);

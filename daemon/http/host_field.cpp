@@ -1,4 +1,5 @@
 #include "sluice/http/host_field.hpp"
+#include "sluice/http/field_text.hpp"
 
 #include <algorithm>
 
@@ -15,7 +16,6 @@ bool is_name_char(char c) {
   return is_alpha(c) || is_digit(c) || std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
 }
 
-std::string quoted(std::string_view text) { return "'" + std::string(text.substr(0, 64)) + "'"; }
 
 // uri-host [ ":" port ]: a reg-name (which covers IPv4) or an IP-literal in brackets, then an
 // optional port of digits.
@@ -44,12 +44,6 @@ bool is_valid_host(std::string_view host) {
   return std::all_of(port.begin(), port.end(), is_digit);
 }
 
-// Without the optional whitespace around a field value.
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
-}
 
 // The scheme of an absolute-form target ("http" of "http://a/p"), or "" for any other form.
 std::string_view target_scheme(std::string_view target) {
@@ -79,19 +73,19 @@ std::string check_host(const MessageHead& request) {
     host = &header;
   }
   if (host == nullptr && request.version_minor >= 1) return "an HTTP/1.1 request without Host";
-  const std::string_view value = host != nullptr ? trim(host->value) : std::string_view();
-  if (host != nullptr && !is_valid_host(value)) return "Host " + quoted(value) + " is not host[:port]";
+  const std::string_view value = host != nullptr ? trim_ows(host->value) : std::string_view();
+  if (host != nullptr && !is_valid_host(value)) return "Host " + quoted_excerpt(value) + " is not host[:port]";
   const std::string_view scheme = target_scheme(request.target);
   if (scheme.empty()) return {};
   if (!equal_ignoring_case(scheme, "http") && !equal_ignoring_case(scheme, "https")) {
-    return "target scheme " + quoted(scheme) + " is not http or https";
+    return "target scheme " + quoted_excerpt(scheme) + " is not http or https";
   }
   const std::string_view authority = target_authority(request.target);
   if (authority.empty() || !is_valid_host(authority)) {
-    return "target authority " + quoted(authority) + " is not host[:port]";
+    return "target authority " + quoted_excerpt(authority) + " is not host[:port]";
   }
   if (host != nullptr && !equal_ignoring_case(value, authority)) {
-    return "Host " + quoted(value) + " differs from the target's authority " + quoted(authority);
+    return "Host " + quoted_excerpt(value) + " differs from the target's authority " + quoted_excerpt(authority);
   }
   return {};
 }
