@@ -9,7 +9,7 @@
 
 namespace {
 
-// A service with two one-slot backends and `scaling` lines (indented for the service) at line 11.
+// A service with two one-slot backends and `scaling` lines (indented for the service) from line 11.
 std::string with_scaling(const std::string& scaling, const std::string& second_slots = "1") {
   return "listeners:\n"
          "  - name: web\n"
@@ -94,38 +94,38 @@ TEST_CASE("scaling: each bad value is named with its line") {
   };
   const Case cases[] = {
       {"target_wait missing", with_scaling("      window: 20s\n"),
-       "t.yaml:12:7: scaling of service 'web': missing required key 'target_wait'\n"},
+       "t.yaml:11:7: scaling of service 'web': missing required key 'target_wait'\n"},
       {"window too short", with_scaling("      target_wait: 5ms\n      window: 9s\n"),
-       "t.yaml:13:15: window: 9s is out of range 10s..1h\n"},
+       "t.yaml:12:15: window: 9s is out of range 10s..1h\n"},
       {"window too long", with_scaling("      target_wait: 5ms\n      window: 2h\n"),
-       "t.yaml:13:15: window: 2h is out of range 10s..1h\n"},
+       "t.yaml:12:15: window: 2h is out of range 10s..1h\n"},
       {"window not a duration", with_scaling("      target_wait: 5ms\n      window: soon\n"),
-       "t.yaml:13:15: window: expected a duration such as 250ms, 2s, 1m or 1h, got 'soon'\n"},
+       "t.yaml:12:15: window: expected a duration such as 250ms, 2s, 1m or 1h, got 'soon'\n"},
       {"target_wait zero", with_scaling("      target_wait: 0ms\n"),
-       "t.yaml:12:20: target_wait: must be greater than 0, got '0ms'\n"},
+       "t.yaml:11:20: target_wait: must be greater than 0, got '0ms'\n"},
       {"quantile p out of range", with_scaling("      target_wait: 5ms\n      target_quantile: {p: 1, wait: 5ms}\n"),
-       "t.yaml:13:27: p: 1 is not strictly between 0 and 1\n"},
+       "t.yaml:12:28: p: 1 is not strictly between 0 and 1\n"},
       {"quantile p not a number", with_scaling("      target_wait: 5ms\n      target_quantile: {p: high, wait: 5ms}\n"),
-       "t.yaml:13:27: p: expected a number between 0 and 1 such as 0.95, got 'high'\n"},
+       "t.yaml:12:28: p: expected a number between 0 and 1 such as 0.95, got 'high'\n"},
       {"quantile wait missing", with_scaling("      target_wait: 5ms\n      target_quantile: {p: 0.9}\n"),
-       "t.yaml:13:24: target_quantile of scaling of service 'web': missing required key 'wait'\n"},
+       "t.yaml:12:24: target_quantile of scaling of service 'web': missing required key 'wait'\n"},
       {"quantile unknown key", with_scaling("      target_wait: 5ms\n      target_quantile: {p: 0.9, wait: 1s, q: 2}\n"),
-       "t.yaml:13:44: unknown key 'q' in target_quantile of scaling of service 'web'; did you mean 'p'?\n"},
+       "t.yaml:12:43: unknown key 'q' in target_quantile of scaling of service 'web'; did you mean 'p'?\n"},
       {"min above max", with_scaling("      target_wait: 5ms\n      min_backends: 5\n      max_backends: 4\n"),
-       "t.yaml:14:21: max_backends: 4 is less than min_backends 5\n"},
+       "t.yaml:13:21: max_backends: 4 is less than min_backends 5\n"},
       {"max zero", with_scaling("      target_wait: 5ms\n      max_backends: 0\n"),
-       "t.yaml:13:21: max_backends: 0 is out of range 1..100000\n"},
+       "t.yaml:12:21: max_backends: 0 is out of range 1..100000\n"},
       {"slots_per_backend zero", with_scaling("      target_wait: 5ms\n      slots_per_backend: 0\n"),
-       "t.yaml:13:26: slots_per_backend: 0 is out of range 1..1000000\n"},
+       "t.yaml:12:26: slots_per_backend: 0 is out of range 1..1000000\n"},
       {"backends disagree on slots", with_scaling("      target_wait: 5ms\n", "2"),
-       "t.yaml:12:7: scaling of service 'web': the backends' max_connections differ (1 and 2); set "
+       "t.yaml:11:7: scaling of service 'web': the backends' max_connections differ (1 and 2); set "
        "slots_per_backend to the slots one more backend brings\n"},
       {"unknown key", with_scaling("      target_wait: 5ms\n      targt_wait: 5ms\n"),
-       "t.yaml:13:7: unknown key 'targt_wait' in scaling of service 'web'; did you mean 'target_wait'?\n"},
-      {"not a map", with_scaling("      - 1\n"), "t.yaml:12:7: scaling of service 'web': expected a map, got a list\n"},
+       "t.yaml:12:7: unknown key 'targt_wait' in scaling of service 'web'; did you mean 'target_wait'?\n"},
+      {"not a map", with_scaling("      - 1\n"), "t.yaml:11:7: scaling of service 'web': expected a map, got a list\n"},
   };
   for (const Case& c : cases) {
-    CAPTURE(c.what);
+    INFO(std::string(c.what));
     CHECK(errors_of(c.yaml) == c.errors);
   }
   // Disagreeing backends are fine when slots_per_backend says what one more brings.
