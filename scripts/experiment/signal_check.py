@@ -10,13 +10,14 @@ c = 3 waits 1.57 ms and c = 4 waits 0.26 ms, so c* = 4 with room on both sides (
 have to be off by about 15 % to change it). For M/D/3 Allen-Cunneen halves the M/M/3 wait (factor
 (ca^2 + cs^2) / 2 = 0.5): 0.79 ms, so its c* is 3.
 
-    /usr/bin/python3 scripts/experiment/signal_check.py [--out DIR]   # ~5.5 min: 60 s warm-up, 24 samples
+    /usr/bin/python3 scripts/experiment/signal_check.py [--out DIR]   # ~6 min: calibration, 60 s warm-up, 24 samples
     /usr/bin/python3 scripts/experiment/signal_check.py --quick       # < 40 s: a 10 s window, the pipeline
 
 Binaries: SLUICE_BINARY, SLUICE_BACKEND_BINARY, SLUICE_LOADGEN_BINARY (else build/). Exit status 0 when
 the acceptance holds (full run: lambda and 1/mu within 5 % after the warm-up, recommended == c* in at
-least 90 % of the mmc samples, the mdc service CV below 0.1 with the correction applied; --quick: the
-same with 15 % and every sample of state ok), 1 otherwise, 2 when the run itself failed.
+least 90 % of the mmc samples, the mdc service CV below 0.1 with the correction applied, every sample
+of state ok; --quick, which checks the pipeline rather than the accuracy: 20 % and 75 %), 1 otherwise,
+2 when the run itself failed.
 """
 
 from __future__ import annotations
@@ -78,9 +79,8 @@ def get_json(admin: str, path: str) -> dict:
         return json.loads(r.read())
 
 
-def run(args, out: Path) -> dict:
-    warmup, every, samples = (12, 2, 8) if args.quick else (60, 10, 24)
-    window = "10s" if args.quick else None  # the default 60 s in the full run
+def run(args, out: Path, window: str | None, warmup: int, every: int, samples: int, overhead_s: float) -> dict:
+    """One run of both arms: `samples` copies of /scaling `every` s apart after `warmup` s of load."""
     bins = {"sluice": binary("SLUICE_BINARY", "sluice"), "backend": binary("SLUICE_BACKEND_BINARY", "tools/sluice-backend"),
             "loadgen": binary("SLUICE_LOADGEN_BINARY", "tools/sluice-loadgen")}
     with Processes() as procs:
@@ -91,7 +91,8 @@ def run(args, out: Path) -> dict:
                 name = f"{arm}-b{i + 1}"
                 started.append(procs.start(name, [bins["backend"], "--listen", "127.0.0.1:0", "--name", name,
                                                   "--mean-service", f"{MEAN_SERVICE * 1e3:.0f}ms", "--distribution",
-                                                  distribution, "--seed", str(args.seed * 100 + i)],
+                                                  distribution, "--seed", str(args.seed * 100 + i),
+                                                  "--overhead", f"{overhead_s * 1e6:.0f}us"],
                                            out / f"backend-{name}.log"))
             ports[arm] = [int(wait_for_line(p, r"listening on 127\.0\.0\.1:(\d+)").group(1)) for p in started]
         (out / "sluice.yaml").write_text(config(ports, window))
@@ -105,7 +106,8 @@ def run(args, out: Path) -> dict:
                         out / f"loadgen-{arm}.log")
         start = time.monotonic()
         print(f"signal check: lambda {LAMBDA:g}/s, 1/mu {MEAN_SERVICE * 1e3:g} ms, {BACKENDS} one-slot backends, "
-              f"window {window or '60s (default)'}, warm-up {warmup} s, {samples} samples every {every} s", flush=True)
+              f"window {window or '60s (default)'}, warm-up {warmup} s, {samples} samples every {every} s, "
+              f"{overhead_s * 1e3:.3f} ms taken off each draw", flush=True)
         rows = []
         for k in range(samples):
             time.sleep(max(0.0, start + warmup + k * every - time.monotonic()))
@@ -119,11 +121,28 @@ def run(args, out: Path) -> dict:
         code = procs.stop(sluice)
         if code != 0:
             raise HarnessError(f"sluice exited {code} after SIGTERM")
-    return {"rows": rows, "window": window or "60s", "warmup_s": warmup, "every_s": every}
+    return {"rows": rows, "window": window or "60s", "warmup_s": warmup, "every_s": every, "overhead_s": overhead_s}
+
+
+def calibrate(args, out: Path) -> float:
+    """The per-connection overhead: how much longer a request holds a Sluice slot than the backend's
+    service (the connect, the hand-offs between three processes; docs/experiments.md, "The
+    per-connection overhead"). A 12 s run measures it on the constant arm, whose draws are exactly
+    20 ms: its mean slot time minus 20 ms. The run proper takes it off every draw (--overhead), so
+    that a slot's time has the drawn distribution, mean 1/mu = 20 ms: the truth compared against."""
+    result = run(args, out / "calibration", "10s", 11, 1, 1, 0.0)
+    mdc = [r for r in result["rows"] if r["service"] == "mdc" and r["state"] == "ok"]
+    if not mdc:
+        raise HarnessError("calibration: the constant arm's signal did not warm up")
+    overhead = max(mdc[-1]["mean_service_seconds"] - MEAN_SERVICE, 0.0)
+    print(f"calibration: a slot is held {mdc[-1]['mean_service_seconds'] * 1e3:.3f} ms for a 20 ms draw: "
+          f"{overhead * 1e3:.3f} ms taken off each draw\n", flush=True)
+    return overhead
 
 
 def report(result: dict, quick: bool) -> bool:
-    tolerance = 0.15 if quick else 0.05
+    # --quick checks the pipeline, not the accuracy: a 10 s window (~4 % noise on 1/mu) and no calibration.
+    tolerance, min_share = (0.20, 0.75) if quick else (0.05, 0.90)
     mu = 1 / MEAN_SERVICE
     truth = {"mmc": true_c_star(LAMBDA, mu, 1.0), "mdc": true_c_star(LAMBDA, mu, 0.5)}
     ok = True
@@ -161,11 +180,11 @@ def report(result: dict, quick: bool) -> bool:
               + (f", service CV <= {max_cs:.3f}, corrected in every sample: {corrected}" if arm == "mdc" else ""))
         ok &= states_ok and max_l <= tolerance * 100 and max_s <= tolerance * 100
         if arm == "mmc":
-            ok &= share >= 0.9
+            ok &= share >= min_share
         else:
             ok &= corrected and max_cs < 0.1
     result["summary"] = summary
-    print("acceptance " + ("holds" if ok else "FAILS") + f" (tolerance {tolerance * 100:g} %, share >= 90 %)")
+    print("acceptance " + ("holds" if ok else "FAILS") + f" (tolerance {tolerance * 100:g} %, share >= {min_share * 100:g} %)")
     return ok
 
 
@@ -174,11 +193,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a 10 s window and 8 samples 2 s apart (< 40 s)")
     parser.add_argument("--out", type=Path, help="where the logs, config and samples go (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--overhead-us", type=float, default=None,
+                        help="per-connection overhead taken off each draw; default: calibrated (quick: 0)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="signal-check-"))
     out.mkdir(parents=True, exist_ok=True)
     try:
-        result = run(args, out)
+        if args.overhead_us is not None:
+            overhead = args.overhead_us / 1e6
+        else:
+            overhead = 0.0 if args.quick else calibrate(args, out)
+        if args.quick:
+            result = run(args, out, "10s", 12, 2, 8, overhead)
+        else:
+            result = run(args, out, None, 60, 10, 24, overhead)  # the default 60 s window
     except (HarnessError, OSError, KeyError, ValueError) as error:
         print(f"signal check: the run failed: {error}", file=sys.stderr)
         return 2
