@@ -22,6 +22,7 @@
 #endif
 
 using namespace sluice::it;
+using sluice::test::scaled;
 using nlohmann::json;
 
 namespace {
