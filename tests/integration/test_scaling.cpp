@@ -1,9 +1,10 @@
 // The scaling signal end to end (README "The scaling signal"): the real daemon in front of real
-// sluice-backend servers (exponential and constant 20 ms service, three one-slot backends each),
-// sluice-loadgen's Poisson arrivals at 60 a second; after a 20 s window /scaling and /metrics agree,
-// lambda and 1/mu are within 10 % of the truth (1/mu: the draws plus the per-connection overhead the
-// constant arm measures), the recommendation is the c* of the true lambda and mu, and constant
-// service reads a service CV near 0 with the Allen-Cunneen correction applied.
+// sluice-backend servers, three one-slot backends each: exponential 20 ms service under Poisson
+// arrivals at 60 a second (mmc), constant 60 ms under 20 a second (mdc: longer, so that the jitter of
+// the per-connection overhead, milliseconds on a loaded machine, stays small beside it). After a 20 s
+// window /scaling and /metrics agree, lambda and 1/mu are within 10 % of the truth (1/mu: the draw plus
+// the per-connection overhead, which the constant arm measures), the recommendation is the c* of the
+// true lambda and mu, and constant service reads a service CV near 0 with Allen-Cunneen applied.
 
 #include <doctest/doctest.h>
 
@@ -11,6 +12,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -28,8 +30,10 @@ using nlohmann::json;
 
 namespace {
 
-constexpr double kLambda = 60;        // arrivals per second, each service
-constexpr double kMeanService = 0.020;
+constexpr double kLambda = 60;            // mmc: arrivals per second
+constexpr double kMeanService = 0.020;    // mmc: exponential
+constexpr double kConstantLambda = 20;    // mdc
+constexpr double kConstantService = 0.060;
 
 struct RunningBackend {
   std::unique_ptr<DaemonProcess> process;
@@ -39,7 +43,8 @@ struct RunningBackend {
 RunningBackend start_backend(const std::string& name, const std::string& distribution, int seed) {
   RunningBackend backend;
   backend.process = std::make_unique<DaemonProcess>(
-      Command{{SLUICE_BACKEND_BINARY, "--listen", "127.0.0.1:0", "--name", name, "--mean-service", "20ms",
+      Command{{SLUICE_BACKEND_BINARY, "--listen", "127.0.0.1:0", "--name", name, "--mean-service",
+               distribution == "constant" ? "60ms" : "20ms",
                "--distribution", distribution, "--seed", std::to_string(seed)}});
   const auto line = backend.process->wait_for_line("listening on", scaled(Millis(5s)));
   REQUIRE_MESSAGE(line, "sluice-backend " << name << " did not start");
@@ -110,7 +115,8 @@ TEST_CASE("scaling: Poisson load on exponential and constant service, /scaling a
   int seed = 11;
   for (const char* listener : {"mmc", "mdc"}) {
     loads.push_back(std::make_unique<DaemonProcess>(
-        Command{{SLUICE_LOADGEN_BINARY, "--target", listeners.at(listener).to_string(), "--rate", "60",
+        Command{{SLUICE_LOADGEN_BINARY, "--target", listeners.at(listener).to_string(), "--rate",
+                 std::string(listener) == "mmc" ? "60" : "20",
                  "--duration", "34s", "--seed", std::to_string(seed++)}}));
   }
   // Wait until both windows hold 20 s of load and nothing from before it (copies are a second apart).
@@ -159,43 +165,50 @@ TEST_CASE("scaling: Poisson load on exponential and constant service, /scaling a
     CHECK(s.at("slots") == 3);
     CHECK(s.at("backends_up") == 3);
     CHECK(s.at("workers") == 1);
-    // The truth within 10 %.
-    CHECK(std::fabs(s.at("arrival_rate").get<double>() / kLambda - 1) < 0.10);
-    CHECK(std::fabs(s.at("arrival_cv").get<double>() - 1) < 0.2);  // Poisson arrivals
+    CHECK(std::fabs(s.at("arrival_cv").get<double>() - 1) < 0.25);  // Poisson arrivals
   }
+  // The truth within 10 % (mdc: 400 arrivals in the window, 5 % standard error: 20 %).
+  CHECK(std::fabs(mmc.at("arrival_rate").get<double>() / kLambda - 1) < 0.10);
+  CHECK(std::fabs(mdc.at("arrival_rate").get<double>() / kConstantLambda - 1) < 0.20);
   // 1/mu is the slot time: the backend's draw plus the per-connection overhead (the connect and the
-  // hand-offs between processes: ~0.2 ms on an idle machine, a few ms at nice 19 beside a build or
-  // under ASan). The constant arm measures that overhead exactly, at the same time: its draws are 20 ms.
-  const double overhead = mdc.at("mean_service_seconds").get<double>() - kMeanService;
+  // hand-offs between processes: ~0.2 ms on an idle machine, several ms at nice 19 beside a build or
+  // under a sanitizer). The constant arm measures that overhead, at the same time: its draws are 60 ms.
+  const double overhead = mdc.at("mean_service_seconds").get<double>() - kConstantService;
   INFO("per-connection overhead " << overhead * 1e3 << " ms");
   CHECK(overhead > -0.0005);
-  CHECK(overhead < 0.008);
-  CHECK(std::fabs(mmc.at("mean_service_seconds").get<double>() / (kMeanService + overhead) - 1) < 0.10);
+  CHECK(overhead < 0.015);
+  const double slot = kMeanService + std::max(overhead, 0.0);
+  CHECK(std::fabs(mmc.at("mean_service_seconds").get<double>() / slot - 1) < 0.10);
 
-  // Exponential service: plain M/M/c, and the c* of the true lambda and mu for a 1 ms mean wait
-  // (c = 3 waits 1.6 ms, c = 4 0.26 ms: 4, not on a knife edge).
+  // Exponential service: the c* of the true lambda and mu for a 1 ms mean wait (idle machine: c = 3
+  // waits 1.6 ms, c = 4 0.26 ms: 4, not on a knife edge). The true slot time's CV is the draw's
+  // standard deviation over its mean with the overhead, 20 / (20 + o): plain M/M/c unless the overhead
+  // passes 5 ms, and the same c* either way.
+  const double slot_cv = kMeanService / slot;
   sluice::scaling::RecommendInput truth;
   truth.lambda = kLambda;
-  truth.mu = 1 / kMeanService;
+  truth.mu = 1 / slot;
+  truth.variability = {1, slot_cv};
   truth.current_slots = 3;
   truth.target.mean_wait_seconds = 0.001;
   truth.slots_per_backend = 1;
   truth.min_backends = 1;
   truth.max_backends = 64;
-  const auto expected = sluice::scaling::recommend(truth);
-  CHECK(expected.backends == 4);
-  CHECK(mmc.at("model") == "M/M/c");
-  CHECK(mmc_gauges.at("scaling_corrected") == 0);
-  CHECK(std::fabs(mmc.at("service_cv").get<double>() - 1) < 0.2);
+  const auto expected = sluice::scaling::recommend(truth);  // 4 unless the overhead passes ~8 ms
+  CHECK(std::fabs(mmc.at("service_cv").get<double>() - slot_cv) < 0.15);
+  if (slot_cv > 0.9) {
+    CHECK(mmc.at("model") == "M/M/c");
+    CHECK(mmc_gauges.at("scaling_corrected") == 0);
+  }
   CHECK(mmc.at("recommended_backends") == expected.backends);
   CHECK(mmc.at("clamped") == "none");
 
   // Constant service (M/D/c): the service CV reads near 0 (what is left is the jitter of the
-  // per-connection overhead in each slot time, 0.05-0.12 on this machine) and the correction applies.
-  CHECK(mdc.at("service_cv").get<double>() < 0.25);
+  // per-connection overhead in each slot time) and the correction applies.
+  CHECK(mdc.at("service_cv").get<double>() < 0.2);
   CHECK(mdc.at("model") == "G/G/c (Allen-Cunneen)");
   CHECK(mdc_gauges.at("scaling_corrected") == 1);
-  CHECK(mdc.at("correction_factor").get<double>() < 0.55);  // (1 + cs^2) / 2
+  CHECK(mdc.at("correction_factor").get<double>() < 0.7);  // (ca^2 + cs^2) / 2, ca ~ 1
 
   for (auto& load : loads) load->send_signal(SIGTERM);
   daemon.send_signal(SIGTERM);

@@ -419,7 +419,7 @@ TEST_CASE("followers: a worker's service reports client connects and takes the m
   CHECK(follower.find_backend("a", {"127.0.0.1", 1}) == nullptr);  // another backend of that name
 }
 
-TEST_CASE("scaling sums: a first ask is an arrival, a retry is not; each release counts its slot time") {
+TEST_CASE("scaling sums: a first ask is an arrival, a retry is not, each release counts its slot time") {
   auto service = make_service(sluice::QueueMode::shared, {1, 1});
   FakeWaiter a(0), b(1), c(2);
   service.arrive(a, 10 * kMs, kNoneTried);  // dispatched at 10 ms
