@@ -34,6 +34,10 @@ ServiceConfig ConfigParser::parse_service(const YAML::Node& map, std::string con
           parse_backend(backends[i], backend_context, keys.context(), backend_names));
     }
   }
+  if (const auto* scaling = keys.find("scaling");
+      scaling != nullptr && expect_map(scaling->value, "scaling of " + keys.context(), diag_)) {
+    service.scaling = parse_scaling(scaling->value, keys.context(), service.backends);
+  }
   keys.finish();
   return service;
 }
