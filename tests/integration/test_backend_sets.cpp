@@ -255,6 +255,17 @@ TEST_CASE("backend sets: mode http spreads requests over new members and stops u
   for (int i = 0; i < 5; ++i) CHECK(http_get(proxy, "/").body.find("backend=b3 ") == 0);
   CHECK(count(http_get(admin, "/backends").body, R"("set":"pool")") == 1);
 
+  // NXDOMAIN: counted and logged; the member stays and keeps serving (a DNS blink drains nothing).
+  dns.set_hosts("");
+  const std::string failed = "backend_set_resolve_failed service=web set=pool name=pool.sluice.test:" +
+                             std::to_string(port) + " error=\"pool.sluice.test: no such name (NXDOMAIN)\" keeping=1 members";
+  REQUIRE(daemon.wait_for_line(failed, kResolveInterval + kTolerance + 2s));
+  const std::string text = scrape(admin);
+  CHECK(metric(text, R"(sluice_backend_set_resolve_failures_total{service="web",set="pool"})") >= 1);
+  CHECK(metric(text, kSetSize) == 1);
+  CHECK(metric(text, R"(sluice_backend_set_refused_total{service="web",set="pool"})") == 0);
+  CHECK(http_get(proxy, "/").body.find("backend=b3 ") == 0);
+
   daemon.send_signal(SIGTERM);
   CHECK(daemon.wait_exit(sluice::test::scaled(10s)) == 0);
 }
