@@ -44,7 +44,7 @@ auto window_value() {
 }  // namespace
 
 ScalingConfig ConfigParser::parse_scaling(const YAML::Node& map, const std::string& service_context,
-                                          const std::vector<BackendConfig>& backends) {
+                                          const std::vector<std::uint32_t>& scaled_slots) {
   ScalingConfig scaling;
   KeyReader keys(map, "scaling of " + service_context, diag_);
   keys.read("window", scaling.window, window_value());
@@ -68,15 +68,13 @@ ScalingConfig ConfigParser::parse_scaling(const YAML::Node& map, const std::stri
                 "max_backends: " + std::to_string(scaling.max_backends) + " is less than min_backends " +
                     std::to_string(scaling.min_backends));
   }
-  if (slots == nullptr && !backends.empty()) {
+  if (slots == nullptr && !scaled_slots.empty()) {
     // By default one more backend brings what the configured ones have; they must agree on it.
-    scaling.slots_per_backend = backends.front().max_connections;
-    for (const BackendConfig& backend : backends) {
-      if (backend.max_connections == scaling.slots_per_backend) continue;
-      diag_.error(map.Mark(), "scaling of " + service_context +
-                                  ": the backends' max_connections differ (" +
-                                  std::to_string(scaling.slots_per_backend) + " and " +
-                                  std::to_string(backend.max_connections) +
+    scaling.slots_per_backend = scaled_slots.front();
+    for (const std::uint32_t other : scaled_slots) {
+      if (other == scaling.slots_per_backend) continue;
+      diag_.error(map.Mark(), "scaling of " + service_context + ": the backends' max_connections differ (" +
+                                  std::to_string(scaling.slots_per_backend) + " and " + std::to_string(other) +
                                   "); set slots_per_backend to the slots one more backend brings");
       break;
     }

@@ -57,7 +57,7 @@ TEST_CASE("health: a refused backend goes down, queued clients wait for it, and 
   const HttpResponse down = http_get(admin, "/backends");
   CHECK(down.status == 200);
   CHECK(is_json(down.body));
-  CHECK(down.body.find(R"("name":"late","node":"n1","address":")" + port.address().to_string() + R"(","resolved":")" +
+  CHECK(down.body.find(R"("name":"late","set":null,"node":"n1","address":")" + port.address().to_string() + R"(","resolved":")" +
                        port.address().to_string() + R"(","state":"down")") != std::string::npos);
 
   // Two clients arrive while no backend is up: they wait instead of being refused.

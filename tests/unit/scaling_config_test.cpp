@@ -86,6 +86,28 @@ TEST_CASE("scaling: unlimited backends agree on 0 slots, which means no model (n
   CHECK(scaling_of(result).slots_per_backend == 0);
 }
 
+TEST_CASE("scaling: with a backend set, one more backend is one more member: the set's slots by default") {
+  const std::string head =
+      "listeners: [{name: web, bind: 127.0.0.1:1, service: web}]\n"
+      "services:\n"
+      "  - name: web\n"
+      "    backends: [{name: fixed, address: 127.0.0.1:2, max_connections: 8}]\n";
+  const auto one_set = sluice::parse_config(
+      head + "    backend_sets: [{name: pool, address: pool.test:8000, max_connections: 2}]\n"
+             "    scaling: {target_wait: 5ms}\n",
+      "t.yaml");
+  CHECK(scaling_of(one_set).slots_per_backend == 2);  // the fixed backend's 8 does not scale
+
+  const std::string two_sets = head +
+                               "    backend_sets:\n"
+                               "      - {name: pool, address: pool.test:8000, max_connections: 2}\n"
+                               "      - {name: more, address: more.test:8000, max_connections: 3}\n"
+                               "    scaling: {target_wait: 5ms}\n";
+  CHECK(errors_of(two_sets) ==
+        "t.yaml:8:14: scaling of service 'web': the backends' max_connections differ (2 and 3); set "
+        "slots_per_backend to the slots one more backend brings\n");
+}
+
 TEST_CASE("scaling: each bad value is named with its line") {
   struct Case {
     const char* what;

@@ -36,10 +36,13 @@ class ConfigParser {
   QueueConfig parse_queue(const YAML::Node& map, const std::string& service_context);
   HealthCheckConfig parse_health_check(const YAML::Node& map, const std::string& service_context);
   HttpCheckConfig parse_http_check(const YAML::Node& map, const std::string& check_context);
+  // `scaled_slots`: the max_connections of what scaling adds (the sets' members, else the fixed backends).
   ScalingConfig parse_scaling(const YAML::Node& map, const std::string& service_context,  // scaling_section.cpp
-                              const std::vector<BackendConfig>& backends);
+                              const std::vector<std::uint32_t>& scaled_slots);
   BackendConfig parse_backend(const YAML::Node& map, std::string context, const std::string& service_context,
                               UniqueNames& backend_names);
+  BackendSetConfig parse_backend_set(const YAML::Node& map, std::string context, const std::string& service_context,
+                                     UniqueNames& backend_names);
   void check_service_references();
 
   Diagnostics& diag_;
