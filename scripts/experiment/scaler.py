@@ -1,0 +1,289 @@
+"""The local scaler of the scaling experiment (docs/experiments.md, "Dynamic scaling").
+
+A Fleet is a set of one-slot `sluice-backend` processes (exponential service, sleep mode), each on its own
+loopback address 127.0.F.N and one fixed port, published to Sluice as the A records of one name served by a
+dnsmasq of the fleet's own (its hosts file rewritten whole, then SIGHUP). Scaling up starts a process D
+seconds after the decision (a pod start) and then adds its record; scaling down takes the record out first,
+waits until Sluice has drained the backend (it is gone from /backends), and only then stops the process.
+
+The policies say how many backends a lane wants, every `period` seconds:
+- StaticPolicy: a fixed count (static peak or static mean provisioning);
+- HpaPolicy: desired = ceil(ready x utilisation / 0.7), utilisation the backends' busy fraction from Sluice's
+  /metrics over the last window, within HPA's 10 % tolerance;
+- ErlangPolicy: desired = /scaling's recommended_backends (only while its state is "ok").
+Both dynamic policies go through HPA's scale-down stabilisation (the largest desire of the last S seconds),
+as they would through a HorizontalPodAutoscaler or KEDA in Kubernetes. Every decision and action is logged
+with its time (seconds since the lane's start)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import harness as h
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+def get_json(admin: str, path: str) -> dict:
+    with urllib.request.urlopen(f"http://{admin}{path}", timeout=5) as r:
+        return json.loads(r.read().decode())
+
+
+def service_scaling(admin: str, service: str) -> dict | None:
+    """The service's entry of /scaling; None if the daemon has no such endpoint (404)."""
+    try:
+        doc = get_json(admin, "/scaling")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+    return next((sv for sv in doc.get("services", []) if sv.get("service") == service), None)
+
+
+@dataclass
+class Member:
+    index: int               # N of 127.0.F.N
+    decided_at: float        # the scale-up decision (cost counts from here: a starting pod is paid for)
+    due_at: float            # when it starts (decided_at + delay)
+    proc: h.Proc | None = None
+    published_at: float | None = None
+    removed_at: float | None = None   # taken out of DNS
+    stopped_at: float | None = None
+
+
+@dataclass
+class Fleet:
+    procs: h.Processes
+    backend_binary: str
+    rundir: Path
+    net: int                 # F of 127.0.F.N
+    port: int
+    mean_service_s: float
+    seed: int
+    rt: list[str]
+    delay_s: float
+    t0: float = field(default_factory=time.monotonic)
+    members: list[Member] = field(default_factory=list)
+    actions: list[dict] = field(default_factory=list)
+    dns_port: int = 0
+    dnsmasq: h.Proc | None = None
+
+    name = "pool.test"
+
+    # -- DNS ------------------------------------------------------------------------------------------
+
+    def address(self, m: Member) -> str:
+        return f"127.0.{self.net}.{m.index}"
+
+    def start_dns(self) -> str:
+        """dnsmasq on 127.0.0.1 and a free UDP port, answering only from the fleet's hosts file."""
+        self.hosts = self.rundir / "hosts"
+        self.hosts.write_text("")
+        for _ in range(5):
+            self.dns_port = h.free_port()
+            cmd = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--pid-file=", "--no-resolv", "--no-hosts",
+                   "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={self.dns_port}",
+                   f"--addn-hosts={self.hosts}", "--local=/test/", "--log-facility=-"]
+            if os.geteuid() == 0:
+                cmd.append("--user=root")  # else it switches to a user "dnsmasq"
+            self.dnsmasq = self.procs.start("dnsmasq", cmd, self.rundir / "dnsmasq.log")
+            try:
+                h.wait_for_line(self.dnsmasq, r"read .*hosts|started, version", timeout=5)
+                time.sleep(0.2)
+                if self.dnsmasq.popen.poll() is None:
+                    return f"127.0.0.1:{self.dns_port}"
+            except h.HarnessError:
+                pass
+            self.procs.stop(self.dnsmasq)
+        raise h.HarnessError("dnsmasq did not start (is dnsmasq-base installed? scripts/install-deps.sh)")
+
+    def publish(self) -> None:
+        lines = [f"{self.address(m)} {self.name}\n" for m in self.members
+                 if m.published_at is not None and m.removed_at is None]
+        tmp = self.hosts.with_suffix(".next")
+        tmp.write_text("".join(lines))
+        tmp.replace(self.hosts)
+        self.dnsmasq.popen.send_signal(signal.SIGHUP)
+
+    # -- membership ------------------------------------------------------------------------------------
+
+    def shift_clock(self, t0: float) -> None:
+        """Makes t0 (monotonic) the fleet's time 0: what happened before has negative times."""
+        delta = t0 - self.t0
+        for m in self.members:
+            for key in ("decided_at", "due_at", "published_at", "removed_at", "stopped_at"):
+                if getattr(m, key) is not None:
+                    setattr(m, key, getattr(m, key) - delta)
+        for a in self.actions:
+            a["t_s"] = round(a["t_s"] - delta, 3)
+        self.t0 = t0
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def log(self, action: str, m: Member | None = None, **detail) -> None:
+        row = {"t_s": round(self.now(), 3), "action": action,
+               "backend": self.address(m) if m else "", **detail}
+        self.actions.append(row)
+
+    def planned(self) -> list[Member]:
+        """Started or starting, not on its way out."""
+        return [m for m in self.members if m.removed_at is None]
+
+    def ready_count(self) -> int:
+        return sum(1 for m in self.planned() if m.published_at is not None)
+
+    def scale_to(self, n: int, reason: str, delay: float | None = None) -> None:
+        planned = self.planned()
+        if n == len(planned):
+            return
+        self.log("decide", desired=n, planned=len(planned), reason=reason)
+        delay = self.delay_s if delay is None else delay
+        now = self.now()
+        if n > len(planned):
+            used = {m.index for m in self.members if m.stopped_at is None}
+            for _ in range(n - len(planned)):
+                index = next(i for i in range(1, 250) if i not in used)
+                used.add(index)
+                self.members.append(Member(index, now, now + delay))
+            return
+        # Down: the newest first; one not started yet is simply cancelled.
+        for m in sorted(planned, key=lambda m: m.decided_at, reverse=True)[: len(planned) - n]:
+            m.removed_at = now
+            if m.proc is None:
+                m.stopped_at = now
+                self.log("cancel", m)
+            else:
+                self.log("unpublish", m)
+        self.publish()
+
+    def tick(self, backends_json: dict | None) -> None:
+        """Starts what is due, publishes what listens, stops what Sluice has drained."""
+        now = self.now()
+        started = []
+        for m in self.members:
+            if m.proc is None and m.removed_at is None and now >= m.due_at:
+                cmd = self.rt + [self.backend_binary, "--listen", f"{self.address(m)}:{self.port}",
+                                 "--name", f"b{m.index}", "--mean-service", f"{self.mean_service_s * 1e6:.0f}us",
+                                 "--distribution", "exponential", "--mode", "sleep", "--concurrency", "1",
+                                 "--seed", str(self.seed * 1000 + m.index)]
+                m.proc = self.procs.start(f"b{m.index}", cmd, self.rundir / f"backend-{m.index}.log",
+                                          env={"NODE_NAME": f"node-{m.index}"})
+                started.append(m)
+        for m in started:
+            h.wait_for_line(m.proc, r"listening on ", timeout=10)
+            m.published_at = self.now()
+            self.log("start+publish", m)
+        if started:
+            self.publish()
+        if backends_json is None:
+            return
+        known = {b.get("resolved") or b.get("address") for s in backends_json["services"] for b in s["backends"]}
+        known |= {b.get("name") for s in backends_json["services"] for b in s["backends"]}
+        for m in self.members:
+            if m.removed_at is not None and m.stopped_at is None and m.proc is not None:
+                if not any(k and k.startswith(self.address(m) + ":") or k == self.address(m) for k in known):
+                    self.procs.stop(m.proc)
+                    m.stopped_at = self.now()
+                    self.log("drained+stop", m)
+
+    def backend_seconds(self, start: float, end: float) -> float:
+        """Time each backend was paid for (from its decision to its stop) inside [start, end]."""
+        total = 0.0
+        for m in self.members:
+            stop = m.stopped_at if m.stopped_at is not None else end
+            total += max(0.0, min(stop, end) - max(m.decided_at, start))
+        return total
+
+    def count_at(self, t: float) -> int:
+        return sum(1 for m in self.members if m.decided_at <= t and (m.stopped_at is None or m.stopped_at > t))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Policies.
+
+
+class StaticPolicy:
+    dynamic = False
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def desired(self, lane) -> tuple[int | None, str]:
+        return self.n, "static"
+
+
+class Stabiliser:
+    """HPA's scale-down stabilisation: act on the largest desire of the last `window_s` seconds."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self.history: deque = deque()
+
+    def apply(self, t: float, desired: int) -> int:
+        self.history.append((t, desired))
+        while self.history and self.history[0][0] < t - self.window_s:
+            self.history.popleft()
+        return max(d for _, d in self.history)
+
+
+class HpaPolicy:
+    """Kubernetes HPA on CPU-like utilisation: ceil(ready x u / target), no change within the tolerance."""
+
+    dynamic = True
+
+    def __init__(self, window_s: float, target: float = 0.7, tolerance: float = 0.1):
+        self.window_s, self.target, self.tolerance = window_s, target, tolerance
+        self.samples: deque = deque()  # (t, {backend label: busy seconds})
+
+    def observe(self, t: float, metrics: dict) -> None:
+        busy = {k: v for k, v in metrics.items() if k.startswith("sluice_backend_busy_seconds_total")}
+        self.samples.append((t, busy))
+        while self.samples and self.samples[0][0] < t - self.window_s:
+            self.samples.popleft()
+
+    def utilisation(self) -> float | None:
+        """The mean over the current backends of each one's busy fraction over the window (from its first
+        sample in the window: a new backend counts from when it appeared, as a new pod does)."""
+        if len(self.samples) < 2:
+            return None
+        t_last, last = self.samples[-1]
+        fractions = []
+        for key, value in last.items():
+            first = next(((t, s[key]) for t, s in self.samples if key in s), None)
+            if first and t_last - first[0] >= 1.0:
+                fractions.append((value - first[1]) / (t_last - first[0]))
+        return sum(fractions) / len(fractions) if fractions else None
+
+    def desired(self, lane) -> tuple[int | None, str]:
+        u = self.utilisation()
+        ready = lane.fleet.ready_count()
+        if u is None or ready == 0:
+            return None, "no utilisation yet"
+        ratio = u / self.target
+        if abs(ratio - 1) <= self.tolerance:
+            return ready, f"u={u:.3f} within tolerance"
+        return math.ceil(ready * ratio), f"u={u:.3f}"
+
+
+class ErlangPolicy:
+    """Sluice's own answer: /scaling's recommended_backends for the service."""
+
+    dynamic = True
+
+    def desired(self, lane) -> tuple[int | None, str]:
+        s = lane.scaling
+        if not s or s.get("state") != "ok":
+            return None, f"scaling state {s.get('state') if s else 'unavailable'}"
+        return int(s["recommended_backends"]), (f"lambda={s.get('arrival_rate', 0):.1f} "
+                                                f"rho={s.get('utilisation', 0):.3f}")
