@@ -52,8 +52,8 @@ class Profile:
         return sum(self.rate_at(t0 + (k + 0.5) * dt) for k in range(steps)) * dt
 
 
-if __name__ == "__main__":
-    # The values of tools_test.cpp's "load profiles" case.
+def _self_check() -> None:
+    """The values of tools_test.cpp's "load profiles" case."""
     steps = Profile("0s:20,120s:60,240s:30")
     assert steps.rate_at(119.999) == 20 and steps.rate_at(120) == 60 and steps.rate_at(1e6) == 30
     assert abs(steps.expected(100, 250) - (20 * 20 + 120 * 60 + 10 * 30)) < 1
@@ -63,3 +63,7 @@ if __name__ == "__main__":
     assert abs(sine.rate_at(75) - 65) < 1e-9 and abs(sine.expected(0, 150) - (40 * 150 + 25 * 300 / math.pi)) < 1e-3
     assert abs(Profile("sine:mean=40,amplitude=25,period=300s,phase=90").rate_at(0) - 65) < 1e-9
     print("rate_profile: self-check passed")
+
+
+if __name__ == "__main__":
+    _self_check()

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import harness as h
+import queueing as q
+import rate_profile
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 
@@ -108,6 +110,8 @@ class Fleet:
         raise h.HarnessError("dnsmasq did not start (is dnsmasq-base installed? scripts/install-deps.sh)")
 
     def publish(self) -> None:
+        if self.dnsmasq is None:  # not serving yet (the self-check's fleets never do)
+            return
         lines = [f"{self.address(m)} {self.name}\n" for m in self.members
                  if m.published_at is not None and m.removed_at is None]
         tmp = self.hosts.with_suffix(".next")
@@ -213,6 +217,26 @@ class Fleet:
 # Policies.
 
 
+@dataclass
+class Target:
+    mean_s: float = 0.010       # mean queue wait
+    wait_s: float = 0.050       # the SLO's bound
+    share: float = 0.95         # of requests within wait_s (the acceptance)
+    design_p: float = 0.99      # the quantile the scalers provision for (a margin for transients)
+
+
+def needed(lam: float, mu: float, t: Target, lo: int = 1, hi: int = 64) -> int:
+    """c*: the fewest one-slot backends whose M/M/c mean wait and P(Wq > wait_s) meet the target."""
+    for c in range(lo, hi + 1):
+        if lam >= c * mu:
+            continue
+        p_late = q.erlang_c(c, lam / mu) * math.exp(-(c * mu - lam) * t.wait_s)
+        if q.mmc_wq(lam, mu, c) <= t.mean_s and p_late <= 1 - t.design_p:
+            return c
+    return hi
+
+
+
 class StaticPolicy:
     dynamic = False
 
@@ -287,3 +311,74 @@ class ErlangPolicy:
             return None, f"scaling state {s.get('state') if s else 'unavailable'}"
         return int(s["recommended_backends"]), (f"lambda={s.get('arrival_rate', 0):.1f} "
                                                 f"rho={s.get('utilisation', 0):.3f}")
+
+
+def _self_check() -> None:
+    """The policies' arithmetic with made-up inputs (a unit test: no process, no Sluice)."""
+    t = Target()
+    # c* against M/M/c directly: at lambda 60/s, 1/mu 20 ms, 2 backends give a mean wait of 11.2 ms (> 10).
+    assert q.mmc_wq(60, 50, 2) > 0.010 and needed(60, 50, t) == 3, needed(60, 50, t)
+    assert needed(1, 50, t) == 1 and needed(300, 50, t) == 8 and needed(10_000, 50, t, hi=20) == 20
+
+    class FakeFleet:
+        def __init__(self, ready):
+            self.ready = ready
+
+        def ready_count(self):
+            return self.ready
+
+    class FakeLane:
+        def __init__(self, ready, scaling=None):
+            self.fleet, self.scaling = FakeFleet(ready), scaling
+
+    def busy_fraction(u: float, backends: int = 4) -> HpaPolicy:
+        hpa = HpaPolicy(window_s=10)
+        for second in range(11):
+            hpa.observe(float(second), {f'sluice_backend_busy_seconds_total{{backend="b{i}"}}': u * second
+                                        for i in range(backends)})
+        return hpa
+
+    assert busy_fraction(0.9).desired(FakeLane(4))[0] == 6          # ceil(4 x 0.9 / 0.7)
+    assert busy_fraction(0.75).desired(FakeLane(4))[0] == 4         # 0.75 / 0.7 = 1.07: within 10 %
+    assert busy_fraction(0.35).desired(FakeLane(4))[0] == 2
+    assert busy_fraction(1.0).desired(FakeLane(4))[0] == 6          # saturated: at most x 1/0.7 a step
+    assert HpaPolicy(10).desired(FakeLane(4))[0] is None            # no samples yet
+    # A backend that appears within the window counts from its first sample.
+    hpa = busy_fraction(0.5, backends=2)
+    hpa.observe(11.0, {'sluice_backend_busy_seconds_total{backend="b0"}': 5.5,
+                       'sluice_backend_busy_seconds_total{backend="b1"}': 5.5,
+                       'sluice_backend_busy_seconds_total{backend="new"}': 0.0})
+    hpa.observe(13.0, {'sluice_backend_busy_seconds_total{backend="b0"}': 6.5,
+                       'sluice_backend_busy_seconds_total{backend="b1"}': 6.5,
+                       'sluice_backend_busy_seconds_total{backend="new"}': 1.8})
+    assert abs(hpa.utilisation() - (0.5 + 0.5 + 0.9) / 3) < 1e-9, hpa.utilisation()
+
+    erlang = ErlangPolicy()
+    assert erlang.desired(FakeLane(3, {"state": "warming_up", "recommended_backends": 9}))[0] is None
+    assert erlang.desired(FakeLane(3, None))[0] is None
+    assert erlang.desired(FakeLane(3, {"state": "ok", "recommended_backends": 7, "arrival_rate": 1.0}))[0] == 7
+
+    st = Stabiliser(window_s=20)
+    assert [st.apply(t, d) for t, d in [(0, 6), (5, 3), (19, 3), (21, 3), (26, 2)]] == [6, 6, 6, 3, 3]
+
+    # The fleet's bookkeeping without processes: a decision costs from when it is taken, a cancelled
+    # start stops costing at once, the newest goes first.
+    fleet = Fleet(procs=None, backend_binary="", rundir=Path("/nonexistent"), net=1, port=1, mean_service_s=0.02,
+                  seed=1, rt=[], delay_s=5)
+    fleet.t0 = time.monotonic() - 10  # now() is ~10
+    fleet.scale_to(3, "up")
+    assert len(fleet.planned()) == 3 and all(abs(m.due_at - m.decided_at - 5) < 1e-9 for m in fleet.members)
+    assert sorted(m.index for m in fleet.members) == [1, 2, 3]
+    fleet.members[0].decided_at -= 1  # the first decided a second earlier
+    fleet.scale_to(1, "down")
+    assert [m.index for m in fleet.planned()] == [1] and sum(a["action"] == "cancel" for a in fleet.actions) == 2
+    cost = fleet.backend_seconds(0, 100)
+    assert abs(cost - (100 - fleet.members[0].decided_at) - sum(m.stopped_at - m.decided_at
+                                                                for m in fleet.members[1:])) < 1e-6
+    assert fleet.count_at(fleet.members[0].decided_at + 0.5) == 1
+    rate_profile._self_check()
+    print("scaler: self-check passed")
+
+
+if __name__ == "__main__":
+    _self_check()

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import harness as h
-import queueing as q
 import rate_profile
 import scaler as s
 import scaling_report as report
@@ -41,25 +40,6 @@ QUICK = {
     "window": 4, "delay": 1, "period": 0.5, "stabilisation": 4,
 }
 POLICIES = ["static_peak", "static_mean", "hpa", "erlang"]
-
-
-@dataclass
-class Target:
-    mean_s: float = 0.010       # mean queue wait
-    wait_s: float = 0.050       # the SLO's bound
-    share: float = 0.95         # of requests within wait_s (the acceptance)
-    design_p: float = 0.99      # the quantile the scalers provision for (a margin for transients)
-
-
-def needed(lam: float, mu: float, t: Target, lo: int = 1, hi: int = 64) -> int:
-    """c*: the fewest one-slot backends whose M/M/c mean wait and P(Wq > wait_s) meet the target."""
-    for c in range(lo, hi + 1):
-        if lam >= c * mu:
-            continue
-        p_late = q.erlang_c(c, lam / mu) * math.exp(-(c * mu - lam) * t.wait_s)
-        if q.mmc_wq(lam, mu, c) <= t.mean_s and p_late <= 1 - t.design_p:
-            return c
-    return hi
 
 
 @dataclass
@@ -122,9 +102,9 @@ def run_profile(name: str, spec: str, duration: float, args, bins: dict, outdir:
                 rt: list[str]) -> list[dict]:
     profile = rate_profile.Profile(spec)
     mu = 1.0 / args.mean_service_s
-    peak_c = needed(profile.max_rate(duration), mu, t, hi=args.max_backends)
-    mean_c = needed(profile.expected(0, duration) / duration, mu, t, hi=args.max_backends)
-    start_c = needed(profile.rate_at(0), mu, t, hi=args.max_backends)
+    peak_c = s.needed(profile.max_rate(duration), mu, t, hi=args.max_backends)
+    mean_c = s.needed(profile.expected(0, duration) / duration, mu, t, hi=args.max_backends)
+    start_c = s.needed(profile.rate_at(0), mu, t, hi=args.max_backends)
     lanes = []
     with h.Processes() as procs:
         for i, pname in enumerate(args.policies):
@@ -252,7 +232,7 @@ def main() -> int:
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     rt = h.realtime_prefix(not args.no_rt)
-    t = Target()
+    t = s.Target()
     started = time.monotonic()
     results = []
     for name in names:
