@@ -162,7 +162,7 @@ class Fleet:
                 self.members.append(Member(index, now, now + delay))
             return
         # Down: the newest first; one not started yet is simply cancelled.
-        for m in sorted(planned, key=lambda m: m.decided_at, reverse=True)[: len(planned) - n]:
+        for m in sorted(planned, key=lambda m: (m.decided_at, m.index), reverse=True)[: len(planned) - n]:
             m.removed_at = now
             if m.proc is None:
                 m.stopped_at = now

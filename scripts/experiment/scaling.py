@@ -72,15 +72,15 @@ services:
     policy: least_connections
     connect_timeout: 2s
     retries: 0
-    resolve_interval: {args.resolve_interval}s
+    resolve_interval: {round(args.resolve_interval * 1000)}ms
     health_check: {{ interval: 250ms, timeout: 200ms, rise: 1, fall: 3 }}
     queue: {{ mode: shared, max_length: 100000, timeout: 10m }}
     backend_sets:
       - {{ name: pool, address: "{s.Fleet.name}:{lane.fleet.port}", max_backends: 64, max_connections: 1, weight: 1 }}
     scaling:
-      window: {args.window}s
-      target_wait: {t.mean_s * 1000:g}ms
-      target_quantile: {{ p: {t.design_p}, wait: {t.wait_s * 1000:g}ms }}
+      window: {round(args.window * 1000)}ms
+      target_wait: {round(t.mean_s * 1000)}ms
+      target_quantile: {{ p: {t.design_p}, wait: {round(t.wait_s * 1000)}ms }}
       min_backends: 1
       max_backends: {args.max_backends}
 """
