@@ -22,10 +22,11 @@ json backend_json(const Backend& backend, std::uint64_t now_ns, double unix_now_
   const BackendStats& stats = backend.stats;
   return json{
       {"name", backend.config.name},
+      {"set", backend.set.empty() ? json(nullptr) : json(backend.set)},
       {"node", backend.config.node.empty() ? json(nullptr) : json(backend.config.node)},
       {"address", backend.config.address.to_string()},
       {"resolved", backend.has_address ? json(backend.address_text) : json(nullptr)},
-      {"state", backend.up ? "up" : "down"},
+      {"state", backend.draining ? "draining" : backend.up ? "up" : "down"},
       {"reason", backend.state_reason},
       {"state_since_unix_seconds", milliseconds_precision(unix_now_seconds - in_state_seconds)},
       {"state_seconds", milliseconds_precision(in_state_seconds)},
@@ -50,6 +51,7 @@ std::string render_backends_json(std::span<const Service* const> services, std::
   for (const Service* service : services) {
     json backends = json::array();
     for (const Backend& backend : service->backends()) {
+      if (backend.removed) continue;  // a drained member is gone
       backends.push_back(backend_json(backend, now_ns, unix_now_seconds));
     }
     list.push_back({{"name", service->name()},

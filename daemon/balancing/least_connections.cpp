@@ -23,8 +23,8 @@ LeastConnections::LeastConnections(std::size_t backend_count) : backend_count_(b
 std::optional<std::size_t> LeastConnections::pick(std::span<const BackendLoad> backends) {
   const std::size_t count = backends.size();
   if (count != backend_count_) {
-    backend_count_ = count;  // the contract says this never happens; keep the tie cursor in range if it does
-    next_tie_start_ = 0;
+    backend_count_ = count;  // backends joined (a backend set): keep the tie cursor in range
+    next_tie_start_ %= count == 0 ? 1 : count;
   }
   if (count == 0) return std::nullopt;
 

@@ -8,9 +8,8 @@ RoundRobin::RoundRobin(std::size_t backend_count) : current_weight_(backend_coun
 // richest one is chosen and pays back the total earned in this round. Over sum(weights) picks each backend is
 // chosen exactly weight times, spread out instead of in bursts. Ineligible backends neither earn nor pay.
 std::optional<std::size_t> RoundRobin::pick(std::span<const BackendLoad> backends) {
-  if (backends.size() != current_weight_.size()) {
-    current_weight_.assign(backends.size(), 0);  // the contract says this never happens; start afresh if it does
-  }
+  // Backends join (a backend set's new members): they start with no credit, the others keep theirs.
+  if (backends.size() != current_weight_.size()) current_weight_.resize(backends.size(), 0);
 
   std::optional<std::size_t> best;
   std::int64_t total_weight = 0;

@@ -20,7 +20,7 @@ Service::Service(ServiceConfig config, std::uint64_t now_ns)
     : config_(std::move(config)),
       policy_(make_policy(config_.policy, config_.backends.size())),
       loads_(config_.backends.size()) {
-  backends_.reserve(config_.backends.size());
+  for (const BackendSetConfig& set : config_.backend_sets) sets_.push_back(BackendSet{set});
   for (std::size_t i = 0; i < config_.backends.size(); ++i) {
     Backend& backend = backends_.emplace_back(config_.backends[i], i, config_.health_check);
     backend.state_since_ns = now_ns;
@@ -35,7 +35,7 @@ Service::Service(ServiceConfig config, std::uint64_t now_ns)
       backend.state_reason = "name not resolved yet";
     }
   }
-  // backends_ never grows again, so these references into it stay valid.
+  // backends_ is a deque: these references into it stay valid as members join.
   for (Backend& backend : backends_) {
     backend_queues_.push_back(std::make_unique<WaitQueue>(backend.stats.queue_length));
   }
@@ -85,7 +85,7 @@ void Service::leave_queue(Waiter& waiter, std::uint64_t now_ns) {
 void Service::release(Backend& backend, std::uint64_t now_ns) {
   backend.stats.active.add(now_ns, -1);
   if (loop_ == nullptr) {
-    dispatch_waiting(now_ns, &backend);
+    after_release(now_ns, &backend);
     return;
   }
   if (dispatch_turn_) return;  // one pending turn hands out every slot freed meanwhile
@@ -98,18 +98,22 @@ void Service::release(Backend& backend, std::uint64_t now_ns) {
   if (rc != 0) {
     spdlog::warn("service={} dispatch turn not scheduled ({}): dispatching now", name(), uv_err_name(rc));
     dispatch_turn_.close();
-    dispatch_waiting(now_ns, &backend);
+    after_release(now_ns, &backend);
   }
 }
 
 void Service::dispatch_released() {
   dispatch_turn_.close();
-  const std::uint64_t now_ns = uv_hrtime();
-  if (config_.queue.mode == QueueMode::shared) {
-    dispatch_waiting(now_ns, nullptr);
-    return;
+  after_release(uv_hrtime(), nullptr);
+}
+
+void Service::after_release(std::uint64_t now_ns, Backend* freed) {
+  if (config_.queue.mode == QueueMode::per_backend && freed == nullptr) {
+    for (Backend& backend : backends_) dispatch_waiting(now_ns, &backend);
+  } else {
+    dispatch_waiting(now_ns, freed);
   }
-  for (Backend& backend : backends_) dispatch_waiting(now_ns, &backend);
+  remove_drained();
 }
 
 std::size_t Service::waiting() const {
@@ -122,7 +126,9 @@ bool Service::any_up() const { return any_candidate(kNoneTried); }
 
 void Service::inherit_state(const Service& previous) {
   for (Backend& backend : backends_) {
+    if (!backend.set.empty()) continue;
     for (const Backend& old : previous.backends()) {
+      if (old.removed || !old.set.empty()) continue;
       if (old.config.name != backend.config.name || !(old.config.address == backend.config.address)) continue;
       backend.has_address = old.has_address;
       backend.address = old.address;
@@ -134,6 +140,7 @@ void Service::inherit_state(const Service& previous) {
       backend.state_reason = old.state_reason;
     }
   }
+  inherit_members(previous);
 }
 
 bool Service::address_resolved(Backend& backend, const sockaddr_storage& address, bool at_start,
@@ -206,6 +213,8 @@ BackendView Service::view_of(const Backend& backend) const {
   return BackendView{name(),
                      backend.config.name,
                      backend.config.address,
+                     backend.set,
+                     backend.draining,
                      backend.has_address,
                      backend.address,
                      backend.address_text,
@@ -219,7 +228,8 @@ BackendView Service::view_of(const Backend& backend) const {
 }
 
 bool operator==(const BackendView& a, const BackendView& b) {
-  return a.service == b.service && a.backend == b.backend && a.configured == b.configured &&
+  return a.service == b.service && a.backend == b.backend && a.configured == b.configured && a.set == b.set &&
+         a.draining == b.draining &&
          a.has_address == b.has_address && (!a.has_address || same_address(a.address, b.address)) &&
          a.address_text == b.address_text && a.resolve_failing == b.resolve_failing && a.up == b.up &&
          a.since_ns == b.since_ns && a.reason == b.reason && a.wants_passes == b.wants_passes &&
@@ -244,7 +254,7 @@ void Service::apply_view(Backend& backend, const BackendView& view, std::uint64_
 
 Backend* Service::find_backend(std::string_view backend_name, const Endpoint& address) {
   for (Backend& backend : backends_) {
-    if (backend.config.name == backend_name && backend.config.address == address) return &backend;
+    if (!backend.removed && backend.config.name == backend_name && backend.config.address == address) return &backend;
   }
   return nullptr;
 }
@@ -276,7 +286,8 @@ void Service::move_waiters(Backend& backend, std::uint64_t now_ns) {
 }
 
 bool Service::is_candidate(const Backend& backend, const std::vector<bool>& tried) {
-  return backend.up && (tried.empty() || !tried[backend.index]);
+  // A member that joined after the connection's first try is not in `tried` yet.
+  return backend.up && (backend.index >= tried.size() || !tried[backend.index]);
 }
 
 bool Service::any_candidate(const std::vector<bool>& tried) const {
@@ -314,6 +325,7 @@ void Service::take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns) 
 
 void Service::dispatch_waiting(std::uint64_t now_ns, Backend* freed) {
   if (config_.queue.mode == QueueMode::per_backend) {
+    if (freed == nullptr) return;
     WaitQueue& queue = *backend_queues_[freed->index];
     while (freed->up && freed->has_free_slot() && !queue.empty()) {
       Waiter* waiter = queue.pop_front(now_ns);

@@ -25,14 +25,36 @@ ServiceConfig ConfigParser::parse_service(const YAML::Node& map, std::string con
       check != nullptr && expect_map(check->value, "health_check of " + keys.context(), diag_)) {
     service.health_check = parse_health_check(check->value, keys.context());
   }
+  // Fixed backends and sets share one name space: a set's members are named after their addresses.
   UniqueNames backend_names("backend");
-  const auto backends = keys.read_list("backends", Need::required, kMaxBackendsPerService);
+  // `backends` may be left out when a set gives the service its backends.
+  const bool has_sets = keys.find("backend_sets") != nullptr;
+  const auto backends = keys.read_list("backends", has_sets ? Need::optional : Need::required, kMaxBackendsPerService);
   for (std::size_t i = 0; i < backends.size(); ++i) {
     std::string backend_context = "backend #" + std::to_string(i + 1) + " in " + keys.context();
     if (expect_map(backends[i], backend_context, diag_)) {
       service.backends.push_back(
           parse_backend(backends[i], backend_context, keys.context(), backend_names));
     }
+  }
+  const auto* sets_entry = keys.find("backend_sets");
+  const auto sets = keys.read_list("backend_sets", Need::optional, kMaxBackendsPerService);
+  std::size_t bound = service.backends.size();
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    std::string set_context = "backend set #" + std::to_string(i + 1) + " in " + keys.context();
+    if (expect_map(sets[i], set_context, diag_)) {
+      service.backend_sets.push_back(parse_backend_set(sets[i], set_context, keys.context(), backend_names));
+      bound += service.backend_sets.back().max_backends;
+    }
+  }
+  if (sets_entry != nullptr && sets_entry->value.IsSequence() && sets.empty() && backends.empty()) {
+    diag_.error(sets_entry->where(), "backend_sets: must have at least one item when backends has none");
+  }
+  // The service's backends are bounded: fixed ones plus every set's max_backends.
+  if (sets_entry != nullptr && bound > kMaxBackendsPerService) {
+    diag_.error(sets_entry->where(), "backend_sets: backends plus the sets' max_backends come to " +
+                                         std::to_string(bound) + ", more than " +
+                                         std::to_string(kMaxBackendsPerService));
   }
   keys.finish();
   return service;
@@ -93,6 +115,20 @@ BackendConfig ConfigParser::parse_backend(const YAML::Node& map, std::string con
             uint_value(0, std::numeric_limits<std::uint32_t>::max()));
   keys.finish();
   return backend;
+}
+
+BackendSetConfig ConfigParser::parse_backend_set(const YAML::Node& map, std::string context,
+                                                 const std::string& service_context, UniqueNames& backend_names) {
+  BackendSetConfig set;
+  KeyReader keys(map, std::move(context), diag_);
+  read_item_name(keys, set.name, name_value, "backend set", " in " + service_context, backend_names, diag_);
+  keys.read("address", set.address, endpoint_value(Zero::refused), Need::required);
+  keys.read("max_backends", set.max_backends, uint_value(1, kMaxBackendsPerService));
+  keys.read("node", set.node, string_value);
+  keys.read("weight", set.weight, uint_value(1, 1000));
+  keys.read("max_connections", set.max_connections, uint_value(0, std::numeric_limits<std::uint32_t>::max()));
+  keys.finish();
+  return set;
 }
 
 }  // namespace sluice::config_yaml

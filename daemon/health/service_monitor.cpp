@@ -33,31 +33,15 @@ const sockaddr_storage& chosen_address(const Backend& backend, const std::vector
 
 ServiceMonitor::ServiceMonitor(uv_loop_t* loop, DnsClient& dns, const ServiceConfig& config,
                                const ServiceMonitor* previous, Publish publish)
-    : service_(std::make_unique<Service>(config, uv_hrtime())), publish_(std::move(publish)) {
+    : loop_(loop), service_(std::make_unique<Service>(config, uv_hrtime())), publish_(std::move(publish)) {
   if (previous != nullptr) service_->inherit_state(*previous->service_);
   Service& service = *service_;
   for (Backend& backend : service.backends()) {
     published_.push_back(service.view_of(backend));
-    HealthChecker* checker = nullptr;
-    if (config.health_check.enabled) {
-      auto report = [this, &backend](bool passed, std::string_view error) {
-        service_->record_health(backend, passed ? HealthEvidence::check_passed : HealthEvidence::check_failed,
-                                error, uv_hrtime());
-        publish_if_changed(backend);
-      };
-      auto address = [&backend]() { return backend.has_address ? &backend.address : nullptr; };
-      std::optional<HealthChecker::HttpCheck> http;
-      if (const auto& check = config.health_check.http) {
-        http = HealthChecker::HttpCheck{http_check_request(*check, backend.config.address), check->expect};
-      }
-      checker = checkers_
-                    .emplace_back(std::make_unique<HealthChecker>(loop, config.health_check.interval,
-                                                                  config.health_check.timeout, address, report,
-                                                                  std::move(http)))
-                    .get();
-    }
+    HealthChecker* checker = make_checker(backend);
     resolver_of_.push_back(nullptr);
-    if (numeric_address(backend.config.address)) continue;  // an IP literal never changes
+    // An IP literal never changes; a set's members follow their set's name (follow_set).
+    if (!backend.set.empty() || numeric_address(backend.config.address)) continue;
     Resolver::Callbacks callbacks;
     callbacks.resolved = [this, &backend, checker](const std::vector<sockaddr_storage>& addresses, bool first) {
       // A new address is checked at once rather than at the next interval.
@@ -76,6 +60,43 @@ ServiceMonitor::ServiceMonitor(uv_loop_t* loop, DnsClient& dns, const ServiceCon
                                                                        config.resolve_interval, std::move(callbacks)))
                               .get();
   }
+  for (std::size_t set = 0; set < service.sets().size(); ++set) {
+    Resolver::Callbacks callbacks;
+    callbacks.resolved = [this, set](const std::vector<sockaddr_storage>& addresses, bool) {
+      const Service::SetChange change = service_->resolve_set(set, addresses, uv_hrtime());
+      for (Backend* member : change.added) {
+        publish_if_changed(*member);
+        if (HealthChecker* checker = make_checker(*member)) checker->check_now();
+      }
+      for (Backend* member : change.drained) {
+        if (member->index < checkers_.size()) checkers_[member->index].reset();  // stops it
+        publish_if_changed(*member);
+      }
+    };
+    // The members are kept: a name that blinks (NXDOMAIN, a timeout) does not drain a whole pool.
+    callbacks.failed = [this, set](std::string_view error, bool) { service_->set_resolve_failed(set, error); };
+    resolvers_.push_back(std::make_unique<Resolver>(loop, dns, service.sets()[set].config.address,
+                                                    config.resolve_interval, std::move(callbacks)));
+  }
+}
+
+HealthChecker* ServiceMonitor::make_checker(Backend& backend) {
+  const HealthCheckConfig& check = service_->config().health_check;
+  if (!check.enabled) return nullptr;
+  if (checkers_.size() <= backend.index) checkers_.resize(backend.index + 1);
+  auto report = [this, &backend](bool passed, std::string_view error) {
+    service_->record_health(backend, passed ? HealthEvidence::check_passed : HealthEvidence::check_failed, error,
+                            uv_hrtime());
+    publish_if_changed(backend);
+  };
+  auto address = [&backend]() { return backend.has_address ? &backend.address : nullptr; };
+  std::optional<HealthChecker::HttpCheck> http;
+  if (const auto& http_check = check.http) {
+    http = HealthChecker::HttpCheck{http_check_request(*http_check, backend.config.address), http_check->expect};
+  }
+  checkers_[backend.index] =
+      std::make_unique<HealthChecker>(loop_, check.interval, check.timeout, address, report, std::move(http));
+  return checkers_[backend.index].get();
 }
 
 std::vector<sockaddr_storage> ServiceMonitor::resolved_addresses(const Backend& backend) const {
@@ -86,13 +107,17 @@ std::vector<sockaddr_storage> ServiceMonitor::resolved_addresses(const Backend& 
 void ServiceMonitor::start() {
   for (const BackendView& view : published_) publish_(view);
   for (auto& resolver : resolvers_) resolver->start();
-  for (auto& checker : checkers_) checker->start(first_check_delay(service_->config().health_check.interval));
+  for (auto& checker : checkers_) {
+    if (checker) checker->start(first_check_delay(service_->config().health_check.interval));
+  }
 }
 
 void ServiceMonitor::stop() {
   stopped_ = true;
   for (auto& resolver : resolvers_) resolver->stop();
-  for (auto& checker : checkers_) checker->stop();
+  for (auto& checker : checkers_) {
+    if (checker) checker->stop();
+  }
 }
 
 void ServiceMonitor::on_report(const HealthReport& report) {
@@ -106,6 +131,7 @@ void ServiceMonitor::on_report(const HealthReport& report) {
 
 void ServiceMonitor::publish_if_changed(const Backend& backend) {
   BackendView view = service_->view_of(backend);
+  if (published_.size() <= backend.index) published_.resize(backend.index + 1);
   BackendView& last = published_[backend.index];
   if (view == last) return;
   last = view;

@@ -197,6 +197,23 @@ const std::array<Column<BackendSnapshot>, 19> kBackendColumns = {{
      }},
 }};
 
+const std::array<Column<BackendSetSnapshot>, 3> kBackendSetColumns = {{
+    {"sluice_backend_set_size", "Members of the backend set now (draining ones not counted).", MetricType::Gauge,
+     [](ClientMetric& m, const BackendSetSnapshot& s, std::uint64_t) { m.gauge.value = static_cast<double>(s.size); },
+     true},
+    {"sluice_backend_set_refused_total",
+     "Addresses of the set's name beyond max_backends, summed over its answers (not made backends).",
+     MetricType::Counter,
+     [](ClientMetric& m, const BackendSetSnapshot& s, std::uint64_t) { m.counter.value = to_double(s.refused_total); },
+     true},
+    {"sluice_backend_set_resolve_failures_total",
+     "Failed resolutions of the set's name (its members are kept).", MetricType::Counter,
+     [](ClientMetric& m, const BackendSetSnapshot& s, std::uint64_t) {
+       m.counter.value = to_double(s.resolve_failures_total);
+     },
+     true},
+}};
+
 // One series per (listener, reason), zeros included, so that rate() and absent() work from the
 // first scrape on.
 MetricFamily rejected_family(const std::vector<ListenerSnapshot>& listeners) {
@@ -310,8 +327,12 @@ MetricsSnapshot take_snapshot(std::span<const Listener* const> listeners, std::s
     copy.counters = service->stats();
     copy.backends.reserve(service->backends().size());
     for (const Backend& backend : service->backends()) {
+      if (backend.removed) continue;  // a drained member's series go with it
       copy.backends.push_back(
           {backend.config.name, backend.config.node, backend.config.max_connections, backend.up, backend.stats});
+    }
+    for (const BackendSet& set : service->sets()) {
+      copy.sets.push_back({set.config.name, set.size, set.refused_total, set.resolve_failures_total});
     }
   }
   return snapshot;
@@ -325,8 +346,10 @@ std::vector<MetricFamily> collect_metrics(const MetricsSnapshot& snapshot, const
   }
   std::vector<std::pair<Labels, const ServiceSnapshot*>> service_rows;
   std::vector<std::pair<Labels, const BackendSnapshot*>> backend_rows;
+  std::vector<std::pair<Labels, const BackendSetSnapshot*>> set_rows;
   for (const ServiceSnapshot& service : snapshot.services) {
     service_rows.push_back({{{"service", service.name}}, &service});
+    for (const BackendSetSnapshot& set : service.sets) set_rows.push_back({{{"service", service.name}, {"set", set.name}}, &set});
     for (const BackendSnapshot& backend : service.backends) {
       backend_rows.push_back(
           {{{"service", service.name}, {"backend", backend.name}, {"node", backend.node}}, &backend});
@@ -341,6 +364,7 @@ std::vector<MetricFamily> collect_metrics(const MetricsSnapshot& snapshot, const
   if (!snapshot.listeners.empty() && wanted(part, false)) families.push_back(http_errors_family(snapshot.listeners));
   append(families, kServiceColumns, service_rows, now_ns, part);
   append(families, kBackendColumns, backend_rows, now_ns, part);
+  append(families, kBackendSetColumns, set_rows, now_ns, part);
   if (!backend_rows.empty() && wanted(part, false)) families.push_back(http_responses_family(snapshot.services));
   if (wanted(part, true)) {
     families.push_back(daemon_family(daemon));

@@ -129,7 +129,7 @@ BackendConnection* BackendPool::take(Backend& backend, BackendConnection::User& 
 void BackendPool::put(BackendConnection* connection, std::uint32_t max_idle, Millis idle_timeout) {
   Backend* backend = connection->backend_;
   connection->user_ = nullptr;
-  if (closed_ || backend == nullptr || backend->stats.pool_idle >= max_idle) {
+  if (closed_ || backend == nullptr || backend->draining || backend->stats.pool_idle >= max_idle) {
     connection->close(false);
     return;
   }
@@ -153,11 +153,13 @@ void BackendPool::drop(BackendConnection* connection) {
 }
 
 void BackendPool::forget(const Service& service) {
+  for (const Backend& backend : service.backends()) forget(backend);
+}
+
+void BackendPool::forget(const Backend& backend) {
   std::vector<BackendConnection*> doomed;
   for (BackendConnection* connection : idle_) {
-    for (const Backend& backend : service.backends()) {
-      if (connection->backend_ == &backend) doomed.push_back(connection);
-    }
+    if (connection->backend_ == &backend) doomed.push_back(connection);
   }
   for (BackendConnection* connection : doomed) {
     drop(connection);

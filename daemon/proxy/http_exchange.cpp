@@ -56,7 +56,8 @@ void HttpExchange::reset(const http::MessageHead& head, std::uint64_t head_ns) {
   dispatched_ns = 0;
   request_done_ = body_started_ = false;
   client_keep_alive_ = head.keep_alive && !head.upgrade;
-  slot_ = logged_backend_ = nullptr;
+  slot_ = nullptr;
+  logged_backend_.reset(nullptr);
   backend_in_.clear();
   backend_unsent_ = 0;
   tried_.clear();
@@ -331,7 +332,7 @@ void HttpExchange::log_request(const char* end) {
   if (!AccessLogObserver::enabled()) return;
   const std::uint64_t now = uv_hrtime();
   const std::string client = sockaddr_to_string(session_.client_.address());
-  const Backend* backend = logged_backend_;
+  const Backend* backend = logged_backend_.get();
   AccessRecord record;
   record.client = client;
   record.listener = session_.listener_.config().name;

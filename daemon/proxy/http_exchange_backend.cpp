@@ -20,7 +20,7 @@ namespace sluice {
 
 void HttpExchange::use_backend(Backend& backend) {
   slot_ = &backend;
-  logged_backend_ = &backend;
+  logged_backend_.reset(&backend);
   state_ = State::connecting;
   if (BackendConnection* pooled = session_.resources_.backend_pool.take(backend, session_)) {
     ++session_.connections_attached_;
@@ -65,8 +65,7 @@ void HttpExchange::connect_failed(const char* error) {
   session_.stats_.connect_failed(backend);
   spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service.name(),
                backend.config.name, backend.address_text, error, attempts_);
-  if (tried_.empty()) tried_.assign(service.backends().size(), false);
-  tried_[backend.index] = true;
+  service.mark_tried(tried_, backend);
   service.client_connect(backend, /*passed=*/false, error, uv_hrtime());
   drop_connection(false);
   release_slot();
@@ -238,7 +237,7 @@ void HttpExchange::end_backend(bool reuse) {
 }
 
 void HttpExchange::release_slot(bool keep_for_log) {
-  if (!keep_for_log) logged_backend_ = nullptr;
+  if (!keep_for_log) logged_backend_.reset(nullptr);
   if (slot_ == nullptr) return;
   Backend& released = *std::exchange(slot_, nullptr);
   const std::uint64_t now = uv_hrtime();

@@ -30,7 +30,7 @@ Session::Session(Listener& listener)
 
 Session::~Session() {
   if (AccessLogObserver::enabled()) {
-    access_log_.closed(SessionSummary{client_.address(), served_by_, arrived_ns, dispatched_ns,
+    access_log_.closed(SessionSummary{client_.address(), served_by_.get(), arrived_ns, dispatched_ns,
                                       backend_.connect_started_ns(), backend_.connected_ns(), uv_hrtime(),
                                       upstream_.bytes_total(), downstream_.bytes_total(), end_reason_});
   }
@@ -152,7 +152,7 @@ void Session::watch_waiting_client() {
 
 void Session::connect_to(Backend& backend) {
   slot_ = &backend;
-  served_by_ = &backend;
+  served_by_.reset(&backend);
   ++attempts_;
   enter(State::connecting);
   const int rc = backend_.connect(resources_.loop, backend);
@@ -193,8 +193,7 @@ void Session::on_connect_failed(const char* error) {
   stats_.connect_failed(*slot_);
   spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service_.name(),
                slot_->config.name, slot_->address_text, error, attempts_);
-  if (tried_.empty()) tried_.assign(service_.backends().size(), false);
-  tried_[slot_->index] = true;
+  service_.mark_tried(tried_, *slot_);
   service_.client_connect(*slot_, /*passed=*/false, error, uv_hrtime());
   // The next try needs the socket handle back, which libuv returns only in the close callback.
   downstream_.forget_source();

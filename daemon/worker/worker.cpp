@@ -41,19 +41,20 @@ bool Worker::start(const Config& config, std::string& why) {
 
 void Worker::apply_view(const BackendView& view) {
   const std::uint64_t now = uv_hrtime();
-  auto apply = [&](Service& service) {
-    if (service.name() != view.service) return;
-    if (Backend* backend = service.find_backend(view.backend, view.configured)) service.apply_view(*backend, view, now);
-  };
-  if (auto it = services_.find(view.service); it != services_.end()) apply(*it->second);
-  // A replaced service still has sessions and perhaps queued clients: it follows the same backends.
-  for (auto& service : retired_services_) apply(*service);
+  if (auto it = services_.find(view.service); it != services_.end()) it->second->follow_view(view, /*may_add=*/true, now);
+  // A replaced service still has sessions and perhaps queued clients: it follows the same backends
+  // (but takes no new set member: no new session comes to it).
+  for (auto& service : retired_services_) {
+    if (service->name() == view.service) service->follow_view(view, /*may_add=*/false, now);
+  }
 }
 
 std::unique_ptr<Service> Worker::make_service(const ServiceConfig& config, const Service* previous) {
   auto service = std::make_unique<Service>(config, uv_hrtime());
   if (previous != nullptr) service->inherit_state(*previous);
   if (report_) service->follow(report_);
+  // A draining backend gets no new request: its idle pooled connections are closed now.
+  service->on_draining([this](Backend& backend) { resources_.backend_pool.forget(backend); });
   return service;
 }
 

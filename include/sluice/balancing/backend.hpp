@@ -19,6 +19,14 @@ struct Backend {
 
   BackendConfig config;
   std::size_t index = 0;             // position in its service's list
+  // A member of a backend set (every record of a name): the set's name, "" for a fixed backend.
+  std::string set;
+  // Its address left the set's records: no new connection or request; removed once none holds a slot.
+  bool draining = false;
+  // A free entry (drained, or never used again): listed nowhere, dispatched to by no one. Reused
+  // for a set's next member once no BackendHold names it.
+  bool removed = false;
+  std::uint32_t holders = 0;         // BackendHolds that name it (see below)
 
   bool has_address = false;          // false until the name first resolves
   sockaddr_storage address{};        // the address new connections go to
@@ -40,6 +48,26 @@ struct Backend {
   bool has_free_slot() const {
     return config.max_connections == 0 || active_connections() < config.max_connections;
   }
+};
+
+/// A pointer to a backend kept after its slot is released (the access log's "served by"): while
+/// one is held, a removed set member's entry is not reused for another address.
+class BackendHold {
+ public:
+  BackendHold() = default;
+  BackendHold(const BackendHold&) = delete;
+  BackendHold& operator=(const BackendHold&) = delete;
+  ~BackendHold() { reset(nullptr); }
+
+  void reset(Backend* backend) {
+    if (backend_ != nullptr) --backend_->holders;
+    backend_ = backend;
+    if (backend_ != nullptr) ++backend_->holders;
+  }
+  Backend* get() const { return backend_; }
+
+ private:
+  Backend* backend_ = nullptr;
 };
 
 }  // namespace sluice

@@ -24,7 +24,7 @@ class Policy {
   virtual ~Policy() = default;
 
   /// Index of the chosen backend among the eligible ones, or nullopt when none is eligible.
-  /// `backends` has the same size and order at every call.
+  /// `backends` keeps its order at every call; it may grow (a backend set's new members).
   virtual std::optional<std::size_t> pick(std::span<const BackendLoad> backends) = 0;
 };
 

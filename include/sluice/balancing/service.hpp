@@ -16,8 +16,16 @@
 // the control plane's ServiceMonitor owns an *authority* Service (no sessions) that resolves,
 // checks, logs and counts; every worker's Service is a *follower* (follow()) that reports its
 // client connects to the monitor and takes each decision as a BackendView (apply_view()).
+//
+// Backend sets (README "Backends follow DNS and health"): the authority decides a set's members
+// from each answer of its name (resolve_set()); a follower adds a member when a view names one it
+// does not have, and drains one whose view says so (follow_view()). Backends live in a deque, so
+// an entry never moves: sessions, exchanges and pooled connections keep their Backend*. A drained
+// member is removed once no slot is held on it (on the loop turn after the last release) and its
+// entry is reused for a later member once no BackendHold names it.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +49,8 @@ struct BackendView {
   std::string service;
   std::string backend;
   Endpoint configured;
+  std::string set;        // the backend set it is a member of ("" for a fixed backend)
+  bool draining = false;  // a set member whose address left the records: drain it, then remove it
   bool has_address = false;
   sockaddr_storage address{};
   std::string address_text;
@@ -63,6 +73,17 @@ struct HealthReport {
   std::string detail;  // what failed (for the log)
 };
 
+/// A backend set's state on the authority: what its last answers gave (README "Metrics").
+struct BackendSet {
+  BackendSetConfig config;
+  bool answered = false;                 // its name has answered once (later members start down)
+  bool resolve_failing = false;          // the last resolution failed: the members are kept
+  std::size_t size = 0;                  // members now (not draining)
+  std::size_t refused = 0;               // addresses beyond max_backends in the last answer
+  std::uint64_t refused_total = 0;       // summed over answers
+  std::uint64_t resolve_failures_total = 0;
+};
+
 class Service {
  public:
   enum class Outcome { dispatched, queued, queue_full, no_backend };
@@ -79,8 +100,10 @@ class Service {
 
   const ServiceConfig& config() const { return config_; }
   const std::string& name() const { return config_.name; }
-  std::vector<Backend>& backends() { return backends_; }
-  const std::vector<Backend>& backends() const { return backends_; }
+  /// Every entry, removed ones included (skip Backend::removed); indexed by Backend::index.
+  std::deque<Backend>& backends() { return backends_; }
+  const std::deque<Backend>& backends() const { return backends_; }
+  const std::vector<BackendSet>& sets() const { return sets_; }
   const ServiceStats& stats() const { return stats_; }
 
   /// A connection asks for a backend, skipping those marked in `tried` (indexed like backends();
@@ -129,8 +152,32 @@ class Service {
   void apply_view(Backend& backend, const BackendView& view, std::uint64_t now_ns);
   /// The monitor's side: `backend` as a view to publish.
   BackendView view_of(const Backend& backend) const;
-  /// The backend named `name` with configured `address`, or nullptr.
+  /// The backend named `name` with configured `address`, or nullptr (removed entries are not found).
   Backend* find_backend(std::string_view name, const Endpoint& address);
+  /// Marks `backend` as tried by a connection whose `tried` list (see arrive()) may predate it.
+  void mark_tried(std::vector<bool>& tried, const Backend& backend) const;
+
+  // --- backend sets (service_members.cpp) ---
+  struct SetChange {
+    std::vector<Backend*> added;    // new members (or draining ones revived)
+    std::vector<Backend*> drained;  // members whose address left the answer
+  };
+  /// The authority (and a service that follows no one): set `set`'s name answered `addresses`
+  /// (DnsClient's stable order). The first max_backends are the members: a new one is up at once
+  /// in the set's first answer or with checks disabled, else down until `rise` checks pass; a
+  /// member not in them drains. The rest are refused and counted.
+  SetChange resolve_set(std::size_t set, const std::vector<sockaddr_storage>& addresses, std::uint64_t now_ns);
+  /// Set `set`'s name did not answer (error, timeout, no record): the members are kept; counted,
+  /// logged when it starts failing.
+  void set_resolve_failed(std::size_t set, std::string_view error);
+  /// Followers: the monitor's decision about a backend, by name. A set member not here yet is
+  /// added when `may_add` (a running service; a replaced one only finishes its sessions); a
+  /// draining view drains it; a draining member named again is revived.
+  void follow_view(const BackendView& view, bool may_add, std::uint64_t now_ns);
+  /// No new connection or request goes to `backend`; it is removed once no slot is held on it.
+  void drain(Backend& backend, std::uint64_t now_ns);
+  /// Called when a backend starts draining (a worker closes its idle pooled connections to it).
+  void on_draining(std::function<void(Backend&)> hook) { on_draining_ = std::move(hook); }
 
   /// The backend's name resolved to `address`. Returns true when that is a new address (new
   /// connections go there; established ones are untouched). A backend's first address makes it
@@ -164,9 +211,20 @@ class Service {
   void set_state(Backend& backend, bool up, std::string reason, std::uint64_t now_ns, bool counted = true);
   /// After `backend.up` flipped: hands it waiting connections (up) or moves its waiters (down).
   void move_waiters(Backend& backend, std::uint64_t now_ns);
+  /// After a release: freed slots to waiters, drained members removed.
+  void after_release(std::uint64_t now_ns, Backend* freed);
+  /// A down entry for a member of `set` at `address`: a free entry reused, or a new one.
+  Backend& new_member(std::size_t set, const sockaddr_storage& address, std::uint64_t now_ns);
+  /// Draining members that hold no slot any more become removed entries.
+  void remove_drained();
+  /// inherit_state() for the members of the sets `previous` had under the same name and address.
+  void inherit_members(const Service& previous);
+  std::size_t set_index(std::string_view set_name) const;
 
   ServiceConfig config_;
-  std::vector<Backend> backends_;
+  std::deque<Backend> backends_;  // a deque: entries never move (Backend* stays valid)
+  std::vector<BackendSet> sets_;  // like config_.backend_sets
+  std::function<void(Backend&)> on_draining_;
   std::unique_ptr<Policy> policy_;
   ServiceStats stats_;
   WaitQueue shared_queue_{stats_.queue_length};

@@ -34,6 +34,19 @@ struct BackendConfig {
   bool operator==(const BackendConfig&) const = default;
 };
 
+/// `backend_sets`: every A/AAAA record of `address`'s host is one backend (a Kubernetes headless
+/// Service), re-resolved every `resolve_interval`. Each member takes this weight, slots and node.
+struct BackendSetConfig {
+  std::string name;
+  Endpoint address;                   // host:port; the host is resolved (or an IP literal: one member)
+  std::uint32_t max_backends = 64;    // members at most (1..1024); addresses beyond are refused, counted
+  std::string node;                   // every member's node label ("" if unset)
+  std::uint32_t weight = 1;           // 1..1000
+  std::uint32_t max_connections = 0;  // each member's slots; 0 = unlimited
+
+  bool operator==(const BackendSetConfig&) const = default;
+};
+
 enum class QueueMode {
   shared,       // one FIFO for the service; the head takes the first free slot (M/M/c)
   per_backend,  // the policy chooses at arrival; the connection waits in that backend's FIFO
@@ -77,6 +90,7 @@ struct ServiceConfig {
   QueueConfig queue;
   HealthCheckConfig health_check;
   std::vector<BackendConfig> backends;
+  std::vector<BackendSetConfig> backend_sets;
 
   bool operator==(const ServiceConfig&) const = default;
 };

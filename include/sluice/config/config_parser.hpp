@@ -38,6 +38,8 @@ class ConfigParser {
   HttpCheckConfig parse_http_check(const YAML::Node& map, const std::string& check_context);
   BackendConfig parse_backend(const YAML::Node& map, std::string context, const std::string& service_context,
                               UniqueNames& backend_names);
+  BackendSetConfig parse_backend_set(const YAML::Node& map, std::string context, const std::string& service_context,
+                                     UniqueNames& backend_names);
   void check_service_references();
 
   Diagnostics& diag_;

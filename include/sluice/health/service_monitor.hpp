@@ -5,6 +5,9 @@
 // worker reports (HealthReport, through a ReportQueue), and so decides, logs and counts each
 // change once. Every change is published as a BackendView, which the daemon posts to every worker
 // (Worker::apply_view), whose follower Service applies it and moves its waiting clients.
+// A backend set's name is resolved here too: each answer decides its members (Service::
+// resolve_set); a new member gets a checker and its view (workers add it), a vanished one's
+// checker stops and its draining view tells the workers to drain and then remove it.
 
 #include <functional>
 #include <memory>
@@ -52,13 +55,18 @@ class ServiceMonitor {
  private:
   /// Publishes `backend`'s view when it differs from the last one published.
   void publish_if_changed(const Backend& backend);
+  /// With checks enabled: a checker for `backend`'s entry (replacing a removed member's), not started.
+  HealthChecker* make_checker(Backend& backend);
+  /// Resolves the name of set `set` every resolve_interval; each answer decides its members.
+  void follow_set(std::size_t set);
 
-  std::unique_ptr<Service> service_;  // first: the callbacks below refer to it
+  uv_loop_t* loop_;
+  std::unique_ptr<Service> service_;  // before the callbacks below, which refer to it
   Publish publish_;
-  std::vector<BackendView> published_;                    // like service_->backends()
-  std::vector<std::unique_ptr<Resolver>> resolvers_;      // one per backend with a DNS name
-  std::vector<const Resolver*> resolver_of_;              // by backend index; nullptr for an IP literal
-  std::vector<std::unique_ptr<HealthChecker>> checkers_;  // one per backend when checks are enabled
+  std::vector<BackendView> published_;                    // by backend index
+  std::vector<std::unique_ptr<Resolver>> resolvers_;      // one per fixed backend's DNS name and per set
+  std::vector<const Resolver*> resolver_of_;              // by fixed backend's index; nullptr for an IP literal
+  std::vector<std::unique_ptr<HealthChecker>> checkers_;  // by backend index when checks are enabled
   bool stopped_ = false;
 };
 

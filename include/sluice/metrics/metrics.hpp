@@ -33,10 +33,17 @@ struct BackendSnapshot {
   bool up = false;
   BackendStats stats;
 };
+struct BackendSetSnapshot {
+  std::string name;
+  std::size_t size = 0;
+  std::uint64_t refused_total = 0;
+  std::uint64_t resolve_failures_total = 0;
+};
 struct ServiceSnapshot {
   std::string name;
   ServiceStats counters;
   std::vector<BackendSnapshot> backends;
+  std::vector<BackendSetSnapshot> sets;  // the monitor's: a follower's are not kept up to date
   const ServiceStats& stats() const { return counters; }
 };
 struct MetricsSnapshot {
@@ -62,7 +69,8 @@ struct DaemonStats {
 enum class MetricsPart {
   all,            // every family (one loop that is the whole process: the unit tests)
   workers,        // a worker's: listeners, services, backends' load and traffic
-  control_plane,  // sluice_backend_up, _resolve_failures_total, _state_changes_total, reloads, build info
+  control_plane,  // sluice_backend_up, _resolve_failures_total, _state_changes_total, sluice_backend_set_*,
+                  // reloads, build info
 };
 
 /// Every `sluice_*` family of the README's "Metrics" table that `part` has, with the time integrals brought up to

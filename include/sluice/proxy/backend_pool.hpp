@@ -104,6 +104,8 @@ class BackendPool {
   void put(BackendConnection* connection, std::uint32_t max_idle, Millis idle_timeout);
   /// The service is being freed: its backends' idle connections are closed.
   void forget(const Service& service);
+  /// The backend is draining: its idle connections are closed (put() keeps none for it from now).
+  void forget(const Backend& backend);
   /// Every idle connection closed, and no more kept (drain, shutdown).
   void close_all();
 

@@ -26,6 +26,7 @@
 
 #include <uv.h>
 
+#include "sluice/balancing/backend.hpp"
 #include "sluice/balancing/wait_queue.hpp"
 #include "sluice/http/forwarding.hpp"
 #include "sluice/http/parser.hpp"
@@ -151,7 +152,7 @@ class HttpExchange final : public Waiter {
 
   // Its backend.
   Backend* slot_ = nullptr;
-  Backend* logged_backend_ = nullptr;  // for the access line: the slot's backend, kept after a success
+  BackendHold logged_backend_;  // for the access line: the slot's backend, kept after a success
   BackendConnection* connection_ = nullptr;
   Chunk* backend_chunk_ = nullptr;  // handed to libuv for the backend's read under way
   bool backend_reading_ = false;

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <uv.h>
 
+#include "sluice/balancing/backend.hpp"
 #include "sluice/balancing/wait_queue.hpp"
 #include "sluice/proxy/backend_side.hpp"
 #include "sluice/proxy/client_side.hpp"
@@ -102,7 +103,7 @@ class Session final : public LoopSession, public Waiter, private MoverEvents, pr
   LoopResources& resources_;
   State state_ = State::queued;
   Backend* slot_ = nullptr;          // the backend whose slot we hold
-  const Backend* served_by_ = nullptr;  // the last backend tried, for the access log
+  BackendHold served_by_;  // the last backend tried, for the access log
   std::vector<bool> tried_;          // backends that failed to connect for this session (lazy)
   std::uint32_t attempts_ = 0;       // connects started
   int connect_error_ = 0;            // a connect that failed at once, reported on the next turn
