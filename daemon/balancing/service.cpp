@@ -44,6 +44,7 @@ Service::Service(ServiceConfig config, std::uint64_t now_ns)
 Service::Arrival Service::arrive(Waiter& waiter, std::uint64_t now_ns, const std::vector<bool>& tried) {
   const bool retry = !tried.empty();
   const std::uint32_t max_length = config_.queue.max_length;
+  if (!retry) stats_.load.arrive(now_ns);
 
   if (config_.queue.mode == QueueMode::shared) {
     // Strict FIFO: a newcomer may not overtake connections already waiting.
@@ -82,8 +83,11 @@ void Service::leave_queue(Waiter& waiter, std::uint64_t now_ns) {
   if (waiter.queue != nullptr) waiter.queue->remove(waiter, now_ns);
 }
 
-void Service::release(Backend& backend, std::uint64_t now_ns) {
+void Service::release(Backend& backend, std::uint64_t now_ns, const Waiter* holder) {
   backend.stats.active.add(now_ns, -1);
+  if (holder != nullptr && now_ns >= holder->slot_taken_ns) {
+    stats_.load.complete(static_cast<double>(now_ns - holder->slot_taken_ns) * 1e-9);
+  }
   if (loop_ == nullptr) {
     after_release(now_ns, &backend);
     return;
@@ -125,6 +129,7 @@ std::size_t Service::waiting() const {
 bool Service::any_up() const { return any_candidate(kNoneTried); }
 
 void Service::inherit_state(const Service& previous) {
+  stats_.load = previous.stats().load;
   for (Backend& backend : backends_) {
     if (!backend.set.empty()) continue;
     for (const Backend& old : previous.backends()) {
@@ -314,6 +319,7 @@ Backend* Service::choose(const std::vector<bool>& tried, bool need_free_slot) {
 void Service::take_slot(Backend& backend, Waiter& waiter, std::uint64_t now_ns) {
   backend.stats.active.add(now_ns, 1);
   ++backend.stats.connections_total;
+  waiter.slot_taken_ns = now_ns;
   if (waiter.dispatched_ns == 0) {
     waiter.dispatched_ns = now_ns;
     const double wait_seconds =

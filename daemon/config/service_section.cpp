@@ -56,6 +56,10 @@ ServiceConfig ConfigParser::parse_service(const YAML::Node& map, std::string con
                                          std::to_string(bound) + ", more than " +
                                          std::to_string(kMaxBackendsPerService));
   }
+  if (const auto* scaling = keys.find("scaling");
+      scaling != nullptr && expect_map(scaling->value, "scaling of " + keys.context(), diag_)) {
+    service.scaling = parse_scaling(scaling->value, keys.context(), service.backends);
+  }
   keys.finish();
   return service;
 }

@@ -1,11 +1,12 @@
 // What the admin thread cannot answer itself, rendered on the control plane: /metrics (scrape.cpp),
-// /backends, and the test hooks.
+// /backends, /scaling (scaling_tick.cpp has its data), and the test hooks.
 #include "sluice/control/daemon.hpp"
 
 #include <charconv>
 #include <chrono>
 #include <thread>
 
+#include "sluice/admin/scaling_json.hpp"
 #include "sluice/control/deadline.hpp"
 
 namespace sluice {
@@ -44,6 +45,8 @@ std::optional<AdminResponse> Daemon::render_admin(std::string_view path) {
       return AdminResponse{200, "application/json", std::move(*body)};
     return AdminResponse{503, "text/plain; charset=utf-8", "worker 1 did not answer in time\n"};
   }
+  // The control plane's own: no worker is asked (their sums arrive every second anyway).
+  if (path == "/scaling") return AdminResponse{200, "application/json", render_scaling_json(scaling_now())};
   if (options_.test_hooks) return render_test_hook(path);
   return std::nullopt;
 }

@@ -23,6 +23,8 @@ namespace {
 constexpr int kDescriptorReserve = 32;
 // How often the control plane pings every worker (the liveness clock of /healthz).
 constexpr std::uint64_t kPingIntervalMs = 200;
+// How often the scaling signal copies the workers' sums (its estimates' resolution).
+constexpr std::uint64_t kScalingTickMs = 1000;
 // How often the counts of suppressed repeated warnings are written (the limiter's window).
 constexpr std::uint64_t kLogReportIntervalMs = 1000;
 
@@ -93,6 +95,11 @@ int Daemon::run() {
     log_listeners();
     log_summary();
     update_monitors(config_);
+    scaling_.configure(config_);
+    const int scaling = uv_timer_start(
+        scaling_timer_.get(), [](uv_timer_t* timer) { owner<Daemon>(timer)->scaling_tick(); }, kScalingTickMs,
+        kScalingTickMs);
+    if (scaling != 0) spdlog::error("scaling signal not started: {}; /scaling stays warming up", uv_err_name(scaling));
     const int rc = uv_timer_start(
         ping_timer_.get(), [](uv_timer_t* timer) { owner<Daemon>(timer)->ping_workers(); }, 0, kPingIntervalMs);
     if (rc != 0) spdlog::error("liveness pings not started: {}; /healthz cannot see a stuck worker", uv_err_name(rc));
@@ -123,6 +130,7 @@ int Daemon::open_control_handles() {
       (rc = drain_timer_.init(&loop_, this, uv_timer_init)) != 0 ||
       (rc = ping_timer_.init(&loop_, this, uv_timer_init)) != 0 ||
       (rc = log_report_timer_.init(&loop_, this, uv_timer_init)) != 0 ||
+      (rc = scaling_timer_.init(&loop_, this, uv_timer_init)) != 0 ||
       (rc = drained_.init(&loop_, this, uv_async_init, on_drained)) != 0 ||
       (rc = uv_signal_start(sigterm_.get(), on_signal, SIGTERM)) != 0 ||
       (rc = uv_signal_start(sigint_.get(), on_signal, SIGINT)) != 0) {
@@ -198,7 +206,7 @@ bool Daemon::start_admin() {
     spdlog::error("admin: {}", why);
     return false;
   }
-  spdlog::info("admin listening address={} paths=/metrics,/healthz,/backends", admin_->bound_address());
+  spdlog::info("admin listening address={} paths=/metrics,/healthz,/backends,/scaling", admin_->bound_address());
   return true;
 }
 

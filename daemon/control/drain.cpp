@@ -56,6 +56,7 @@ void Daemon::close_control_handles() {
   ping_timer_.close();
   drained_.close();
   log_report_timer_.close();
+  scaling_timer_.close();
   reports_.close();
   for (auto& [name, monitor] : monitors_) monitor->stop();
   dns_.reset();  // after the monitors' lookups were cancelled

@@ -103,6 +103,7 @@ bool Daemon::apply(Config next, std::string& why) {
   }
   post_to_workers([](Worker& worker) { worker.commit_prepared(); });
   update_monitors(next);  // their views are queued behind the commit
+  scaling_.configure(next);
   // Queued behind the commit: the addresses worker 1's listeners now have (for the log lines).
   auto addresses = first.thread->submit([worker = first.worker.get()] { return worker->bound_addresses(); });
   bound_addresses_ = get_by(addresses, std::chrono::steady_clock::now() + worker_timeout_)

@@ -7,6 +7,7 @@
 #include "sluice/control/deadline.hpp"
 #include "sluice/metrics/metrics_merge.hpp"
 #include "sluice/metrics/process_metrics.hpp"
+#include "sluice/metrics/scaling_metrics.hpp"
 
 namespace sluice {
 
@@ -55,6 +56,7 @@ std::string Daemon::render_metrics() {
   std::vector<const Service*> monitored;
   for (const auto& [name, monitor] : monitors_) monitored.push_back(&monitor->service());
   merge_metric_families(families, collect_metrics({}, monitored, stats_, now, MetricsPart::control_plane));
+  for (auto& family : scaling_families(scaling_now())) families.push_back(std::move(family));
   families.push_back(worker_up_family(answered));
   for (auto& family : config_state_families(stats_)) families.push_back(std::move(family));
   for (auto& family : collect_process_metrics()) families.push_back(std::move(family));

@@ -244,7 +244,7 @@ void HttpExchange::release_slot(bool keep_for_log) {
   // The slot time: the request's service time at the backend, from its head to its response's end.
   if (exchange_ns_ != 0) session_.stats_.backend_closed(released, now - exchange_ns_);
   exchange_ns_ = 0;
-  session_.service_.release(released, now);
+  session_.service_.release(released, now, this);
 }
 
 // --- timers -------------------------------------------------------------------------------------

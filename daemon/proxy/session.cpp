@@ -312,7 +312,7 @@ void Session::release_slot() {
   Backend& released = *slot_;
   slot_ = nullptr;
   // The next waiter gets it on a later loop turn (Service), never from inside this call.
-  service_.release(released, uv_hrtime());
+  service_.release(released, uv_hrtime(), this);
 }
 
 void Session::backend_closed(Backend& backend) {

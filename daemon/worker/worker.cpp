@@ -58,6 +58,12 @@ std::unique_ptr<Service> Worker::make_service(const ServiceConfig& config, const
   return service;
 }
 
+std::map<std::string, LoadSums> Worker::copy_load_sums() const {
+  std::map<std::string, LoadSums> sums;
+  for (const auto& [name, service] : services_) sums[name] = service->stats().load;
+  return sums;
+}
+
 std::unique_ptr<Listener> Worker::open_listener(const ListenerConfig& config, Service& service, std::string& why) {
   // An IP literal or localhost (the config refuses other names): no DNS on a data loop.
   const auto bind = bind_address(config.bind, &why);

@@ -418,3 +418,34 @@ TEST_CASE("followers: a worker's service reports client connects and takes the m
   CHECK(a.stats.state_changes_total == 2);
   CHECK(follower.find_backend("a", {"127.0.0.1", 1}) == nullptr);  // another backend of that name
 }
+
+TEST_CASE("scaling sums: a first ask is an arrival, a retry is not; each release counts its slot time") {
+  auto service = make_service(sluice::QueueMode::shared, {1, 1});
+  FakeWaiter a(0), b(1), c(2);
+  service.arrive(a, 10 * kMs, kNoneTried);  // dispatched at 10 ms
+  service.arrive(b, 30 * kMs, kNoneTried);  // dispatched at 30 ms
+  service.arrive(c, 35 * kMs, kNoneTried);  // queued
+  const sluice::LoadSums& load = service.stats().load;
+  CHECK(load.arrivals == 3);
+  CHECK(load.gaps == 2);
+  CHECK(load.gap_seconds == doctest::Approx(0.025));
+  CHECK(load.gap_squares == doctest::Approx(0.020 * 0.020 + 0.005 * 0.005));
+
+  // a's connect failed at 12 ms: its slot (2 ms) is a completion, its retry no arrival.
+  service.release(service.backends()[0], 12 * kMs, &a);
+  std::vector<bool> tried{true, false};
+  service.arrive(a, 12 * kMs, tried);
+  CHECK(load.arrivals == 3);
+  // b ends at 70 ms (40 ms held); a release without a holder (none known) counts nothing.
+  service.release(service.backends()[1], 70 * kMs, &b);
+  service.release(service.backends()[0], 80 * kMs);
+  CHECK(load.completions == 2);
+  CHECK(load.slot_seconds == doctest::Approx(0.042));
+  CHECK(load.slot_squares == doctest::Approx(0.002 * 0.002 + 0.040 * 0.040));
+
+  // A reload's rebuilt service carries the sums on.
+  sluice::Service rebuilt(make_config(sluice::QueueMode::shared, {1, 1}), 90 * kMs);
+  rebuilt.inherit_state(service);
+  CHECK(rebuilt.stats().load.arrivals == 3);
+  CHECK(rebuilt.stats().load.completions == 2);
+}

@@ -108,7 +108,8 @@ class Service {
 
   /// A connection asks for a backend, skipping those marked in `tried` (indexed like backends();
   /// may be empty). A retry (`tried` not empty) that must wait goes to the front of its queue:
-  /// it already waited its turn. When dispatched, the slot is taken and counted.
+  /// it already waited its turn. When dispatched, the slot is taken and counted. A first ask
+  /// (not a retry) is an arrival of the scaling signal (ServiceStats::load).
   Arrival arrive(Waiter& waiter, std::uint64_t now_ns, const std::vector<bool>& tried);
 
   /// The waiter leaves its queue without a slot (timeout, client gone, shutdown).
@@ -117,8 +118,10 @@ class Service {
   /// A connection to `backend` is closed (or never connected): its slot frees and, if someone
   /// waits for it, goes to the head of the queue (Waiter::on_dispatched): on a later turn of the
   /// loop given to dispatch_later_on(), else at once. Never re-entrant with a loop: the caller
-  /// (a closing session) is not called back from inside.
-  void release(Backend& backend, std::uint64_t now_ns);
+  /// (a closing session) is not called back from inside. `holder`: the job that held the slot,
+  /// whose slot time (from take_slot) is counted as one completion for the scaling signal;
+  /// nullptr counts none.
+  void release(Backend& backend, std::uint64_t now_ns, const Waiter* holder = nullptr);
   /// Released slots are handed to waiters on a later turn of `loop`, the loop of the sessions
   /// that use the service (each sets it). The queues stay FIFO meanwhile: a newcomer finds the
   /// queue not empty and waits behind.
@@ -137,7 +140,8 @@ class Service {
   bool in_use() const { return sessions_ > 0; }
 
   /// After a reload: each backend that `previous` had under the same name and address starts
-  /// from its address, health and state instead of from scratch.
+  /// from its address, health and state instead of from scratch; the scaling signal's sums carry
+  /// on from the previous ones (so they never go backwards while the service exists).
   void inherit_state(const Service& previous);
 
   /// Makes this a worker's follower: client connects are handed to `report` (see

@@ -21,6 +21,7 @@ class Waiter {
 
   std::uint64_t arrived_ns = 0;    // accepted by the listener: queue waits are measured from here
   std::uint64_t dispatched_ns = 0; // first given a slot (0 = not yet); its wait is measured then
+  std::uint64_t slot_taken_ns = 0; // the slot it holds (or last held) was taken: its slot time starts
 
   // Links, owned by the WaitQueue it is in.
   WaitQueue* queue = nullptr;

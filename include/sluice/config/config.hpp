@@ -81,6 +81,29 @@ struct HealthCheckConfig {
   bool operator==(const HealthCheckConfig&) const = default;
 };
 
+/// `scaling.target_quantile`: the p-quantile of the queue wait must not exceed `wait`.
+struct QuantileTargetConfig {
+  double p = 0.95;  // in (0, 1)
+  Millis wait{0};
+
+  bool operator==(const QuantileTargetConfig&) const = default;
+};
+
+/// A service's `scaling` section: the scaling signal (README "The scaling signal").
+struct ScalingConfig {
+  static constexpr std::uint32_t kMaxBackends = 100000;
+  Millis window{60000};           // estimates are over this sliding window (10s..1h)
+  Millis target_wait{0};          // the mean queue wait the recommendation must meet (> 0)
+  std::optional<QuantileTargetConfig> target_quantile;
+  std::uint32_t min_backends = 1;
+  std::uint32_t max_backends = 64;
+  // Slots (max_connections) one more backend brings; by default the backends' own when they agree.
+  // 0 only when every backend is unlimited (max_connections 0): then there is no model.
+  std::uint32_t slots_per_backend = 0;
+
+  bool operator==(const ScalingConfig&) const = default;
+};
+
 struct ServiceConfig {
   std::string name;
   PolicyKind policy = PolicyKind::round_robin;
@@ -91,6 +114,7 @@ struct ServiceConfig {
   HealthCheckConfig health_check;
   std::vector<BackendConfig> backends;
   std::vector<BackendSetConfig> backend_sets;
+  std::optional<ScalingConfig> scaling;  // absent: no scaling signal for this service
 
   bool operator==(const ServiceConfig&) const = default;
 };

@@ -36,6 +36,8 @@ class ConfigParser {
   QueueConfig parse_queue(const YAML::Node& map, const std::string& service_context);
   HealthCheckConfig parse_health_check(const YAML::Node& map, const std::string& service_context);
   HttpCheckConfig parse_http_check(const YAML::Node& map, const std::string& check_context);
+  ScalingConfig parse_scaling(const YAML::Node& map, const std::string& service_context,  // scaling_section.cpp
+                              const std::vector<BackendConfig>& backends);
   BackendConfig parse_backend(const YAML::Node& map, std::string context, const std::string& service_context,
                               UniqueNames& backend_names);
   BackendSetConfig parse_backend_set(const YAML::Node& map, std::string context, const std::string& service_context,

@@ -31,6 +31,7 @@
 #include "sluice/admin/admin_server.hpp"
 #include "sluice/config/config.hpp"
 #include "sluice/control/config_watcher.hpp"
+#include "sluice/control/scaling_signal.hpp"
 #include "sluice/discovery/dns_client.hpp"
 #include "sluice/worker/worker.hpp"
 #include "sluice/metrics/metrics.hpp"
@@ -70,6 +71,9 @@ class Daemon {
     std::atomic<std::uint64_t> pinged_ns{0};    // the oldest ping not yet answered (0: none)
     std::atomic<std::uint64_t> answered_ns{0};  // when the worker last answered one
     std::vector<prometheus::MetricFamily> last_metrics;  // its last scrape (control thread only)
+    // The scaling signal's copy of its sums: the last that arrived, and the one asked for.
+    std::map<std::string, LoadSums> last_load;
+    std::future<std::map<std::string, LoadSums>> load_pending;
   };
 
   bool start_workers(std::uint32_t count, std::string& why);
@@ -84,6 +88,12 @@ class Daemon {
   std::size_t session_count(std::chrono::milliseconds timeout);
   std::optional<AdminResponse> render_admin(std::string_view path);
   std::optional<AdminResponse> render_test_hook(std::string_view path);
+  // The scaling signal (scaling_tick.cpp): every second, each worker's sums that arrived since
+  // the last tick are added up and fed to the estimators, and the next copy is asked for; nobody
+  // waits (a worker still late at the next tick counts with its last copy).
+  void scaling_tick();
+  scaling::Capacity capacity_of(const std::string& service) const;
+  std::vector<scaling::Assessment> scaling_now() const;
   std::string render_metrics();
   /// Empty while every worker answers its pings in time, else which one does not.
   std::string liveness_problem() const;
@@ -117,6 +127,8 @@ class Daemon {
   ReportQueue reports_;  // client connects, from the workers to the monitors
   std::unique_ptr<DnsClient> dns_;  // the monitors' lookups; made at start from dns.*, which a reload keeps
   std::map<std::string, std::unique_ptr<ServiceMonitor>> monitors_;  // by service name
+  ScalingSignal scaling_;
+  std::uint64_t scaling_asked_ns_ = 0;  // when the copies being waited for were asked for
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
   DaemonStats stats_;
@@ -125,6 +137,7 @@ class Daemon {
   Handle<uv_timer_t> drain_timer_;
   Handle<uv_timer_t> ping_timer_;
   Handle<uv_async_t> drained_;  // a worker has drained
+  Handle<uv_timer_t> scaling_timer_;    // every second while a service has `scaling`
   Handle<uv_timer_t> log_report_timer_;  // every second: how many repeated warnings were suppressed
   std::atomic<std::size_t> workers_draining_{0};
   std::uint32_t fail_next_reload_in_ = 0;  // a worker number, set by /test/fail-next-reload

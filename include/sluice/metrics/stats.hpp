@@ -51,9 +51,55 @@ struct ListenerStats {
   void reject(RejectReason reason) { ++rejected_total[static_cast<std::size_t>(reason)]; }
 };
 
+/// What the scaling signal's estimator needs from the data path (README "The scaling signal"): at each
+/// arrival of a job (a connection in mode tcp, a request in mode http; not a retry) the count and
+/// the inter-arrival gaps, at each slot release the count and the slot times (slot taken to
+/// released: the service time 1/mu of the queueing model). Cumulative; sums and sums of squares,
+/// so that the control plane gets means and coefficients of variation over any window from two
+/// copies.
+struct LoadSums {
+  std::uint64_t arrivals = 0;
+  std::uint64_t gaps = 0;          // inter-arrival gaps counted (one fewer than arrivals)
+  double gap_seconds = 0;          // their sum
+  double gap_squares = 0;          // and sum of squares (s^2)
+  std::uint64_t completions = 0;   // slots released
+  double slot_seconds = 0;         // sum of slot times
+  double slot_squares = 0;         // and of their squares
+  std::uint64_t last_arrival_ns = 0;  // 0: none yet
+
+  void arrive(std::uint64_t now_ns) {
+    ++arrivals;
+    if (last_arrival_ns != 0 && now_ns >= last_arrival_ns) {
+      const double gap = static_cast<double>(now_ns - last_arrival_ns) * 1e-9;
+      ++gaps;
+      gap_seconds += gap;
+      gap_squares += gap * gap;
+    }
+    last_arrival_ns = now_ns;
+  }
+  void complete(double seconds) {
+    ++completions;
+    slot_seconds += seconds;
+    slot_squares += seconds * seconds;
+  }
+  /// Sums over workers (last_arrival_ns is meaningless in a sum and is dropped).
+  LoadSums& operator+=(const LoadSums& other) {
+    arrivals += other.arrivals;
+    gaps += other.gaps;
+    gap_seconds += other.gap_seconds;
+    gap_squares += other.gap_squares;
+    completions += other.completions;
+    slot_seconds += other.slot_seconds;
+    slot_squares += other.slot_squares;
+    last_arrival_ns = 0;
+    return *this;
+  }
+};
+
 struct ServiceStats {
   TimeIntegral queue_length;         // shared-mode FIFO length; value() is the gauge
   DurationHistogram queue_wait;      // accept to dispatch, every dispatched connection (0 = no wait)
+  LoadSums load;                     // arrivals and slot times, for the scaling signal
 };
 
 struct BackendStats {

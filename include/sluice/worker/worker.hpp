@@ -85,6 +85,8 @@ class Worker {
   /// totals added, and its own sluice_worker_connections_accepted_total{worker}.
   static std::vector<prometheus::MetricFamily> families_of(const MetricsCopy& copy, std::uint32_t worker_number,
                                                            std::uint64_t now_ns);
+  /// On this loop: each running service's cumulative LoadSums (the scaling signal's input).
+  std::map<std::string, LoadSums> copy_load_sums() const;
   /// The GET /backends document of this worker's services.
   std::string render_backends_json(std::uint64_t now_ns, double unix_now_seconds) const;
 
