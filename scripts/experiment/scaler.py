@@ -278,8 +278,9 @@ class HpaPolicy:
 
     def utilisation(self) -> float | None:
         """The mean over the current backends of each one's busy fraction over the window (from its first
-        sample in the window: a new backend counts from when it appeared, as a new pod does)."""
-        if len(self.samples) < 2:
+        sample in the window: a new backend counts from when it appeared, as a new pod does). None until
+        the samples span the window, as an HPA has its metrics' full window from the start."""
+        if len(self.samples) < 2 or self.samples[-1][0] - self.samples[0][0] < self.window_s - 1.5:
             return None
         t_last, last = self.samples[-1]
         fractions = []
@@ -333,7 +334,7 @@ def _self_check() -> None:
 
     def busy_fraction(u: float, backends: int = 4) -> HpaPolicy:
         hpa = HpaPolicy(window_s=10)
-        for second in range(11):
+        for second in range(11):  # the window (10 s) spanned: 0 .. 10
             hpa.observe(float(second), {f'sluice_backend_busy_seconds_total{{backend="b{i}"}}': u * second
                                         for i in range(backends)})
         return hpa
@@ -343,6 +344,10 @@ def _self_check() -> None:
     assert busy_fraction(0.35).desired(FakeLane(4))[0] == 2
     assert busy_fraction(1.0).desired(FakeLane(4))[0] == 6          # saturated: at most x 1/0.7 a step
     assert HpaPolicy(10).desired(FakeLane(4))[0] is None            # no samples yet
+    short = HpaPolicy(10)
+    for second in range(5):
+        short.observe(float(second), {'sluice_backend_busy_seconds_total{backend="b0"}': 0.9 * second})
+    assert short.desired(FakeLane(1))[0] is None                    # 4 s of a 10 s window: not yet
     # A backend that appears within the window counts from its first sample.
     hpa = busy_fraction(0.5, backends=2)
     hpa.observe(11.0, {'sluice_backend_busy_seconds_total{backend="b0"}': 5.5,

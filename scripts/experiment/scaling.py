@@ -36,8 +36,8 @@ FULL = {
     "window": 10, "delay": 5, "period": 1, "stabilisation": 20,
 }
 QUICK = {
-    "profiles": {"step": ("steps:0s:40,8s:120,18s:40", 34)},
-    "window": 4, "delay": 1, "period": 0.5, "stabilisation": 4,
+    "profiles": {"step": ("steps:0s:40,12s:120,24s:40", 40)},   # Sluice's window is 10 s at least
+    "window": 10, "delay": 1, "period": 0.5, "stabilisation": 4,
 }
 POLICIES = ["static_peak", "static_mean", "hpa", "erlang"]
 
@@ -81,7 +81,8 @@ services:
       window: {round(args.window * 1000)}ms
       target_wait: {round(t.mean_s * 1000)}ms
       target_quantile: {{ p: {t.design_p}, wait: {round(t.wait_s * 1000)}ms }}
-      min_backends: 1
+      slots_per_backend: 1
+      min_backends: {args.min_backends}
       max_backends: {args.max_backends}
 """
 
@@ -117,7 +118,11 @@ def run_profile(name: str, spec: str, duration: float, args, bins: dict, outdir:
             lane = Lane(pname, policy, fleet, rundir,
                         stabiliser=s.Stabiliser(args.stabilisation) if policy.dynamic else None)
             dns = fleet.start_dns()
+            # A dynamic lane starts as a scaler that has run at lambda(0) for a while would be: with c*(lambda(0))
+            # backends and that desire in its stabilisation history.
             fleet.scale_to(policy.n if not policy.dynamic else start_c, "initial", delay=0)
+            if lane.stabiliser is not None:
+                lane.stabiliser.apply(0.0, start_c)
             fleet.tick(None)
             config = sluice_config(lane, dns, args, t)
             lane.sluice, lane.listener, lane.admin = h.start_sluice(procs, bins["sluice"], rundir, config, rt)
@@ -200,7 +205,7 @@ def main() -> int:
     p.add_argument("--profiles", default=None, help="comma-separated: step,ramp,sine (default all; quick: step)")
     p.add_argument("--policies", default=",".join(POLICIES), help="comma-separated lanes (default all four)")
     p.add_argument("--mean-service-ms", type=float, default=20.0, help="exponential service, mean 1/mu (20)")
-    p.add_argument("--window", type=float, default=None, help="scaling.window and HPA's window, s (10; quick 4)")
+    p.add_argument("--window", type=float, default=None, help="scaling.window and HPA's window, s (10, the least Sluice takes)")
     p.add_argument("--delay", type=float, default=None, help="reaction delay D of a scale-up, s (5; quick 1)")
     p.add_argument("--period", type=float, default=None, help="seconds between decisions (1; quick 0.5)")
     p.add_argument("--stabilisation", type=float, default=None, help="scale-down stabilisation, s (20; quick 4)")
