@@ -97,7 +97,7 @@ def write(out: Path, results: list[dict], args, t, preset: dict) -> list[Path]:
 
 def table(results: list[dict], t, args) -> str:
     lines = [f"Target: {t.share:.0%} of requests with queue wait <= {t.wait_s * 1000:g} ms (mean <= "
-             f"{t.mean_s * 1000:g} ms); 1/mu = {args.mean_service_ms:g} ms exponential, one slot a backend; "
+             f"{t.mean_s * 1000:g} ms), provisioned for P(wait <= {t.wait_s * 1000:g} ms) >= {t.design_p:g}; 1/mu = {args.mean_service_ms:g} ms exponential, one slot a backend; "
              f"window {args.window:g} s, reaction delay {args.delay:g} s, decisions every {args.period:g} s, "
              f"scale-down stabilisation {args.stabilisation:g} s.", "",
              "| profile | policy | requests | within target | mean wait (ms) | p95 wait (ms) | p99 (ms) | "
