@@ -222,7 +222,7 @@ class Target:
     mean_s: float = 0.010       # mean queue wait
     wait_s: float = 0.050       # the SLO's bound
     share: float = 0.95         # of requests within wait_s (the acceptance)
-    design_p: float = 0.99      # the quantile the scalers provision for (a margin for transients)
+    design_p: float = 0.999     # the quantile the scalers provision for (a margin for transients)
 
 
 def needed(lam: float, mu: float, t: Target, lo: int = 1, hi: int = 64) -> int:
@@ -316,10 +316,13 @@ class ErlangPolicy:
 
 def _self_check() -> None:
     """The policies' arithmetic with made-up inputs (a unit test: no process, no Sluice)."""
-    t = Target()
+    t = Target(design_p=0.99)
     # c* against M/M/c directly: at lambda 60/s, 1/mu 20 ms, 2 backends give a mean wait of 11.2 ms (> 10).
     assert q.mmc_wq(60, 50, 2) > 0.010 and needed(60, 50, t) == 3, needed(60, 50, t)
     assert needed(1, 50, t) == 1 and needed(300, 50, t) == 8 and needed(10_000, 50, t, hi=20) == 20
+    # P(Wq > 50 ms) at 3 backends and 60/s: C(3, 1.2) e^(-(150 - 60) 0.05) = 0.1412 x 0.0111 = 0.0016: p 0.99 yes, 0.999 no.
+    assert abs(q.erlang_c(3, 1.2) * math.exp(-90 * 0.05) - 0.0016) < 1e-4
+    assert needed(60, 50, Target(design_p=0.999)) == 4
 
     class FakeFleet:
         def __init__(self, ready):

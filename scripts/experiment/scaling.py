@@ -210,8 +210,8 @@ def main() -> int:
     p.add_argument("--period", type=float, default=None, help="seconds between decisions (1; quick 0.5)")
     p.add_argument("--stabilisation", type=float, default=None, help="scale-down stabilisation, s (20; quick 4)")
     p.add_argument("--resolve-interval", type=float, default=0.5, help="Sluice's resolve_interval, s (0.5)")
-    p.add_argument("--design-p", type=float, default=0.99,
-                   help="the quantile of the 50 ms wait the scalers and the static counts provision for (0.99; the "
+    p.add_argument("--design-p", type=float, default=0.999,
+                   help="the quantile of the 50 ms wait the scalers and the static counts provision for (0.999; the "
                         "SLO itself is 95 %%: the rest is the margin for transients)")
     p.add_argument("--min-backends", type=int, default=1)
     p.add_argument("--max-backends", type=int, default=20)
