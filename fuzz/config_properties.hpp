@@ -119,10 +119,20 @@ inline std::string check_properties(std::string_view input, const ConfigResult& 
     if (check.interval.count() <= 0 || check.timeout.count() <= 0) return what + ": health_check duration not positive";
     if (check.timeout > check.interval) return what + ": health_check timeout longer than interval accepted";
     if (check.rise < 1 || check.rise > 100 || check.fall < 1 || check.fall > 100) return what + ": rise/fall out of range";
-    if (service.backends.empty() || service.backends.size() > kMaxBackendsPerService) {
+    std::size_t bound = service.backends.size();
+    for (const BackendSetConfig& set : service.backend_sets) bound += set.max_backends;
+    if ((service.backends.empty() && service.backend_sets.empty()) || bound > kMaxBackendsPerService) {
       return what + ": backend count out of range";
     }
     std::set<std::string> backend_names;
+    for (const BackendSetConfig& set : service.backend_sets) {
+      const std::string swhat = "backend set '" + set.name + "' of " + what;
+      if (set.name.empty()) return what + ": empty backend set name accepted";
+      if (!backend_names.insert(set.name).second) return swhat + ": duplicate name accepted";
+      if (auto p = endpoint_problem(set.address, swhat + " address", false, checks); !p.empty()) return p;
+      if (set.weight < 1 || set.weight > 1000) return swhat + ": weight out of range";
+      if (set.max_backends < 1 || set.max_backends > kMaxBackendsPerService) return swhat + ": max_backends out of range";
+    }
     for (const BackendConfig& backend : service.backends) {
       const std::string bwhat = "backend '" + backend.name + "' of " + what;
       if (backend.name.empty()) return what + ": empty backend name accepted";

@@ -7,9 +7,11 @@
 #     with `kubectl kustomize` where a kubectl exists); every object is valid against the
 #     Kubernetes / Prometheus Operator schemas; every pod passes Pod Security "restricted";
 #     Services select pods and ports; the mounted config is config/minikube.yaml and agrees with
-#     the manifests (tools/deploy-check/validate.mjs prints each check);
+#     the manifests (tools/deploy-check/validate.mjs prints each check); the scaling overlays
+#     (deploy/scaling/*): KEDA ScaledObject and prometheus-adapter rules against the JSON schemas of
+#     tools/deploy-check/schemas, and that replicas follow sluice_service_recommended_backends;
 #   - promtool: the alert rules (plain file and PrometheusRule), their unit tests, the Prometheus
-#     configuration and the dashboard's PromQL;
+#     configuration, the dashboard's PromQL and the autoscalers' queries;
 #   - dockerfilelint on the Dockerfile.
 # Usage: scripts/validate-deploy.sh
 #   SLUICE_BINARY  the sluice executable to check with (default build/sluice; skipped if absent)
@@ -115,7 +117,7 @@ step "render and validate deploy/ (tools/deploy-check/validate.mjs)" \
 # Where a kubectl exists, its kustomize must render exactly what tools/deploy-check renders.
 compare_with_kustomize() {
   local dir
-  for dir in deploy/base deploy/overlays/*/; do
+  for dir in deploy/base deploy/overlays/*/ deploy/scaling/*/; do
     dir=${dir%/}
     timeout 60 kubectl kustomize "$dir" > "$work/kustomize.yaml" || return 1
     node "$tools/compare.mjs" "$dir" "$work/kustomize.yaml" || return 1
@@ -135,6 +137,8 @@ step "promtool test rules: ${rules%.yaml}.test.yaml" promtool test rules "${rule
 step "promtool check config: the rendered prometheus-config (static targets for Kubernetes SD)" \
   promtool check config "$work/prometheus/prometheus.static-sd.yml"
 step "promtool check rules: every dashboard query parses as PromQL" promtool check rules "$work/dashboard.rules.yaml"
+step "promtool check rules: the autoscalers' queries (KEDA trigger, prometheus-adapter rule) parse as PromQL" \
+  promtool check rules "$work/scaling.rules.yaml"
 
 # --- Dockerfile and scripts --------------------------------------------------------------------------
 step "dockerfilelint Dockerfile" "$tools/node_modules/.bin/dockerfilelint" Dockerfile

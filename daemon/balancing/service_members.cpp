@@ -136,8 +136,9 @@ void Service::drain(Backend& backend, std::uint64_t now_ns) {
   backend.draining = true;
   backend.report_passes = false;
   backend.state_reason = "draining: its address left the records of " + config_.name + "'s set " + backend.set;
-  spdlog::info("backend_draining service={} set={} backend={} active={}", name(), backend.set, backend.config.name,
-               backend.active_connections());
+  // The monitor's decision is logged once, by the authority; a worker's follower logs it at debug.
+  spdlog::log(report_ ? spdlog::level::debug : spdlog::level::info, "backend_draining service={} set={} backend={} active={}",
+              name(), backend.set, backend.config.name, backend.active_connections());
   if (backend.up) {
     backend.up = false;
     backend.state_since_ns = now_ns;
@@ -151,7 +152,9 @@ void Service::remove_drained() {
   for (Backend& backend : backends_) {
     if (!backend.draining || backend.removed || backend.active_connections() != 0) continue;
     backend.removed = true;
-    spdlog::info("backend_removed service={} set={} backend={}", name(), backend.set, backend.config.name);
+    // Logged at info by each worker, once its last session on it ended; the authority holds none.
+    spdlog::log(report_ ? spdlog::level::info : spdlog::level::debug, "backend_removed service={} set={} backend={}",
+                name(), backend.set, backend.config.name);
   }
 }
 

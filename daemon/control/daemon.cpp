@@ -232,6 +232,11 @@ void Daemon::log_summary() const {
                    backend.address.to_string(), backend.node.empty() ? "-" : backend.node, backend.weight,
                    backend.max_connections);
     }
+    for (const BackendSetConfig& set : service.backend_sets) {
+      spdlog::info("  backend_set {} address={} max_backends={} node={} weight={} max_connections={}", set.name,
+                   set.address.to_string(), set.max_backends, set.node.empty() ? "-" : set.node, set.weight,
+                   set.max_connections);
+    }
   }
 }
 

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -40,13 +41,19 @@ class Dnsmasq {
     if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
     directory_ = pattern;
     write_hosts(hosts);
-    // A port that was free a moment ago may be taken by then: try a few.
-    for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
-      port_ = free_udp_port();
+    // dnsmasq listens on UDP and TCP and exits if either port is taken. A port from the kernel's
+    // ephemeral range may be a TCP client's local port a moment later (the suite opens thousands of
+    // connections), so the port comes from below that range, is checked free for both, and a start
+    // that still lost the race is tried again on another.
+    for (int attempt = 0; attempt < 20 && pid_ <= 0; ++attempt) {
+      port_ = free_port_below_ephemeral(attempt);
       pid_ = spawn();
       if (!wait_answering()) stop();
     }
-    if (pid_ <= 0) throw std::runtime_error("dnsmasq did not start answering on 127.0.0.1");
+    if (pid_ <= 0) {
+      throw std::runtime_error("dnsmasq did not start answering on 127.0.0.1 (last port " + std::to_string(port_) +
+                               "): " + last_error());
+    }
   }
   Dnsmasq(const Dnsmasq&) = delete;
   Dnsmasq& operator=(const Dnsmasq&) = delete;
@@ -73,18 +80,39 @@ class Dnsmasq {
     std::filesystem::rename(next, directory_ + "/hosts");
   }
 
-  static std::uint16_t free_udp_port() {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  // Whether `type` (SOCK_DGRAM or SOCK_STREAM) can bind 127.0.0.1:port now.
+  static bool can_bind(int type, std::uint16_t port) {
+    const int fd = ::socket(AF_INET, type, 0);
+    if (fd < 0) return false;
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    sockaddr* plain = static_cast<sockaddr*>(static_cast<void*>(&address));
-    if (fd < 0 || ::bind(fd, plain, sizeof address) != 0 || ::getsockname(fd, plain, &length) != 0) {
-      throw std::runtime_error("no free UDP port on 127.0.0.1");
-    }
+    address.sin_port = htons(port);
+    const bool bound = ::bind(fd, static_cast<sockaddr*>(static_cast<void*>(&address)), sizeof address) == 0;
     ::close(fd);
-    return ntohs(address.sin_port);
+    return bound;
+  }
+
+  // A port in [20000, 32768), below Linux's default ephemeral range, free for UDP and TCP now; spread by
+  // process id and attempt so that tests running side by side start apart.
+  static std::uint16_t free_port_below_ephemeral(int attempt) {
+    constexpr int kFirst = 20000;
+    constexpr int kCount = 12768;
+    for (int probe = 0; probe < kCount; ++probe) {
+      const long long offset = (static_cast<long long>(::getpid()) * 7919 + attempt * 997 + probe * 131) % kCount;
+      const auto port = static_cast<std::uint16_t>(kFirst + offset);
+      if (can_bind(SOCK_DGRAM, port) && can_bind(SOCK_STREAM, port)) return port;
+    }
+    throw std::runtime_error("no port in 20000..32767 free for UDP and TCP on 127.0.0.1");
+  }
+
+  // dnsmasq's own words (its stderr) from the last start, for the error message.
+  std::string last_error() const {
+    std::ifstream file(directory_ + "/stderr");
+    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    while (!text.empty() && text.front() == '\n') text.erase(0, 1);
+    return text.empty() ? "it printed nothing" : text;
   }
 
   pid_t spawn() const {
@@ -96,13 +124,14 @@ class Dnsmasq {
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
+    const std::string errors_path = directory_ + "/stderr";  // built before fork: no allocation in the child
     const pid_t pid = ::fork();
     if (pid == 0) {
-      const int null = ::open("/dev/null", O_WRONLY);  // its start-up lines are noise in the test output
-      if (null >= 0) {
-        ::dup2(null, STDOUT_FILENO);
-        ::dup2(null, STDERR_FILENO);
-      }
+      // Its start-up lines are noise in the test output; kept in a file for the error message.
+      const int null = ::open("/dev/null", O_WRONLY);
+      const int errors = ::open(errors_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (null >= 0) ::dup2(null, STDOUT_FILENO);
+      if (errors >= 0) ::dup2(errors, STDERR_FILENO);
       ::execv(kBinary, argv.data());
       ::_exit(127);
     }

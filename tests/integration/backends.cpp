@@ -68,8 +68,10 @@ void ServerConnection::shutdown_write() { ::shutdown(fd_.get(), SHUT_WR); }
 
 // ---- TcpServer ----
 
-TcpServer::TcpServer(int family, Handler handler) : handler_(std::move(handler)) {
-  listen_fd_ = bind_tcp_socket(Address::loopback(family));
+TcpServer::TcpServer(int family, Handler handler) : TcpServer(Address::loopback(family), std::move(handler)) {}
+
+TcpServer::TcpServer(const Address& bind, Handler handler) : handler_(std::move(handler)) {
+  listen_fd_ = bind_tcp_socket(bind);
   if (::listen(listen_fd_.get(), 128) != 0) throw_errno("listen", errno);
   address_ = local_address(listen_fd_.get());
   stop_fd_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -141,19 +143,26 @@ NameServer::NameServer(std::string name, int family)
 
 // ---- EchoServer ----
 
-EchoServer::EchoServer(int family)
-    : server_(family, [](ServerConnection& c) {
-        std::vector<char> buffer(256 * 1024);
-        for (;;) {
-          const ssize_t n = c.read_some(buffer.data(), buffer.size());
-          if (n < 0) return;
-          if (n == 0) {  // the client's EOF: everything before it has been written back
-            c.shutdown_write();
-            return;
-          }
-          if (!c.write_all(std::string_view(buffer.data(), static_cast<std::size_t>(n)))) return;
-        }
-      }) {}
+namespace {
+
+void echo(ServerConnection& c) {
+  std::vector<char> buffer(256 * 1024);
+  for (;;) {
+    const ssize_t n = c.read_some(buffer.data(), buffer.size());
+    if (n < 0) return;
+    if (n == 0) {  // the client's EOF: everything before it has been written back
+      c.shutdown_write();
+      return;
+    }
+    if (!c.write_all(std::string_view(buffer.data(), static_cast<std::size_t>(n)))) return;
+  }
+}
+
+}  // namespace
+
+EchoServer::EchoServer(int family) : server_(family, echo) {}
+
+EchoServer::EchoServer(const Address& bind) : server_(bind, echo) {}
 
 // ---- HoldServer ----
 

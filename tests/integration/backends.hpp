@@ -52,6 +52,8 @@ class TcpServer {
   using Handler = std::function<void(ServerConnection&)>;
 
   TcpServer(int family, Handler handler);
+  /// Listening on `bind` (an IP literal and port; port 0 picks one), e.g. 127.0.0.3 for a DNS record.
+  TcpServer(const Address& bind, Handler handler);
   ~TcpServer();
   TcpServer(const TcpServer&) = delete;
   TcpServer& operator=(const TcpServer&) = delete;
@@ -99,6 +101,8 @@ class NameServer {
 class EchoServer {
  public:
   explicit EchoServer(int family = AF_INET);
+  /// Listening on `bind` (see TcpServer).
+  explicit EchoServer(const Address& bind);
   const Address& address() const { return server_.address(); }
   std::uint64_t accepted() const { return server_.accepted(); }
 

@@ -241,3 +241,31 @@ TEST_CASE("backend set: followers add members from views and drain them when tol
   follower.release(*copy, 3 * kMs);
   CHECK(copy->removed);
 }
+
+TEST_CASE("backend set: a reload keeps an unchanged set's members and their state, not a changed one's") {
+  sluice::Service before(set_config(sluice::QueueMode::shared, 8), 0);
+  before.resolve_set(0, addresses({"127.0.0.2"}), 1 * kMs);
+  before.resolve_set(0, addresses({"127.0.0.2", "127.0.0.3"}), 2 * kMs);  // .3 joins down
+  before.set_resolve_failed(0, "timeout");
+
+  sluice::ServiceConfig changed_weight = set_config(sluice::QueueMode::shared, 8);
+  changed_weight.backend_sets[0].weight = 5;
+  sluice::Service after(changed_weight, 3 * kMs);
+  after.inherit_state(before);
+  REQUIRE(member(after, "127.0.0.2:8000") != nullptr);
+  CHECK(member(after, "127.0.0.2:8000")->up);
+  CHECK(member(after, "127.0.0.2:8000")->config.weight == 5);
+  CHECK_FALSE(member(after, "127.0.0.3:8000")->up);
+  CHECK(after.sets()[0].size == 2);
+  CHECK(after.sets()[0].resolve_failures_total == 1);
+  // Its next answer is not a first one: a newcomer waits for its checks.
+  after.resolve_set(0, addresses({"127.0.0.2", "127.0.0.3", "127.0.0.4"}), 4 * kMs);
+  CHECK_FALSE(member(after, "127.0.0.4:8000")->up);
+
+  sluice::ServiceConfig moved = set_config(sluice::QueueMode::shared, 8);
+  moved.backend_sets[0].address = {"other-pool.test", 8000};
+  sluice::Service elsewhere(moved, 3 * kMs);
+  elsewhere.inherit_state(before);
+  CHECK(member(elsewhere, "127.0.0.2:8000") == nullptr);
+  CHECK(elsewhere.sets()[0].size == 0);
+}

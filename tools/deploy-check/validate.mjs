@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Offline validation of deploy/: renders every kustomization (kustomize.mjs), validates each object
 // against the Kubernetes and Prometheus Operator schemas (kubernetes-models, strict about unknown
-// fields), and checks what a schema cannot: Pod Security "restricted", that Services select pods and
-// name their ports, that the mounted Sluice config is config/minikube.yaml and agrees with the
-// manifests (ports, nodes, drain time), that alert rules and the dashboard use only the metric
-// contract. Writes files for promtool into --work. Run by scripts/validate-deploy.sh.
+// fields) and KEDA's (schemas/), and checks what a schema cannot: Pod Security "restricted", that
+// Services select pods and name their ports, that the mounted Sluice config is config/minikube.yaml
+// and agrees with the manifests (ports, nodes, drain time), that alert rules and the dashboard use
+// only the metric contract, and that the autoscalers of deploy/scaling follow Sluice's
+// recommendation (scaling.mjs). Writes files for promtool into --work. Run by scripts/validate-deploy.sh.
 //
 //   node validate.mjs --repo ROOT --work DIR [--metrics FILE]
 //     --metrics: a /metrics scrape of the real daemon; referenced metrics must appear in it too.
@@ -16,6 +17,7 @@ import { isDeepStrictEqual, parseArgs } from "node:util";
 import { parse as parseYaml, stringify } from "yaml";
 import { render, isClusterScoped } from "./kustomize.mjs";
 import { METRIC_CONTRACT, contractFamily, parseExposition, seriesNames } from "./metrics-contract.mjs";
+import { checkScaling, crdModel } from "./scaling.mjs";
 
 const require = createRequire(import.meta.url);
 const { values: args } = parseArgs({
@@ -71,9 +73,10 @@ const portOf = (address) => Number(String(address).match(/:(\d+)$/)?.[1]);
 // --- schemas ---------------------------------------------------------------------------------------
 
 // The model class of an object: kubernetes-models for the built-in API groups, the operator's
-// models for monitoring.coreos.com.
+// models for monitoring.coreos.com, schemas/*.json for KEDA (scaling.mjs).
 function modelClass(obj) {
   const apiVersion = obj.apiVersion;
+  if (apiVersion.startsWith("keda.sh/")) return crdModel(obj);
   const module = apiVersion.startsWith("monitoring.coreos.com/")
     ? `@kubernetes-models/prometheus-operator/${apiVersion}`
     : `kubernetes-models/${apiVersion}`;
@@ -423,8 +426,12 @@ check(config.workers === undefined || config.workers === 1,
       "config/minikube.yaml runs one worker: one shared queue per service, the M/M/c the experiment compares with",
       String(config.workers));
 
-const kustomizations = ["deploy/base", ...readdirSync(path.join(repo, "deploy/overlays")).sort().map((d) => `deploy/overlays/${d}`)];
+const subdirs = (dir) => readdirSync(path.join(repo, dir)).sort().map((d) => `${dir}/${d}`);
+const kustomizations = ["deploy/base", ...subdirs("deploy/overlays"), ...subdirs("deploy/scaling")];
 const rendered = {};
+const scalingRules = [];  // the autoscalers' PromQL, for promtool
+const scalingContext = { check, repo, services: (config.services ?? []).map((s) => s.name), selects, podTemplates,
+                         rules: scalingRules };
 for (const dir of kustomizations) {
   section(`render ${dir}`);
   try {
@@ -440,7 +447,9 @@ for (const dir of kustomizations) {
   for (const pod of podTemplates(objects)) checkPodSecurity(dir, pod);
   checkServices(dir, objects);
   checkSluice(dir, objects, config);
+  if (dir.startsWith("deploy/scaling/")) checkScaling(dir, dir, objects, scalingContext);
 }
+writeFileSync(path.join(work, "scaling.rules.yaml"), stringify({ groups: [{ name: "scaling", rules: scalingRules }] }));
 
 section("Prometheus: plain (deploy/overlays/plain-prometheus)");
 const plainDir = "deploy/overlays/plain-prometheus";
