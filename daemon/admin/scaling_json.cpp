@@ -6,7 +6,7 @@ namespace sluice {
 
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // fields in the documented order
 using scaling::Assessment;
 
 double seconds(Millis duration) { return static_cast<double>(duration.count()) * 1e-3; }

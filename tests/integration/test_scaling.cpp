@@ -1,8 +1,9 @@
 // The scaling signal end to end (README "The scaling signal"): the real daemon in front of real
 // sluice-backend servers (exponential and constant 20 ms service, three one-slot backends each),
 // sluice-loadgen's Poisson arrivals at 60 a second; after a 20 s window /scaling and /metrics agree,
-// lambda and 1/mu are within 10 % of the truth, the recommendation is the c* of the true lambda and
-// mu, and constant service reads a service CV near 0 with the Allen-Cunneen correction applied.
+// lambda and 1/mu are within 10 % of the truth (1/mu: the draws plus the per-connection overhead the
+// constant arm measures), the recommendation is the c* of the true lambda and mu, and constant
+// service reads a service CV near 0 with the Allen-Cunneen correction applied.
 
 #include <doctest/doctest.h>
 
@@ -22,6 +23,7 @@
 #endif
 
 using namespace sluice::it;
+using sluice::test::scaled;
 using nlohmann::json;
 
 namespace {
@@ -159,9 +161,16 @@ TEST_CASE("scaling: Poisson load on exponential and constant service, /scaling a
     CHECK(s.at("workers") == 1);
     // The truth within 10 %.
     CHECK(std::fabs(s.at("arrival_rate").get<double>() / kLambda - 1) < 0.10);
-    CHECK(std::fabs(s.at("mean_service_seconds").get<double>() / kMeanService - 1) < 0.10);
     CHECK(std::fabs(s.at("arrival_cv").get<double>() - 1) < 0.2);  // Poisson arrivals
   }
+  // 1/mu is the slot time: the backend's draw plus the per-connection overhead (the connect and the
+  // hand-offs between processes: ~0.2 ms on an idle machine, a few ms at nice 19 beside a build or
+  // under ASan). The constant arm measures that overhead exactly, at the same time: its draws are 20 ms.
+  const double overhead = mdc.at("mean_service_seconds").get<double>() - kMeanService;
+  INFO("per-connection overhead " << overhead * 1e3 << " ms");
+  CHECK(overhead > -0.0005);
+  CHECK(overhead < 0.008);
+  CHECK(std::fabs(mmc.at("mean_service_seconds").get<double>() / (kMeanService + overhead) - 1) < 0.10);
 
   // Exponential service: plain M/M/c, and the c* of the true lambda and mu for a 1 ms mean wait
   // (c = 3 waits 1.6 ms, c = 4 0.26 ms: 4, not on a knife edge).
@@ -181,11 +190,12 @@ TEST_CASE("scaling: Poisson load on exponential and constant service, /scaling a
   CHECK(mmc.at("recommended_backends") == expected.backends);
   CHECK(mmc.at("clamped") == "none");
 
-  // Constant service (M/D/c): the service CV reads near 0 and the correction applies.
-  CHECK(mdc.at("service_cv").get<double>() < 0.1);
+  // Constant service (M/D/c): the service CV reads near 0 (what is left is the jitter of the
+  // per-connection overhead in each slot time, 0.05-0.12 on this machine) and the correction applies.
+  CHECK(mdc.at("service_cv").get<double>() < 0.25);
   CHECK(mdc.at("model") == "G/G/c (Allen-Cunneen)");
   CHECK(mdc_gauges.at("scaling_corrected") == 1);
-  CHECK(mdc.at("correction_factor").get<double>() == doctest::Approx(0.5).epsilon(0.1));
+  CHECK(mdc.at("correction_factor").get<double>() < 0.55);  // (1 + cs^2) / 2
 
   for (auto& load : loads) load->send_signal(SIGTERM);
   daemon.send_signal(SIGTERM);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "sluice/control/scaling_signal.hpp"
 #include "sluice/scaling/assessment.hpp"
 #include "sluice/scaling/estimator.hpp"
 
@@ -148,4 +149,39 @@ TEST_CASE("scaling assessment: warming up, no model without slots, and a model p
   const auto two_workers = sluice::scaling::assess("web", config, estimator.estimate(), 2, three);
   CHECK(two_workers.worker_arrival_rate == doctest::Approx(30));
   CHECK(two_workers.offered_load == doctest::Approx(0.6));
+}
+
+TEST_CASE("scaling signal: a reload keeps the window unless it changes window, and drops removed services") {
+  sluice::Config config;
+  sluice::ServiceConfig web;
+  web.name = "web";
+  web.scaling = sluice::ScalingConfig{};
+  web.scaling->target_wait = Millis(5);
+  web.scaling->slots_per_backend = 1;
+  sluice::ServiceConfig plain;
+  plain.name = "plain";  // no scaling: no signal
+  config.services = {web, plain};
+  sluice::ScalingSignal signal;
+  signal.configure(config);
+  signal.add(0, {{"web", LoadSums{}}, {"plain", LoadSums{}}});
+  signal.add(30 * kSecond, {{"web", steady(30, 10, 0, 0.01, 0)}});
+  auto capacity = [](const std::string&) { return sluice::scaling::Capacity{2, 2, 0}; };
+  auto first = signal.assess(1, capacity);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].service == "web");
+  CHECK(first[0].state == sluice::scaling::State::ok);
+
+  config.services[0].scaling->target_wait = Millis(1);  // a new target: the data stays
+  signal.configure(config);
+  auto retargeted = signal.assess(1, capacity);
+  CHECK(retargeted[0].state == sluice::scaling::State::ok);
+  CHECK(retargeted[0].config.target_wait == Millis(1));
+
+  config.services[0].scaling->window = Millis(30000);  // a new window: it starts again
+  signal.configure(config);
+  CHECK(signal.assess(1, capacity)[0].state == sluice::scaling::State::warming_up);
+
+  config.services[0].scaling.reset();
+  signal.configure(config);
+  CHECK(signal.empty());
 }

@@ -24,6 +24,17 @@ export const METRIC_CONTRACT = {
   sluice_backend_queue_length_seconds_total: "counter",
   sluice_backend_received_bytes_total: "counter",
   sluice_backend_sent_bytes_total: "counter",
+  // The scaling signal (README "The scaling signal"): only for services with `scaling`, once warmed up.
+  sluice_service_arrival_rate: "gauge",
+  sluice_service_mean_service_seconds: "gauge",
+  sluice_service_offered_load: "gauge",
+  sluice_service_utilisation: "gauge",
+  sluice_service_predicted_queue_wait_seconds: "gauge",
+  sluice_service_recommended_backends: "gauge",
+  sluice_service_recommended_slots: "gauge",
+  sluice_service_arrival_cv: "gauge",
+  sluice_service_service_cv: "gauge",
+  sluice_service_scaling_corrected: "gauge",
   sluice_config_reloads_total: "counter",
   sluice_build_info: "gauge",
 };
