@@ -179,8 +179,13 @@ def check_quick(results: list[dict]) -> int:
             problems.append(f"{name}: {r['sluice_lines']} access lines for {r['answered_ok']} answers")
         if r["sluice_exit"] != 0:
             problems.append(f"{name}: sluice exited {r['sluice_exit']}")
-        if min(x["up_in_sluice"] for x in r["_timeline"]) < 1:
+        ups = [x["up_in_sluice"] for x in r["_timeline"]]
+        if min(ups) < 1:
             problems.append(f"{name}: a moment with no backend up in Sluice")
+        if r["policy"].startswith("static") and set(ups) != {r["max_backends_used"]}:
+            problems.append(f"{name}: Sluice saw {sorted(set(ups))} backends up, not always {r['max_backends_used']}")
+        if r["policy"] in ("hpa", "erlang") and max(ups) <= ups[0]:
+            problems.append(f"{name}: Sluice never saw more than the {ups[0]} backends it started with")
         if r["policy"] in ("hpa", "erlang") and (r["starts"] < 1 or r["stops"] < 1):
             problems.append(f"{name}: {r['starts']} scale-ups and {r['stops']} drained removals (want >= 1 each)")
         if r["policy"] == "erlang" and not any(x["scaling_state"] == "ok" for x in r["_timeline"]):

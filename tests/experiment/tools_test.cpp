@@ -118,11 +118,12 @@ TEST_CASE("load profiles: the three forms, their rates and integrals, and every 
       {"sine:mean=40,amplitude=5,period=60", "sine: 'period=60' is not mean=R, amplitude=R, period=DURATION or phase=DEGREES"},
       {"sine:mean=40,amplitude=5,period=60s,shift=3", "sine: unknown key 'shift' (mean, amplitude, period, phase)"},
   };
-  for (const auto& [spec, message] : bad) {
+  for (const auto& entry : bad) {  // not a structured binding: clang 14 cannot capture one (CAPTURE)
+    const std::string& spec = entry.first;
     CAPTURE(spec);
     std::string error;
     CHECK_FALSE(RateProfile::parse(spec, error));
-    CHECK(error == message);
+    CHECK(error == entry.second);
   }
 
   // A file: one item a line, comments and blank lines ignored, the kind alone on its line.
