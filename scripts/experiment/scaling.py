@@ -224,6 +224,10 @@ def main() -> int:
     for key in ("window", "delay", "period", "stabilisation"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
+    if not 0.5 <= args.design_p < 1:
+        p.error(f"--design-p: {args.design_p} is not a probability in [0.5, 1)")
+    if args.delay < 0 or args.period <= 0 or args.stabilisation < 0 or args.mean_service_ms <= 0:
+        p.error("--delay and --stabilisation take seconds >= 0, --period and --mean-service-ms > 0")
     args.mean_service_s = args.mean_service_ms / 1000
     args.policies = [x for x in args.policies.split(",") if x]
     unknown = set(args.policies) - set(POLICIES)
