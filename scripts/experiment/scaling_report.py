@@ -142,7 +142,7 @@ def plot(out: Path, results: list[dict], t) -> Path:
                 p95.append(max(1000 * percentile(ws, 0.95), 0.01))
         ax3.plot(centres, p95, color=COLOURS[r["policy"]], label=LABELS[r["policy"]])
     ax1.set_ylabel("arrivals / s")
-    ax1.set_title(f"{results[0]['profile']}: {results[0]['spec']} (thin: answered per second, each lane)")
+    ax1.set_title(f"{results[0]['profile']}: {results[0]['spec']}\n(thin: each lane's answers per second)", fontsize=10)
     ax1.legend(loc="upper right")
     ax2.set_ylabel("backends")
     ax2.set_title("backends paid for (solid; from the decision) and up in Sluice (dotted)")
