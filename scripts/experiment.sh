@@ -13,6 +13,10 @@
 #                                                  connections through mode: http and mode: tcp, 20,000 requests per rho
 #   scripts/experiment.sh --analyze-only --out DIR       re-run the analysis of an earlier sweep
 #   scripts/experiment.sh --help                         every option (of scripts/experiment/sweep.py)
+#   scripts/experiment.sh --scaling [--publish docs]     the dynamic scaling experiment (~11 min): step, ramp and
+#                                                  sine profiles, four scaling policies side by side (scaling.py)
+#   scripts/experiment.sh --scaling --quick              its pipeline end to end (< 60 s)
+#   scripts/experiment.sh --scaling --help               its options
 #
 # Binaries: SLUICE_BINARY, SLUICE_BACKEND_BINARY, SLUICE_LOADGEN_BINARY, else build/ (built if missing).
 # Python: Debian's /usr/bin/python3 with python3-numpy and python3-matplotlib (scripts/install-deps.sh).
@@ -27,8 +31,12 @@ if ! "$python" -c 'import numpy, matplotlib' 2> /dev/null; then
   exit 1
 fi
 
+driver_script="$root/scripts/experiment/sweep.py"
 case " $* " in
-  *" --help "* | *" -h "*) exec "$python" "$root/scripts/experiment/sweep.py" --help ;;
+  *" --scaling "*) driver_script="$root/scripts/experiment/scaling.py" ;;
+esac
+case " $* " in
+  *" --help "* | *" -h "*) exec "$python" "$driver_script" --help ;;
 esac
 
 args=("$@")
@@ -54,7 +62,7 @@ ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
 driver=""
 cleanup() { [ -n "$driver" ] && kill "$driver" 2> /dev/null && wait "$driver" 2> /dev/null || true; }
 trap cleanup EXIT INT TERM
-"$python" "$root/scripts/experiment/sweep.py" "${args[@]}" &
+"$python" "$driver_script" "${args[@]}" &
 driver=$!
 wait "$driver"
 status=$?

@@ -173,8 +173,8 @@ def start_sluice(procs: Processes, binary: str, rundir: Path, config: str, rt: l
     if check.returncode != 0:
         raise HarnessError(f"sluice --check rejected {path}:\n{check.stdout}{check.stderr}")
     proc = procs.start("sluice", rt + [binary, "--config", str(path)], rundir / "sluice.log")
-    listener = wait_for_line(proc, r"listening listener=web address=(\S+)").group(1)
-    admin = wait_for_line(proc, r"admin listening address=(\S+)").group(1)
+    listener = wait_for_line(proc, r'listening listener=web address=([^\s"]+)').group(1)
+    admin = wait_for_line(proc, r'admin listening address=([^\s"]+)').group(1)
     deadline = time.monotonic() + 10
     while True:
         try:

@@ -3,10 +3,14 @@
 
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +20,7 @@
 #include "common/random.hpp"
 #include "test_support.hpp"
 #include "loadgen/http_response.hpp"
+#include "loadgen/profile.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 #include "sluice/uv/handle.hpp"
 
@@ -77,6 +82,115 @@ TEST_CASE("seeded exponential draws: reproducible, right mean, never zero-log") 
   std::vector<int> buckets(3);
   for (int i = 0; i < 30000; ++i) ++buckets[r.below(3)];
   for (int count : buckets) CHECK(count == doctest::Approx(10000).epsilon(0.05));
+}
+
+TEST_CASE("load profiles: the three forms, their rates and integrals, and every bad spec named") {
+  std::string why;
+  const auto steps = RateProfile::parse("0s:20,120s:60,240s:30", why);
+  REQUIRE(steps);
+  CHECK(steps->rate_at(0) == 20);
+  CHECK(steps->rate_at(119.999) == 20);
+  CHECK(steps->rate_at(120) == 60);
+  CHECK(steps->rate_at(1e6) == 30);
+  CHECK(steps->max_rate() == 60);
+  CHECK(steps->expected(100, 250) == doctest::Approx(20 * 20 + 120 * 60 + 10 * 30));
+  const auto ramp = RateProfile::parse("linear:0s:10,60s:70,90s:70", why);
+  REQUIRE(ramp);
+  CHECK(ramp->rate_at(30) == doctest::Approx(40));
+  CHECK(ramp->rate_at(200) == 70);
+  CHECK(ramp->expected(0, 90) == doctest::Approx(60 * 40 + 30 * 70));
+  const auto sine = RateProfile::parse("sine:mean=40,amplitude=25,period=300s", why);
+  REQUIRE(sine);
+  CHECK(sine->rate_at(75) == doctest::Approx(65));
+  CHECK(sine->rate_at(225) == doctest::Approx(15));
+  CHECK(sine->max_rate() == 65);
+  CHECK(sine->expected(0, 300) == doctest::Approx(40 * 300));
+  CHECK(sine->expected(0, 150) == doctest::Approx(40 * 150 + 25 * 300 / M_PI));
+  CHECK(RateProfile::parse("sine:mean=40,amplitude=25,period=300s,phase=90", why)->rate_at(0) == doctest::Approx(65));
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"10s:20", "the first point must be at 0s, not '10s:20'"},
+      {"0s:20,60s:30,60s:40", "times must increase: '60s:40' is not after the point before it"},
+      {"0s:20,120:60", "'120:60' is not TIME:RATE (like 120s:60)"},
+      {"linear:0s:0,10s:0", "every rate is 0: no arrival would ever come"},
+      {"sine:mean=40,amplitude=50,period=60s", "sine needs 0 <= amplitude <= mean, mean > 0 and a period above 0 (a rate is never negative)"},
+      {"sine:mean=40,period=60s", "sine needs mean=R, amplitude=R and period=DURATION"},
+      {"sine:mean=40,amplitude=5,period=60", "sine: 'period=60' is not mean=R, amplitude=R, period=DURATION or phase=DEGREES"},
+      {"sine:mean=40,amplitude=5,period=60s,shift=3", "sine: unknown key 'shift' (mean, amplitude, period, phase)"},
+  };
+  for (const auto& entry : bad) {  // not a structured binding: clang 14 cannot capture one (CAPTURE)
+    const std::string& spec = entry.first;
+    CAPTURE(spec);
+    std::string error;
+    CHECK_FALSE(RateProfile::parse(spec, error));
+    CHECK(error == entry.second);
+  }
+
+  // A file: one item a line, comments and blank lines ignored, the kind alone on its line.
+  const std::string path = "/tmp/sluice-profile-test-" + std::to_string(::getpid());
+  std::ofstream(path) << "# a ramp\nlinear:\n0s:10   # start\n\n60s:70\n";
+  const auto from_file = RateProfile::load(path, why);
+  REQUIRE(from_file);
+  CHECK(from_file->rate_at(30) == doctest::Approx(40));
+  std::ofstream(path) << "0s:10\n5s:x\n";
+  CHECK_FALSE(RateProfile::load(path, why));
+  CHECK(why == path + ": '5s:x' is not TIME:RATE (like 120s:60)");
+  std::remove(path.c_str());
+  CHECK_FALSE(RateProfile::load(path, why));
+  CHECK(why == "cannot read " + path);
+}
+
+TEST_CASE("profile arrivals: counts per interval match the integral of lambda, seeded") {
+  // Without a profile the draws are the plain exponential gaps of before (recorded seeds still repeat).
+  ArrivalProcess plain(50, std::nullopt, 9);
+  Random reference(9);
+  double t = 0;
+  for (int i = 0; i < 1000; ++i) {
+    t += reference.exponential(1e9 / 50);
+    CHECK(plain.next_ns() == t);
+  }
+  // Each profile over 600 s in 10 s bins: a bin's count is Poisson with mean the integral of lambda
+  // over it, so it lies within 4.5 standard deviations (all 60 bins together: a chance of ~4e-4 to
+  // fail) and the bins' chi-square is within 5 standard deviations of its mean (df = the bins where lambda > 0).
+  for (const char* spec : {"0s:20,120s:60,240s:30,400s:0,450s:45", "linear:0s:10,300s:90,600s:5",
+                           "sine:mean=40,amplitude=25,period=300s"}) {
+    CAPTURE(spec);
+    std::string why;
+    const std::optional<RateProfile> profile = RateProfile::parse(spec, why);
+    REQUIRE(profile);
+    const double horizon_s = 600, bin_s = 10;
+    ArrivalProcess arrivals(0, profile, 12345, horizon_s * 1e9);
+    std::vector<int> counts(static_cast<std::size_t>(horizon_s / bin_s));
+    double previous = 0;
+    bool increasing = true;
+    for (double at = arrivals.next_ns(); at < horizon_s * 1e9; at = arrivals.next_ns()) {
+      increasing = increasing && at > previous;
+      previous = at;
+      ++counts[static_cast<std::size_t>(at / 1e9 / bin_s)];
+    }
+    CHECK(increasing);
+    double chi_square = 0, df = 0;
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      const double mean = profile->expected(static_cast<double>(i) * bin_s, static_cast<double>(i + 1) * bin_s);
+      CAPTURE(i);
+      if (mean == 0) {
+        CHECK(counts[i] == 0);
+        continue;
+      }
+      CHECK(std::abs(counts[i] - mean) <= 4.5 * std::sqrt(mean));
+      chi_square += (counts[i] - mean) * (counts[i] - mean) / mean;
+      df += 1;
+    }
+    CHECK(chi_square <= df + 5 * std::sqrt(2 * df));
+    CHECK(chi_square >= df - 5 * std::sqrt(2 * df));  // not suspiciously regular either
+  }
+  // A rate that falls to 0 for good still ends: the draw passes the horizon instead of thinning forever.
+  std::string why;
+  const std::optional<RateProfile> ends = RateProfile::parse("0s:100,1s:0", why);
+  ArrivalProcess finite(0, ends, 1, 5e9);
+  double last = 0;
+  for (int i = 0; i < 1000 && last < 5e9; ++i) last = finite.next_ns();
+  CHECK(last >= 5e9);
 }
 
 TEST_CASE("responses: headers, pipelining, EOF-delimited bodies, garbage") {

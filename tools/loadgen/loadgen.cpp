@@ -108,7 +108,7 @@ class Generator {
   uv_timer_t sweep_timer_{};
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
-  Random arrival_random_;
+  ArrivalProcess arrival_process_;
   Random spread_random_;
   LoadResult result_;
   std::map<std::string, std::int32_t> backend_index_;  // "NAME\nNODE" -> index
@@ -131,7 +131,7 @@ class Generator {
 
 Generator::Generator(const LoadOptions& options)
     : options_(options),
-      arrival_random_(options.seed),
+      arrival_process_(options.rate, options.profile, options.seed, static_cast<double>(options.duration_ns)),
       spread_random_(options.seed ^ 0x5bd1e9955bd1e995ULL) {
   request_text_ = "GET " + options_.path + " HTTP/1.1\r\nHost: " + options_.host + "\r\n";
   if (options_.mode == LoadMode::new_connection) request_text_ += "Connection: close\r\n";
@@ -159,7 +159,9 @@ LoadResult Generator::run() {
 
   std::uint64_t expected = options_.requests;
   if (expected == 0) {
-    expected = static_cast<std::uint64_t>(options_.rate * static_cast<double>(options_.duration_ns) / 1e9 * 1.1) + 1024;
+    const double seconds = static_cast<double>(options_.duration_ns) / 1e9;
+    const double mean = options_.profile ? options_.profile->expected(0, seconds) : options_.rate * seconds;
+    expected = static_cast<std::uint64_t>(mean * 1.1) + 1024;
   }
   result_.records.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(expected, 4'000'000)));
 
@@ -185,7 +187,7 @@ LoadResult Generator::run() {
 
 void Generator::begin_arrivals() {
   result_.start_ns = uv_hrtime();
-  next_offset_ns_ = arrival_random_.exponential(1e9 / options_.rate);
+  next_offset_ns_ = arrival_process_.next_ns();
   if (arrivals_bounded_out()) return end_arrivals();
   timers_->schedule(result_.start_ns + static_cast<std::uint64_t>(next_offset_ns_), [this] { on_arrivals_due(); });
 }
@@ -202,7 +204,7 @@ void Generator::on_arrivals_due() {
   std::uint64_t next = result_.start_ns + static_cast<std::uint64_t>(next_offset_ns_);
   while (next <= now) {
     fire(next);
-    next_offset_ns_ += arrival_random_.exponential(1e9 / options_.rate);
+    next_offset_ns_ = arrival_process_.next_ns();
     if (arrivals_bounded_out()) return end_arrivals();
     next = result_.start_ns + static_cast<std::uint64_t>(next_offset_ns_);
   }

@@ -24,8 +24,11 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "profile.hpp"
 
 namespace sluice::tools {
 
@@ -37,6 +40,7 @@ struct LoadOptions {
   std::string target_text;
   LoadMode mode = LoadMode::new_connection;
   double rate = 0;                     // requests per second (Poisson)
+  std::optional<RateProfile> profile;  // if set, lambda(t) instead of `rate` (profile.hpp)
   std::uint32_t connections = 1;       // persistent: K
   Spread spread = Spread::round_robin;
   std::uint64_t requests = 0;          // stop after this many arrivals (0: no bound)

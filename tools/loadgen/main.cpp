@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,12 +28,19 @@ using namespace sluice::tools;
 
 constexpr const char* kUsage =
     "usage: sluice-loadgen --target HOST:PORT --rate PER_SECOND (--requests N | --duration D) [options]\n"
+    "       sluice-loadgen --target HOST:PORT --profile SPEC|FILE --duration D [options]\n"
     "\n"
     "Open-loop HTTP/1.1 load: requests arrive as a Poisson process and each is sent at its arrival time,\n"
     "whether or not earlier ones were answered.\n"
     "\n"
     "  --target HOST:PORT        where to send: IPv4, [IPv6] or a name (resolved once, at start)\n"
     "  --rate R                  mean arrival rate, requests per second (> 0)\n"
+    "  --profile SPEC|FILE       instead of --rate: a rate lambda(t) that changes over the run (a non-homogeneous\n"
+    "                            Poisson process, drawn exactly by thinning); needs --duration. SPEC is one of\n"
+    "                              steps:0s:20,120s:60,240s:30   (\"steps:\" optional) rate 20/s from 0s, 60/s from 120s...\n"
+    "                              linear:0s:10,60s:50           straight lines between points, then the last rate\n"
+    "                              sine:mean=40,amplitude=25,period=300s[,phase=DEGREES]\n"
+    "                            or a FILE holding such a spec, one item a line, # comments\n"
     "  --requests N              stop the arrivals after N requests\n"
     "  --duration D              stop the arrivals after D (250ms, 30s, 2m); with --requests, the first bound wins\n"
     "  --mode MODE               new-connection (default): one connection per request, \"Connection: close\";\n"
@@ -71,6 +79,7 @@ std::uint64_t duration_flag(const std::string& flag, const std::string& value) {
 
 std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
   bool have_target = false;
+  bool have_rate = false;
   try {
     const bool help = walk_flags(argc, argv, kUsage, {"--half-close"}, [&](const std::string& flag, const std::string& value) {
       if (flag == "--half-close") {
@@ -84,6 +93,14 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         const auto rate = parse_non_negative(value);
         if (!rate || *rate <= 0 || *rate > 1e6) throw FlagError(flag, value, "requests per second, > 0 and <= 1e6");
         cli.load.rate = *rate;
+        have_rate = true;
+      } else if (flag == "--profile") {
+        std::string why;
+        std::error_code ignored;
+        cli.load.profile = std::filesystem::is_regular_file(value, ignored) ? RateProfile::load(value, why)
+                                                                            : RateProfile::parse(value, why);
+        if (!cli.load.profile) throw FlagError(flag + ": " + why);
+        if (cli.load.profile->max_rate() > 1e6) throw FlagError(flag + ": rates above 1e6 per second");
       } else if (flag == "--requests") {
         const auto n = parse_uint(value);
         if (!n || *n == 0) throw FlagError(flag, value, "a positive integer");
@@ -135,7 +152,9 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
     });
     if (help) return 0;
     if (!have_target) throw FlagError("--target HOST:PORT is required");
-    if (cli.load.rate <= 0) throw FlagError("--rate R is required");
+    if (have_rate && cli.load.profile) throw FlagError("--rate and --profile exclude each other");
+    if (cli.load.profile && cli.load.duration_ns == 0) throw FlagError("--profile needs --duration D");
+    if (!cli.load.profile && cli.load.rate <= 0) throw FlagError("--rate R or --profile SPEC is required");
     if (cli.load.requests == 0 && cli.load.duration_ns == 0) throw FlagError("--requests N or --duration D is required");
   } catch (const FlagError& e) {
     std::fprintf(stderr, "sluice-loadgen: %s\n(see --help)\n", e.what());
@@ -228,8 +247,13 @@ const char* spread_name(Spread spread) {
 }
 
 void print_summary(FILE* out, const Cli& cli, const LoadResult& result, const Summary& s) {
-  std::fprintf(out, "sluice-loadgen: %s to %s, rate %.3f/s, seed %" PRIu64, mode_name(cli.load.mode),
-              cli.load.target_text.c_str(), cli.load.rate, cli.load.seed);
+  std::fprintf(out, "sluice-loadgen: %s to %s, ", mode_name(cli.load.mode), cli.load.target_text.c_str());
+  if (cli.load.profile) {
+    std::fprintf(out, "profile %s", cli.load.profile->text().c_str());
+  } else {
+    std::fprintf(out, "rate %.3f/s", cli.load.rate);
+  }
+  std::fprintf(out, ", seed %" PRIu64, cli.load.seed);
   if (cli.load.mode == LoadMode::persistent) {
     std::fprintf(out, ", %u connections, spread %s", cli.load.connections, spread_name(cli.load.spread));
   }
@@ -282,6 +306,7 @@ bool write_json(const std::string& path, const Cli& cli, const LoadResult& resul
       {"mode", mode_name(cli.load.mode)},
       {"target", cli.load.target_text},
       {"rate", cli.load.rate},
+      {"profile", cli.load.profile ? nlohmann::ordered_json(cli.load.profile->text()) : nlohmann::ordered_json()},
       {"seed", cli.load.seed},
       {"connections", cli.load.connections},
       {"spread", spread_name(cli.load.spread)},
