@@ -7,6 +7,7 @@
 #   --overlay NAME  deploy/overlays/NAME: plain-prometheus (default) or prometheus-operator (needs
 #                   the operator's CRDs in the cluster)
 #   --scaling NAME  deploy/scaling/NAME instead: plain-prometheus plus the backend pool web-pool,
+#                   Sluice's service web on that pool (deploy/scaling/pool/sluice.yaml), the pool
 #                   scaled on sluice_service_recommended_backends by NAME: keda or
 #                   prometheus-adapter, which it installs with helm (needs helm)
 #   --dry-run       validate deploy/ offline (scripts/validate-deploy.sh), then print the commands
@@ -105,14 +106,17 @@ services=(sluice)
 for service in "${services[@]}"; do
   run timeout 60 minikube -p "$profile" service "$service" -n "$namespace" --url
 done
+answers="backend=web-<node> node=<node>"
+if [ -n "$scaling" ]; then answers="backend=web-pool node=<node>, after 20 ms"; fi
 cat << EOF
 
 Try:  url=\$(minikube -p $profile service sluice -n $namespace --url)
-      for i in 1 2 3 4 5 6; do curl -s "\$url/"; done     # backend=web-<node> node=<node>
+      for i in 1 2 3 4 5 6; do curl -s "\$url/"; done     # $answers
       ${kubectl_cmd[*]} -n $namespace logs deployment/sluice    # JSON logs, one access line per connection
 EOF
 if [ -n "$scaling" ]; then
   hpa=web-pool
   [ "$scaling" = keda ] && hpa=keda-hpa-web-pool
   echo "      ${kubectl_cmd[*]} -n $namespace get hpa $hpa --watch   # web-pool's replicas follow the gauge"
+  echo "      build/tools/sluice-loadgen --target \${url#http://} --rate 200 --duration 5m   # load: about 6 pods"
 fi

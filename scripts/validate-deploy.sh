@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Validates the container image recipe and the Kubernetes deployment offline (no kubectl, no
 # cluster, no Docker engine needed), and exits non-zero if any check fails:
-#   - the Sluice binary accepts config/minikube.yaml (`sluice --check`), and a live /metrics of it
-#     has every metric the alert rules and the dashboard use;
+#   - the Sluice binary accepts config/minikube.yaml and the scaling overlays' config
+#     deploy/scaling/pool/sluice.yaml (`sluice --check`), and a live /metrics of it has every metric
+#     the alert rules and the dashboard use;
 #   - every kustomization under deploy/ renders (tools/deploy-check, a small kustomize, compared
 #     with `kubectl kustomize` where a kubectl exists); every object is valid against the
 #     Kubernetes / Prometheus Operator schemas; every pod passes Pod Security "restricted";
 #     Services select pods and ports; the mounted config is config/minikube.yaml and agrees with
 #     the manifests (tools/deploy-check/validate.mjs prints each check); the scaling overlays
 #     (deploy/scaling/*): KEDA ScaledObject and prometheus-adapter rules against the JSON schemas of
-#     tools/deploy-check/schemas, and that replicas follow sluice_service_recommended_backends;
+#     tools/deploy-check/schemas, that replicas follow sluice_service_recommended_backends, and that
+#     the Sluice config they mount has a backend set on the pool's headless Service and a
+#     scaling: with the autoscaler's min and max;
 #   - promtool: the alert rules (plain file and PrometheusRule), their unit tests, the Prometheus
 #     configuration, the dashboard's PromQL and the autoscalers' queries;
 #   - dockerfilelint on the Dockerfile.
@@ -104,7 +107,9 @@ EOF
   metrics_args=(--metrics "$work/metrics.txt")
 }
 if [ -x "$sluice" ]; then
-  step "sluice --check config/minikube.yaml ($sluice)" timeout 30 "$sluice" --check --config config/minikube.yaml
+  for config in config/minikube.yaml deploy/scaling/pool/sluice.yaml; do
+    step "sluice --check $config ($sluice)" timeout 30 "$sluice" --check --config "$config"
+  done
   step "scrape a live /metrics of $sluice" scrape_metrics
 else
   skip "sluice --check and the live /metrics" "no $sluice; set SLUICE_BINARY or build first"

@@ -3,9 +3,9 @@
 // rather than silently ignored, so the rendering can be trusted.
 //
 // Supported: resources (files, and directories holding a kustomization: bases and overlays),
-// namespace, labels (includeSelectors: false), configMapGenerator (files, literals) with
-// generatorOptions.disableNameSuffixHash: true. Like kustomize, files must lie in or below the
-// kustomization's directory; only other kustomizations may be outside it.
+// namespace, labels (includeSelectors: false), configMapGenerator (files, literals; behavior create,
+// replace or merge) with generatorOptions.disableNameSuffixHash: true. Like kustomize, files must
+// lie in or below the kustomization's directory; only other kustomizations may be outside it.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
@@ -78,7 +78,7 @@ function parseYamlDocuments(file) {
 }
 
 function generateConfigMap(dir, spec, options) {
-  const known = new Set(["name", "files", "literals"]);
+  const known = new Set(["name", "behavior", "files", "literals"]);
   for (const key of Object.keys(spec)) {
     if (!known.has(key)) fail(dir, `configMapGenerator key '${key}' is not supported by this renderer`);
   }
@@ -100,6 +100,39 @@ function generateConfigMap(dir, spec, options) {
     put(key, value ?? "");
   }
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: spec.name }, data };
+}
+
+// Adds a generated ConfigMap to the objects of the resources, as kustomize's generator behavior
+// says: create (the default) a new one; replace or merge the one of the same name from a base. Like
+// kustomize, the result keeps the old name and namespace and the old labels and annotations under
+// the new; replace takes only the new data, merge the old data with the new over it.
+function addGenerated(dir, objects, spec, generated) {
+  const behavior = spec.behavior ?? "create";
+  if (!["create", "replace", "merge"].includes(behavior)) {
+    fail(dir, `configMapGenerator '${spec.name}': behavior '${behavior}' is not create, replace or merge`);
+  }
+  const matches = objects.filter((o) => o.kind === "ConfigMap" && o.metadata.name === spec.name);
+  if (behavior === "create") {
+    if (matches.length) fail(dir, `configMapGenerator '${spec.name}': a ConfigMap of that name exists; use behavior replace or merge`);
+    objects.push(generated);
+    return;
+  }
+  if (matches.length !== 1) {
+    fail(dir, `configMapGenerator '${spec.name}': behavior ${behavior} needs exactly one ConfigMap '${spec.name}' ` +
+              `from the resources, found ${matches.length}`);
+  }
+  const old = matches[0];
+  const merged = { ...generated, metadata: { name: old.metadata.name } };
+  if (old.metadata.namespace !== undefined) merged.metadata.namespace = old.metadata.namespace;
+  for (const key of ["labels", "annotations"]) {
+    const both = { ...old.metadata[key], ...generated.metadata[key] };
+    if (Object.keys(both).length) merged.metadata[key] = both;
+  }
+  if (behavior === "merge") {
+    merged.data = { ...old.data, ...generated.data };
+    if (old.binaryData) merged.binaryData = old.binaryData;
+  }
+  objects[objects.indexOf(old)] = merged;
 }
 
 function applyLabels(dir, objects, labelSpecs) {
@@ -175,7 +208,7 @@ export function render(dir, seen = []) {
       objects.push(...parseYamlDocuments(pathInRoot(dir, entry)));
     }
   }
-  for (const spec of k.configMapGenerator ?? []) objects.push(generateConfigMap(dir, spec, options));
+  for (const spec of k.configMapGenerator ?? []) addGenerated(dir, objects, spec, generateConfigMap(dir, spec, options));
 
   if (k.namespace) applyNamespace(dir, objects, k.namespace);
   applyLabels(dir, objects, k.labels ?? []);

@@ -1,7 +1,9 @@
 // Checks of the scaling overlays (deploy/scaling/*) that a schema cannot make: the backend pool
 // has a headless Service, at most one autoscaler resizes it, and that autoscaler (a KEDA
 // ScaledObject or an HPA on prometheus-adapter's External metric) makes replicas equal Sluice's
-// sluice_service_recommended_backends gauge of a configured service. Also the JSON-schema models
+// sluice_service_recommended_backends gauge of a configured service; the Sluice config the overlay
+// mounts sends that service to the pool (a backend set on the headless Service) and bounds its
+// recommendation as the autoscaler bounds the replicas. Also the JSON-schema models
 // for the objects kubernetes-models has no schema for (KEDA), and the adapter's rules file.
 // Used by validate.mjs.
 
@@ -51,12 +53,30 @@ function serviceOfUrl(objects, url, port) {
   return svc?.spec.ports.some((sp) => sp.port === p) ? svc : null;
 }
 
-// checkScaling(label, dir, objects, ctx): ctx has check(ok, what, detail), repo, services (the
-// names of config/minikube.yaml's services), selects(selector, labels), podTemplates(objects),
-// and rules (PromQL records collected for promtool).
+// The Sluice config in the rendered ConfigMap sluice-config (key sluice.yaml), or null.
+function renderedSluiceConfig(what, objects, check) {
+  const cm = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "sluice-config");
+  let config = null;
+  let error = "no ConfigMap sluice-config with key sluice.yaml";
+  if (typeof cm?.data?.["sluice.yaml"] === "string") {
+    try {
+      config = parseYaml(cm.data["sluice.yaml"]);
+      error = "";
+    } catch (e) {
+      error = e.message;
+    }
+  }
+  return check(config !== null, what("the rendered Sluice config (ConfigMap sluice-config) parses"), error) ? config : null;
+}
+
+// checkScaling(label, dir, objects, ctx): ctx has check(ok, what, detail), repo,
+// selects(selector, labels), podTemplates(objects), and rules (PromQL records collected for promtool).
 export function checkScaling(label, dir, objects, ctx) {
   const { check } = ctx;
   const what = (s) => `${label}: ${s}`;
+  const config = renderedSluiceConfig(what, objects, check);
+  if (config === null) return;
+  ctx = { ...ctx, config };
   const scalers = objects.filter((o) => o.kind === "ScaledObject" || o.kind === "HorizontalPodAutoscaler");
   check(scalers.length <= 1, what("at most one autoscaler (two would fight over the replicas)"),
         scalers.map((o) => `${o.kind} ${o.metadata.name}`).join(", "));
@@ -97,22 +117,44 @@ export function checkScaling(label, dir, objects, ctx) {
     check(error === "", what(`${id}: HPA behavior valid against the autoscaling/v2 schema`), error);
     check(Number.isInteger(behavior?.scaleDown?.stabilizationWindowSeconds),
           what(`${id}: sets a scale-down stabilisation window`));
-    if (keda) checkScaledObject(what, id, scaler, objects, ctx);
-    else checkAdapterHpa(what, id, dir, scaler, objects, ctx);
+    const service = keda ? checkScaledObject(what, id, scaler, objects, ctx) : checkAdapterHpa(what, id, dir, scaler, objects, ctx);
+    if (service !== null) checkPoolConfig(what, id, service, { min, max, target, headless }, ctx);
   }
 }
 
-// The service a query or selector asks for must be one Sluice is configured with.
-function checkService(what, id, service, ctx) {
-  ctx.check(ctx.services.includes(service), what(`${id}: asks for service "${service}" of config/minikube.yaml`),
-            `services: ${ctx.services.join(", ")}`);
+// The service a query or selector asks for must be one Sluice is configured with, that follows the
+// scaled pool and recommends within the autoscaler's bounds: the gauge is the replica count only if
+// Sluice's model counts the same backends and clamps to the same min and max.
+function checkPoolConfig(what, id, name, { min, max, target, headless }, ctx) {
+  const { check } = ctx;
+  const services = ctx.config.services ?? [];
+  const service = services.find((s) => s.name === name);
+  if (!check(service !== undefined, what(`${id}: asks for service "${name}" of the rendered Sluice config`),
+             `services: ${services.map((s) => s.name).join(", ")}`)) return;
+  const swhat = (s) => what(`Sluice service ${name}: ${s}`);
+  // The headless Services of the scaled Deployment, as the names and ports a backend set resolves.
+  const pool = headless.filter((svc) => ctx.selects(svc.spec.selector, target.meta.labels))
+    .flatMap((svc) => svc.spec.ports.map((p) => `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local:${p.port}`));
+  const set = (service.backend_sets ?? []).find((b) => pool.includes(b.address));
+  if (check(set !== undefined, swhat(`a backend set follows the headless Service of ${target.id} (${pool.join(", ")})`),
+            `backend_sets: ${(service.backend_sets ?? []).map((b) => b.address).join(", ") || "none"}`)) {
+    check((set.max_backends ?? 64) >= max,
+          swhat(`backend set ${set.name}: max_backends ${set.max_backends ?? 64} >= the autoscaler's max ${max}`));
+  }
+  const scaling = service.scaling;
+  if (!check(scaling !== undefined, swhat(`has scaling: (it exports ${SCALING_GAUGE})`))) return;
+  check((scaling.max_backends ?? 64) === max,
+        swhat(`scaling.max_backends equals ${id}'s max replicas ${max}`), `max_backends ${scaling.max_backends ?? 64}`);
+  check((scaling.min_backends ?? 1) === min,
+        swhat(`scaling.min_backends equals ${id}'s min replicas ${min}`), `min_backends ${scaling.min_backends ?? 1}`);
 }
 
+// Returns the service the query asks for, or null.
 function checkScaledObject(what, id, so, objects, ctx) {
   const { check } = ctx;
   const triggers = so.spec.triggers;
   const t = triggers[0];
-  if (!check(triggers.length === 1 && t.type === "prometheus", what(`${id}: one prometheus trigger`))) return;
+  if (!check(triggers.length === 1 && t.type === "prometheus", what(`${id}: one prometheus trigger`))) return null;
   const m = t.metadata;
   const unknown = Object.keys(m).filter((k) => !PROMETHEUS_TRIGGER_KEYS.includes(k));
   check(unknown.length === 0, what(`${id}: prometheus trigger metadata has only known keys`), unknown.join(", "));
@@ -124,29 +166,36 @@ function checkScaledObject(what, id, so, objects, ctx) {
         what(`${id}: metricType AverageValue and threshold 1 (replicas == the gauge)`),
         `metricType ${t.metricType}, threshold ${m.threshold}`);
   const q = /^max by \(service\) \(sluice_service_recommended_backends\{service="([^"]+)"\}\)$/.exec(m.query ?? "");
-  if (check(q !== null, what(`${id}: query is max by (service) (${SCALING_GAUGE}{service="..."})`), m.query)) {
-    checkService(what, id, q[1], ctx);
-  }
+  check(q !== null, what(`${id}: query is max by (service) (${SCALING_GAUGE}{service="..."})`), m.query);
   ctx.rules.push({ record: `scaling:${so.metadata.name.replaceAll("-", "_")}:keda_query`, expr: m.query ?? "" });
   // An absent gauge read as 0 would scale to the minimum exactly when the signal is lost.
   check(m.ignoreNullValues === "false" && so.spec.fallback !== undefined,
         what(`${id}: an absent gauge is an error (ignoreNullValues "false") and falls back to fixed replicas`));
+  return q?.[1] ?? null;
 }
 
+// Returns the service the HPA's selector asks for, or null.
 function checkAdapterHpa(what, id, dir, hpa, objects, ctx) {
   const { check } = ctx;
   const metrics = hpa.spec.metrics ?? [];
   const ext = metrics[0]?.external;
   if (!check(metrics.length === 1 && metrics[0].type === "External" && ext,
-             what(`${id}: one External metric`))) return;
+             what(`${id}: one External metric`))) return null;
   check(ext.metric.name === SCALING_GAUGE, what(`${id}: metric ${SCALING_GAUGE}`), ext.metric.name);
   const service = ext.metric.selector?.matchLabels?.service;
-  if (check(typeof service === "string", what(`${id}: selector matchLabels picks a service`))) checkService(what, id, service, ctx);
+  if (!check(typeof service === "string", what(`${id}: selector matchLabels picks a service`))) return null;
+  checkAdapter(what, id, dir, hpa, service, objects, ctx);
+  return service;
+}
+
+// prometheus-adapter, installed by helm with helm-values.yaml, its rules from this overlay's ConfigMap.
+function checkAdapter(what, id, dir, hpa, service, objects, ctx) {
+  const { check } = ctx;
   // AverageValue 1: the HPA wants ceil(metric / 1) replicas, the gauge itself.
+  const ext = hpa.spec.metrics[0].external;
   check(ext.target.type === "AverageValue" && Number(ext.target.averageValue) === 1,
         what(`${id}: target AverageValue 1 (replicas == the gauge)`), JSON.stringify(ext.target));
 
-  // The adapter: installed by helm with helm-values.yaml, its rules from this overlay's ConfigMap.
   const valuesFile = path.join(ctx.repo, dir, "helm-values.yaml");
   if (!check(existsSync(valuesFile), what(`${dir}/helm-values.yaml exists (the adapter's helm values)`))) return;
   const values = parseYaml(readFileSync(valuesFile, "utf8"));

@@ -3,7 +3,7 @@
 // against the Kubernetes and Prometheus Operator schemas (kubernetes-models, strict about unknown
 // fields) and KEDA's (schemas/), and checks what a schema cannot: Pod Security "restricted", that
 // Services select pods and name their ports, that the mounted Sluice config is config/minikube.yaml
-// and agrees with the manifests (ports, nodes, drain time), that alert rules and the dashboard use
+// (deploy/scaling/pool/sluice.yaml in the scaling overlays) and agrees with the manifests (ports, nodes, drain time), that alert rules and the dashboard use
 // only the metric contract, and that the autoscalers of deploy/scaling follow Sluice's
 // recommendation (scaling.mjs). Writes files for promtool into --work. Run by scripts/validate-deploy.sh.
 //
@@ -237,14 +237,19 @@ function checkServices(label, objects) {
 
 // --- the Sluice config and the manifests that must agree with it ------------------------------------
 
-function checkSluice(label, objects, config) {
+// The Sluice config a kustomization mounts: the scaling overlays replace deploy/base's with the pool's.
+const POOL_CONFIG = "deploy/scaling/pool/sluice.yaml";
+const sluiceConfigFile = (dir) => (dir.startsWith("deploy/scaling/") ? POOL_CONFIG : "config/minikube.yaml");
+
+function checkSluice(label, objects, configFile) {
+  const config = parseYaml(readText(configFile));
   const find = (kind, name) => objects.find((o) => o.kind === kind && o.metadata.name === name);
   const what = (s) => `${label}: ${s}`;
 
   const cm = find("ConfigMap", "sluice-config");
   if (!check(cm !== undefined, what("ConfigMap sluice-config exists"))) return;
-  check(cm.data?.["sluice.yaml"] === readText("config/minikube.yaml"),
-        what("ConfigMap sluice-config key sluice.yaml is byte-identical to config/minikube.yaml"));
+  check(cm.data?.["sluice.yaml"] === readText(configFile),
+        what(`ConfigMap sluice-config key sluice.yaml is byte-identical to ${configFile}`));
 
   const deploy = find("Deployment", "sluice");
   if (!check(deploy !== undefined, what("Deployment sluice exists"))) return;
@@ -430,8 +435,7 @@ const subdirs = (dir) => readdirSync(path.join(repo, dir)).sort().map((d) => `${
 const kustomizations = ["deploy/base", ...subdirs("deploy/overlays"), ...subdirs("deploy/scaling")];
 const rendered = {};
 const scalingRules = [];  // the autoscalers' PromQL, for promtool
-const scalingContext = { check, repo, services: (config.services ?? []).map((s) => s.name), selects, podTemplates,
-                         rules: scalingRules };
+const scalingContext = { check, repo, selects, podTemplates, rules: scalingRules };
 for (const dir of kustomizations) {
   section(`render ${dir}`);
   try {
@@ -446,7 +450,7 @@ for (const dir of kustomizations) {
   validateSchemas(dir, objects);
   for (const pod of podTemplates(objects)) checkPodSecurity(dir, pod);
   checkServices(dir, objects);
-  checkSluice(dir, objects, config);
+  checkSluice(dir, objects, sluiceConfigFile(dir));
   if (dir.startsWith("deploy/scaling/")) checkScaling(dir, dir, objects, scalingContext);
 }
 writeFileSync(path.join(work, "scaling.rules.yaml"), stringify({ groups: [{ name: "scaling", rules: scalingRules }] }));
