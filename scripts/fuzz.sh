@@ -27,7 +27,8 @@
 #                    to look for new ones; see fuzz/config_fuzzer.cpp
 #   --build-only     build the target and exit
 #
-# SLUICE_UNITY_BUILD=ON in the environment compiles in batches (CMakeLists.txt), as scripts/test.sh does.
+# SLUICE_UNITY_BUILD=ON (or OFF) in the environment sets the build's batches (CMakeLists.txt), as
+# scripts/test.sh does; unset, the build keeps what it had.
 #
 # Found something? Copy the input into fuzz/regressions/ (http: fuzz/http-regressions/, session:
 # fuzz/http-session-regressions/) with a name that says what it broke;
@@ -96,10 +97,13 @@ mkdir -p "$out"
 # ctest runs the targets two at a time: one build directory takes one build at a time.
 exec 9> "$out/build.lock"
 flock 9
+# Only when asked: the ctest entries run this script again without it, and must not flip the cached
+# choice (a rebuild of every file) before fuzzing.
+unity=()
+[ -n "${SLUICE_UNITY_BUILD:-}" ] && unity=(-DSLUICE_UNITY_BUILD="$SLUICE_UNITY_BUILD")
 flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link"
 nice -n 10 cmake -S . -B "$out/cmake" -G Ninja -DCMAKE_BUILD_TYPE=None -DSLUICE_TESTS=OFF \
-  -DSLUICE_SANITIZED_TESTS=OFF -DSLUICE_WERROR=ON -DSLUICE_FUZZ=ON -DSLUICE_UNITY_BUILD="${SLUICE_UNITY_BUILD:-OFF}" \
-  -DCMAKE_C_COMPILER=clang \
+  -DSLUICE_SANITIZED_TESTS=OFF -DSLUICE_WERROR=ON -DSLUICE_FUZZ=ON "${unity[@]}" -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > "$out/cmake.log" ||
   { cat "$out/cmake.log" >&2; exit 1; }
