@@ -22,7 +22,7 @@ constexpr const char* kDefaultConfigPath = "/etc/sluice/sluice.yaml";
 
 void print_usage(std::FILE* out) {
   std::fprintf(out,
-               "sluice %s: a layer-4 (TCP) load balancer\n"
+               "sluice %s: a TCP and HTTP/1.1 load balancer\n"
                "\n"
                "Usage: sluice [--config FILE] [--check] [--log-level LEVEL]\n"
                "\n"

@@ -137,7 +137,7 @@ TEST_CASE("cli: --help and -h print the README's usage block, every option in it
   CHECK(*help.code == 0);
   CHECK(join(help.err) == "");
   REQUIRE(!help.out.empty());
-  CHECK(help.out.front() == "sluice " + project_version() + ": a layer-4 (TCP) load balancer");
+  CHECK(help.out.front() == "sluice " + project_version() + ": a TCP and HTTP/1.1 load balancer");
   // The README block is the help from its Usage line on, without "Usage: ".
   const auto at = std::find_if(help.out.begin(), help.out.end(),
                                [](const std::string& line) { return line.starts_with("Usage: "); });
