@@ -40,6 +40,10 @@ Try, from another terminal:
   curl -s http://127.0.0.1:8080/                       # answered by the next backend in turn
   for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:8080/; done
   printf 'GET / HTTP/1.0\r\n\r\n' | nc -N 127.0.0.1 8080
+  curl -s http://127.0.0.1:9100/metrics | grep '^sluice_backend_connections_total'   # Prometheus
+  curl -s http://127.0.0.1:9100/backends               # each backend's state, slots and queue (JSON)
+  curl -s http://127.0.0.1:9100/scaling                # lambda, 1/mu and the backends Erlang C asks for
+                                                       # ("warming_up" until 10 s and 20 requests)
 Ctrl-C stops Sluice (it drains open sessions first) and the backends.
 
 TRY
