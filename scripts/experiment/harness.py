@@ -37,6 +37,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_dns_port(attempt: int) -> int:
+    """A port for dnsmasq, which binds UDP and TCP and exits if either is taken: from 20000..32767,
+    below Linux's ephemeral range (where a TCP client's port could take it a moment later), free
+    for both now; spread by process and attempt, as tests/common/dnsmasq.hpp does."""
+    first, count = 20000, 12768
+    for probe in range(count):
+        port = first + (os.getpid() * 7919 + attempt * 997 + probe * 131) % count
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise HarnessError("no port in 20000..32767 free for UDP and TCP on 127.0.0.1")
+
+
 @dataclass
 class Proc:
     name: str

@@ -88,11 +88,11 @@ class Fleet:
         return f"127.0.{self.net}.{m.index}"
 
     def start_dns(self) -> str:
-        """dnsmasq on 127.0.0.1 and a free UDP port, answering only from the fleet's hosts file."""
+        """dnsmasq on 127.0.0.1 and a port free for UDP and TCP, answering only from the fleet's hosts file."""
         self.hosts = self.rundir / "hosts"
         self.hosts.write_text("")
-        for _ in range(5):
-            self.dns_port = h.free_port()
+        for attempt in range(20):
+            self.dns_port = h.free_dns_port(attempt)
             cmd = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--pid-file=", "--no-resolv", "--no-hosts",
                    "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={self.dns_port}",
                    f"--addn-hosts={self.hosts}", "--local=/test/", "--log-facility=-"]
