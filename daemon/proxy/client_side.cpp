@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -31,6 +32,21 @@ const sockaddr* ClientSide::address() const {
     }
   }
   return as_sockaddr(&address_);
+}
+
+const sockaddr* ClientSide::local_address() const {
+  if (local_address_.sin6_family == AF_UNSPEC && open_) {
+    int length = sizeof local_address_;
+    if (int rc = uv_tcp_getsockname(&socket_, as_sockaddr(&local_address_), &length); rc != 0) {
+      spdlog::debug("client getsockname failed: {}", uv_err_name(rc));
+    }
+  }
+  return as_sockaddr(&local_address_);
+}
+
+void ClientSide::set_addresses(const sockaddr_storage& client, const sockaddr_storage& local) {
+  std::memcpy(&address_, &client, sizeof address_);
+  std::memcpy(&local_address_, &local, sizeof local_address_);
 }
 
 void ClientSide::watch_for_reset(uv_loop_t* loop, uv_poll_cb on_event, void* owner) {

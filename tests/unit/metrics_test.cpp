@@ -300,13 +300,14 @@ TEST_CASE("collect_metrics: listener counters, one rejected series per reason, z
   const Labels web = {{"listener", "web-in"}};
   CHECK(counter(families, "sluice_listener_connections_accepted_total", web) == 10);
   CHECK(gauge(families, "sluice_listener_connections_active", web) == 2);
-  const std::array<std::pair<const char*, double>, 7> rejected = {{{"max_connections", 0},
+  const std::array<std::pair<const char*, double>, 8> rejected = {{{"max_connections", 0},
                                                                    {"not_allowed", 0},
                                                                    {"no_backend", 0},
                                                                    {"queue_full", 2},
                                                                    {"queue_timeout", 0},
                                                                    {"abandoned", 1},
-                                                                   {"accept_error", 0}}};
+                                                                   {"accept_error", 0},
+                                                                   {"bad_proxy_header", 0}}};
   for (const auto& entry : rejected) {  // not a structured binding: clang 14 cannot capture one
     const auto& [reason_name, value] = entry;
     const char* reason = reason_name;
