@@ -1,8 +1,5 @@
 #include "proxy_peers.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -10,7 +7,6 @@
 #include <thread>
 
 #include "client.hpp"
-#include "sluice/uv/handle.hpp"
 
 namespace sluice::it {
 
@@ -53,21 +49,6 @@ FrontHaproxy::FrontHaproxy(const std::string& haproxy, const Address& sluice, in
                       << (version == 2 ? " send-proxy-v2\n" : " send-proxy\n");
   process = std::make_unique<DaemonProcess>(Command{{haproxy, "-db", "-f", conf}});
   wait_accepting(address, "haproxy");
-}
-
-Address local_address(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  if (::getsockname(fd, as_sockaddr(&address), &length) != 0) throw std::runtime_error("getsockname failed");
-  char text[INET6_ADDRSTRLEN] = {};
-  if (address.ss_family == AF_INET6) {
-    const sockaddr_in6* v6 = as_ipv6(as_sockaddr(&address));
-    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
-    return Address{text, ntohs(v6->sin6_port)};
-  }
-  const sockaddr_in* v4 = as_ipv4(as_sockaddr(&address));
-  inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
-  return Address{text, ntohs(v4->sin_port)};
 }
 
 }  // namespace sluice::it

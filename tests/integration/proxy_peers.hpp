@@ -32,7 +32,4 @@ struct FrontHaproxy {
   std::unique_ptr<DaemonProcess> process;
 };
 
-/// The local address (the kernel's choice of port) of a connected socket.
-Address local_address(int fd);
-
 }  // namespace sluice::it

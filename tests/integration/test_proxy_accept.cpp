@@ -103,10 +103,13 @@ TEST_CASE("proxy protocol: accept_proxy takes the client from the header for the
   const std::string text = scrape(admin);
   CHECK(metric(text, rejected("inner", "not_allowed")) == 1);
   CHECK(metric(text, "sluice_listener_connections_accepted_total{listener=\"inner\"}") == 3);
-  CHECK(daemon.wait_for_line("bad_proxy_header listener=inner peer=127.0.0.1:", scaled(2s)).has_value());
-  CHECK(daemon.wait_for_line("no PROXY protocol signature", scaled(2s)).has_value());
-  CHECK(daemon.wait_for_line("within accept_proxy_timeout", scaled(2s)).has_value());
-  // The access log's client is the header's.
+  // Logged with the front's address and what was wrong (the first; a flood is limited per listener).
+  const auto logged = daemon.wait_for_line("bad_proxy_header listener=inner peer=127.0.0.1:", scaled(2s));
+  REQUIRE(logged.has_value());
+  CHECK(logged->find("error=\"no PROXY protocol signature\"") != std::string::npos);
+  // The access log's client is the header's (a line is written when its session ends).
+  v1.close();
+  v2.close();
   CHECK(daemon.wait_for_line("client=203.0.113.9:4242 listener=inner", scaled(2s)).has_value());
   CHECK(daemon.wait_for_line("client=[2001:db8::7]:5353 listener=inner", scaled(2s)).has_value());
   CHECK(daemon.wait_for_line("client=198.51.100.1:4242 listener=inner", scaled(2s)).has_value());
@@ -137,6 +140,7 @@ TEST_CASE("proxy protocol: behind HAProxy with send-proxy and send-proxy-v2, ngi
     Client client = Client::connect(haproxy.address);
     const Address local = local_address(client.fd());
     CHECK(client.read_line(scaled(3s)) == local.host + " " + std::to_string(local.port));
+    client.close();
     CHECK(daemon.wait_for_line("client=" + local.to_string() + " listener=front", scaled(2s)).has_value());
   }
 }

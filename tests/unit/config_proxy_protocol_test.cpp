@@ -89,7 +89,7 @@ services:
   CHECK_FALSE(result.config.has_value());
   CHECK(errors_of(result) ==
         "t.yaml:5:19: accept_proxy: expected true or false, got 'maybe'\n"
-        "t.yaml:6:27: accept_proxy_timeout: must be greater than zero\n"
-        "t.yaml:9:17: send_proxy: expected one of off, v1, v2, got 'v3' (did you mean 'v1'?)\n"
+        "t.yaml:6:27: accept_proxy_timeout: must be greater than 0, got '0s'\n"
+        "t.yaml:9:17: send_proxy: expected one of off, v1, v2, got 'v3'; did you mean 'v1'?\n"
         "t.yaml:13:21: send_proxy: expected one of off, v1, v2, got 'true'\n");
 }

@@ -258,9 +258,9 @@ TEST_CASE("collect_metrics: every family of the contract, in order, with its typ
     CHECK(!families[i].help.empty());
     CHECK(families[i].help.find_first_of("\\\n") == std::string::npos);  // not escaped by 1.0.1
   }
-  // Series per family: listener 1, rejected 7 reasons, service 1, backends 2.
+  // Series per family: listener 1, rejected 8 reasons, service 1, backends 2.
   CHECK(family(families, "sluice_listener_connections_active").metric.size() == 1);
-  CHECK(family(families, "sluice_listener_connections_rejected_total").metric.size() == 7);
+  CHECK(family(families, "sluice_listener_connections_rejected_total").metric.size() == 8);
   CHECK(family(families, "sluice_service_queue_length").metric.size() == 1);
   CHECK(family(families, "sluice_backend_sent_bytes_total").metric.size() == 2);
 }
