@@ -60,25 +60,34 @@ std::optional<unsigned short> v1_port(std::string_view text) {
   return static_cast<unsigned short>(value);
 }
 
-// A v1 address of `family` (inet_pton: dotted quad without leading zeros, or IPv6 text) and port.
-bool v1_address(int family, std::string_view address, std::string_view port, sockaddr_storage& out) {
-  const auto number = v1_port(port);
-  char text[INET6_ADDRSTRLEN] = {};
-  if (!number || address.empty() || address.size() >= sizeof text) return false;
-  std::memcpy(text, address.data(), address.size());
+// A socket address of `family` (AF_INET or AF_INET6) from the address's bytes and a port.
+sockaddr_storage make_address(int family, const void* ip, unsigned short port) {
+  sockaddr_storage out{};
   if (family == AF_INET) {
     sockaddr_in v4{};
     v4.sin_family = AF_INET;
-    v4.sin_port = htons(*number);
-    if (inet_pton(AF_INET, text, &v4.sin_addr) != 1) return false;
+    v4.sin_port = htons(port);
+    std::memcpy(&v4.sin_addr, ip, 4);
     std::memcpy(&out, &v4, sizeof v4);
   } else {
     sockaddr_in6 v6{};
     v6.sin6_family = AF_INET6;
-    v6.sin6_port = htons(*number);
-    if (inet_pton(AF_INET6, text, &v6.sin6_addr) != 1) return false;
+    v6.sin6_port = htons(port);
+    std::memcpy(&v6.sin6_addr, ip, 16);
     std::memcpy(&out, &v6, sizeof v6);
   }
+  return out;
+}
+
+// A v1 address of `family` (inet_pton: dotted quad without leading zeros, or IPv6 text) and port.
+bool v1_address(int family, std::string_view address, std::string_view port, sockaddr_storage& out) {
+  const auto number = v1_port(port);
+  char text[INET6_ADDRSTRLEN] = {};
+  unsigned char ip[16] = {};
+  if (!number || address.empty() || address.size() >= sizeof text) return false;
+  std::memcpy(text, address.data(), address.size());
+  if (inet_pton(family, text, ip) != 1) return false;
+  out = make_address(family, ip, *number);
   return true;
 }
 
@@ -153,27 +162,10 @@ Parsed parse_v2(std::string_view received) {
   if (command == 0 || needed == 0) return local(kV2FixedBytes + length);  // LOCAL: the socket's own
   Parsed parsed;
   const unsigned char* block = bytes + kV2FixedBytes;
-  if (family == tcp4) {
-    sockaddr_in source{};
-    sockaddr_in destination{};
-    source.sin_family = destination.sin_family = AF_INET;
-    std::memcpy(&source.sin_addr, block, 4);
-    std::memcpy(&destination.sin_addr, block + 4, 4);
-    source.sin_port = htons(v2_port(block + 8));
-    destination.sin_port = htons(v2_port(block + 10));
-    std::memcpy(&parsed.source, &source, sizeof source);
-    std::memcpy(&parsed.destination, &destination, sizeof destination);
-  } else {
-    sockaddr_in6 source{};
-    sockaddr_in6 destination{};
-    source.sin6_family = destination.sin6_family = AF_INET6;
-    std::memcpy(&source.sin6_addr, block, 16);
-    std::memcpy(&destination.sin6_addr, block + 16, 16);
-    source.sin6_port = htons(v2_port(block + 32));
-    destination.sin6_port = htons(v2_port(block + 34));
-    std::memcpy(&parsed.source, &source, sizeof source);
-    std::memcpy(&parsed.destination, &destination, sizeof destination);
-  }
+  const int address_family = family == tcp4 ? AF_INET : AF_INET6;
+  const std::size_t ip_bytes = family == tcp4 ? 4 : 16;  // then the source's and destination's ports
+  parsed.source = make_address(address_family, block, v2_port(block + 2 * ip_bytes));
+  parsed.destination = make_address(address_family, block + ip_bytes, v2_port(block + 2 * ip_bytes + 2));
   parsed.status = Status::done;
   parsed.length = kV2FixedBytes + length;  // TLVs, if any, are skipped
   return parsed;

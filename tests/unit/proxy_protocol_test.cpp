@@ -98,7 +98,7 @@ TEST_CASE("proxy protocol: malformed v1 headers are invalid") {
       "\r\nX",                                    // nor here (not the v2 signature)
   };
   for (const char* header : bad) {
-    INFO(header);
+    INFO(std::string(header));
     const pp::Parsed parsed = pp::parse(header);
     CHECK(parsed.status == pp::Status::invalid);
     CHECK(std::string_view(parsed.error).size() > 0);
