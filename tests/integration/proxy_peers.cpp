@@ -33,7 +33,8 @@ ProxyProtocolNginx::ProxyProtocolNginx(const std::string& nginx) {
                       << "worker_processes 1;\ndaemon off;\npid " << directory.path() << "/nginx.pid;\n"
                       << "error_log stderr;\nevents { worker_connections 256; }\n"
                       << "http {\n  access_log off;\n  server {\n    listen " << http.to_string()
-                      << " proxy_protocol;\n    location / { return 200 " << answer << "; }\n  }\n}\n"
+                      << " proxy_protocol;\n    location / { return 200 " << answer << "; }\n"
+                      << "    location = /xff { return 200 \"$http_x_forwarded_for\\n\"; }\n  }\n}\n"
                       << "stream {\n  server {\n    listen " << stream.to_string() << " proxy_protocol;\n"
                       << "    return " << answer << ";\n  }\n}\n";
   process = std::make_unique<DaemonProcess>(Command{{nginx, "-p", directory.path(), "-c", conf}});

@@ -14,7 +14,8 @@ namespace sluice::it {
 
 /// nginx with `listen ... proxy_protocol`: the http server answers every request, the stream
 /// server every connection, with "$proxy_protocol_addr $proxy_protocol_port\n" (both empty for a
-/// header without addresses: "PROXY UNKNOWN", v2 LOCAL).
+/// header without addresses: "PROXY UNKNOWN", v2 LOCAL); the http server's /xff answers with the
+/// request's X-Forwarded-For.
 struct ProxyProtocolNginx {
   explicit ProxyProtocolNginx(const std::string& nginx);
   TempDir directory;

@@ -45,14 +45,17 @@ void check_closed_unanswered(Client& client) {
   CHECK(result.end != End::timeout);
 }
 
-std::string config(const Address& nginx, const Address& echo) {
-  return "admin: { bind: 127.0.0.1:0 }\nlog: { access_log: true }\nlisteners:\n"
+std::string config(const Address& nginx, const Address& nginx_http, const Address& echo) {
+  return "admin: { bind: 127.0.0.1:0 }\nlog: { access_log: true }\nhttp: { forwarded: true }\nlisteners:\n"
+         "  - name: web\n    bind: 127.0.0.1:0\n    service: nginx-http\n    mode: http\n    accept_proxy: true\n"
          "  - name: inner\n    bind: 127.0.0.1:0\n    service: nginx\n    accept_proxy: true\n"
          "    accept_proxy_timeout: 300ms\n    allow: [203.0.113.0/24, \"2001:db8::/32\"]\n"
          "  - name: echo\n    bind: 127.0.0.1:0\n    service: echo\n    accept_proxy: true\n"
          "services:\n"
          "  - name: nginx\n    send_proxy: v1\n    health_check: { enabled: false }\n"
          "    backends:\n      - name: nginx\n        address: " + nginx.to_string() + "\n"
+         "  - name: nginx-http\n    send_proxy: v2\n    health_check: { enabled: false }\n"
+         "    backends:\n      - name: nginx\n        address: " + nginx_http.to_string() + "\n"
          "  - name: echo\n    health_check: { enabled: false }\n"
          "    backends:\n      - name: echo\n        address: " + echo.to_string() + "\n";
 }
@@ -64,8 +67,8 @@ TEST_CASE("proxy protocol: accept_proxy takes the client from the header for the
   if (!nginx_path) SLUICE_SKIP("nginx is not installed (Debian: nginx libnginx-mod-stream)");
   ProxyProtocolNginx nginx(*nginx_path);
   EchoServer echo;
-  DaemonProcess daemon(config(nginx.stream, echo.address()));
-  const auto listeners = daemon.wait_listening(2);
+  DaemonProcess daemon(config(nginx.stream, nginx.http, echo.address()));
+  const auto listeners = daemon.wait_listening(3);
   const Address inner = listeners.at("inner");
   const Address admin = wait_admin_address(daemon);
 
@@ -113,6 +116,18 @@ TEST_CASE("proxy protocol: accept_proxy takes the client from the header for the
   CHECK(daemon.wait_for_line("client=203.0.113.9:4242 listener=inner", scaled(2s)).has_value());
   CHECK(daemon.wait_for_line("client=[2001:db8::7]:5353 listener=inner", scaled(2s)).has_value());
   CHECK(daemon.wait_for_line("client=198.51.100.1:4242 listener=inner", scaled(2s)).has_value());
+
+  // mode: http the same: the request after the header is read, and nginx sees the header's client.
+  Client http = Client::connect(listeners.at("web"));
+  http.send_all("PROXY TCP4 192.0.2.33 127.0.0.1 6000 80\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  const auto response = read_response(http, scaled(2s));
+  CHECK(response.head.status == 200);
+  CHECK(response.body == "192.0.2.33 6000\n");
+  http.send_all("GET /xff HTTP/1.1\r\nHost: t\r\n\r\n");  // X-Forwarded-For names it too
+  const auto forwarded = read_response(http, scaled(2s));
+  CHECK(forwarded.body == "192.0.2.33\n");
+  http.close();
+  CHECK(daemon.wait_for_line("client=192.0.2.33:6000 listener=web", scaled(2s)).has_value());
 
   // The client's own bytes, in the same segment as the header, reach the backend whole.
   Client echoed = Client::connect(listeners.at("echo"));
