@@ -27,8 +27,8 @@ constexpr std::size_t kQueueLines = 8192;
 
 // The warnings a flood of clients or a dead backend repeats: limited per key, the key being the
 // event and the names of what it is about (not the address, error or attempt, which vary).
-constexpr std::array<std::string_view, 4> kLimitedEvents = {"connect_failed ", "connect_local_error ", "accept_error ",
-                                                            "accept failed "};
+constexpr std::array<std::string_view, 5> kLimitedEvents = {"connect_failed ", "connect_local_error ", "accept_error ",
+                                                            "accept failed ", "bad_proxy_header "};
 constexpr std::array<std::string_view, 3> kKeyFields = {" service=", " backend=", " listener="};
 
 // "%j": the log message as a JSON string (quoted; invalid UTF-8 replaced), so format: json stays
