@@ -3,19 +3,20 @@
 //     version, kind, name, namespace as anchored regular expressions, as kustomize matches them) or,
 //     for a strategic merge patch without a target, to the object of its own kind and name;
 //   - a JSON 6902 patch (a YAML list of operations): add, remove, replace;
-//   - a strategic merge patch (an object): maps merge, null deletes a key, the lists Kubernetes
-//     merges by a key (containers, volumes, env...) merge by it, every other list is replaced;
+//   - a strategic merge patch (an object): maps merge, null deletes a key, a list is replaced (a
+//     list Kubernetes merges by a key, such as containers or env, is refused when both sides have
+//     it: deploy/ patches none, and this renderer does not merge them);
 //   - images: name, newName, newTag, digest on every containers[] and initContainers[] image.
 // Anything else is an error, so that a rendering this module cannot reproduce is never trusted.
 
 import { parseAllDocuments } from "yaml";
 
-// The lists a strategic merge patch merges element by element, and the key that identifies an element
-// (Kubernetes' patchMergeKey). Others (args, command, nodeSelectorTerms...) are replaced whole.
-const MERGE_KEYS = {
-  containers: "name", initContainers: "name", ephemeralContainers: "name", volumes: "name",
-  env: "name", volumeMounts: "mountPath", imagePullSecrets: "name", tolerations: "key",
-};
+// Lists that a strategic merge patch merges element by element (by Kubernetes' patchMergeKey). Others
+// (args, command, nodeSelectorTerms...) are replaced whole.
+const MERGED_LISTS = new Set([
+  "containers", "initContainers", "ephemeralContainers", "volumes", "env", "envFrom", "volumeMounts",
+  "ports", "imagePullSecrets", "tolerations", "hostAliases",
+]);
 
 function parsePatch(fail, text, where) {
   const docs = parseAllDocuments(text);
@@ -63,24 +64,14 @@ function applyOperation(fail, obj, op) {
 
 // --- strategic merge ---------------------------------------------------------------------------------
 
-function mergeList(fail, base, patch, key) {
-  const out = base.map((item) => structuredClone(item));
-  for (const item of patch) {
-    if (item?.$patch !== undefined) fail("strategic merge patch directives ($patch) are not supported by this renderer");
-    const found = out.findIndex((b) => b[key] === item[key]);
-    if (found >= 0) out[found] = strategicMerge(fail, out[found], item);
-    else out.push(structuredClone(item));
-  }
-  return out;
-}
-
 function strategicMerge(fail, base, patch) {
   const out = structuredClone(base ?? {});
   for (const [key, value] of Object.entries(patch)) {
     if (key.startsWith("$")) fail(`strategic merge patch directive '${key}' is not supported by this renderer`);
     if (value === null) delete out[key];
-    else if (Array.isArray(value) && MERGE_KEYS[key] && Array.isArray(out[key])) out[key] = mergeList(fail, out[key], value, MERGE_KEYS[key]);
-    else if (typeof value === "object" && !Array.isArray(value) && typeof out[key] === "object" && !Array.isArray(out[key])) {
+    else if (Array.isArray(value) && MERGED_LISTS.has(key) && out[key] !== undefined) {
+      fail(`strategic merge patch of the list '${key}': merging by key is not supported by this renderer`);
+    } else if (typeof value === "object" && !Array.isArray(value) && typeof out[key] === "object" && !Array.isArray(out[key])) {
       out[key] = strategicMerge(fail, out[key], value);
     } else out[key] = structuredClone(value);
   }
