@@ -85,7 +85,7 @@ fi
 image=$(bash scripts/sluice-image.sh image)
 work=$(mktemp -d -t sluice-minikube-up.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-if docker info > /dev/null 2>&1; then
+if timeout 20 docker info > /dev/null 2>&1; then
   if [ "$dry_run" -eq 1 ] || ! docker image inspect "$image" > /dev/null 2>&1; then
     run timeout 1800 docker build -t "$image" .
   fi
