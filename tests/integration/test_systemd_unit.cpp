@@ -1,9 +1,17 @@
-// The systemd unit's ExecReload (packaging/sluice.service) run as systemd runs it: each line in
-// turn, $MAINPID and ${CONFIG} substituted, stopping at the first that fails unless it starts with
-// '-'. `systemctl reload` must fail on a bad config without touching the daemon, and reload a good one.
+// The systemd unit (packaging/sluice.service) as systemd uses it: its ExecReload run as systemd
+// runs it (each line in turn, $MAINPID and ${CONFIG} substituted, stopping at the first that fails
+// unless it starts with '-'), so that `systemctl reload` fails on a bad config without touching the
+// daemon and reloads a good one; and Type=notify: the datagrams sluice sends to $NOTIFY_SOCKET.
 
 #include <doctest/doctest.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,6 +19,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "processes.hpp"
 #include "test_support.hpp"
 
 using namespace sluice::it;
@@ -78,7 +87,72 @@ ReloadRun run_exec_reload(const std::vector<ExecLine>& lines, pid_t main_pid, co
   return run;
 }
 
+/// A service manager's notification socket: a unix datagram socket bound in a fresh directory.
+class NotifySocket {
+ public:
+  NotifySocket() : path_(directory_.path() + "/notify") {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE_MESSAGE(fd_ >= 0, "socket: " << std::strerror(errno));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    REQUIRE(path_.size() < sizeof(address.sun_path));
+    std::memcpy(address.sun_path, path_.c_str(), path_.size());
+    REQUIRE_MESSAGE(::bind(fd_, sluice::as_sockaddr(&address), sizeof(address)) == 0, "bind: " << std::strerror(errno));
+  }
+  ~NotifySocket() { ::close(fd_); }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+  const std::string& path() const { return path_; }
+
+  /// The next datagram, or "" when none arrives within `timeout`.
+  std::string receive(Millis timeout) {
+    pollfd ready{.fd = fd_, .events = POLLIN, .revents = 0};
+    if (::poll(&ready, 1, static_cast<int>(timeout.count())) != 1) return "";
+    char buffer[512];
+    const ssize_t size = ::recv(fd_, buffer, sizeof(buffer), 0);
+    return size > 0 ? std::string(buffer, static_cast<std::size_t>(size)) : "";
+  }
+
+ private:
+  TempDir directory_;
+  std::string path_;
+  int fd_ = -1;
+};
+
 }  // namespace
+
+TEST_CASE("systemd unit: Type=notify, READY=1 once serving, RELOADING=1 and READY=1 around each reload, STOPPING=1 at the drain") {
+  std::ifstream unit(std::filesystem::path(SLUICE_SOURCE_DIR) / "packaging/sluice.service");
+  std::ostringstream text;
+  text << unit.rdbuf();
+  REQUIRE(text.str().find("\nType=notify\n") != std::string::npos);
+
+  NameServer a("a");
+  NotifySocket notify;
+  TempConfig file(name_servers_config({&a}));
+  DaemonProcess daemon(file, {}, Launch{.environment = {"NOTIFY_SOCKET=" + notify.path()}});
+  CHECK(notify.receive(scaled(Millis(10s))) == "READY=1");
+  // Ready means serving: the listener and the admin answer without a wait.
+  const Address proxy = daemon.wait_listening_on("web", 1s);
+  CHECK(served_by(proxy) == "a");
+  const Address admin = wait_admin_address(daemon, 1s);
+  CHECK(metric(scrape(admin), kReloadsOk) == 0);
+
+  daemon.send_signal(SIGHUP);
+  CHECK(notify.receive(scaled(Millis(5s))) == "RELOADING=1");
+  CHECK(notify.receive(scaled(Millis(5s))) == "READY=1");
+  CHECK(metric(scrape(admin), kReloadsOk) == 1);
+  // A rejected reload (the watcher sees the bad file) ends in READY=1 too: the old config serves.
+  file.write(name_servers_config({&a}) + "    bogus_key: 1\n");
+  CHECK(notify.receive(scaled(Millis(5s))) == "RELOADING=1");
+  CHECK(notify.receive(scaled(Millis(5s))) == "READY=1");
+  CHECK(metric(scrape(admin), kReloadsFailed) == 1);
+
+  daemon.send_signal(SIGTERM);
+  CHECK(notify.receive(scaled(Millis(5s))) == "STOPPING=1");
+  CHECK(daemon.wait_exit(scaled(Millis(10s))) == 0);
+  CHECK(notify.receive(Millis(0)) == "");  // nothing after STOPPING=1
+}
 
 TEST_CASE("systemd unit: ExecReload fails on a bad config with the daemon untouched, and reloads a good one") {
   const std::vector<ExecLine> lines = exec_reload_lines();
