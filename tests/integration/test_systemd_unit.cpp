@@ -133,9 +133,9 @@ TEST_CASE("systemd unit: Type=notify, READY=1 once serving, RELOADING=1 and READ
   DaemonProcess daemon(file, {}, Launch{.environment = {"NOTIFY_SOCKET=" + notify.path()}});
   CHECK(notify.receive(scaled(Millis(10s))) == "READY=1");
   // Ready means serving: the listener and the admin answer without a wait.
-  const Address proxy = daemon.wait_listening_on("web", 1s);
+  const Address proxy = daemon.wait_listening_on("web", scaled(Millis(2s)));  // the port, from the log
   CHECK(served_by(proxy) == "a");
-  const Address admin = wait_admin_address(daemon, 1s);
+  const Address admin = wait_admin_address(daemon, scaled(Millis(2s)));
   CHECK(metric(scrape(admin), kReloadsOk) == 0);
 
   daemon.send_signal(SIGHUP);
