@@ -9,14 +9,15 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN bash scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
-# A plain Release build, as scripts/test.sh builds it once (with -Werror there, off here).
+# A plain Release build, as scripts/test.sh builds it once (with -Werror there, off here), installed
+# by the project's install rules (packaging/CMakeLists.txt): component sluice (the daemon, with its
+# man page, unit and host config, which the image leaves out) and component tools.
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
- && cmake --build /build --target sluice sluice-backend sluice-loadgen \
- && install -D -m 0755 -s /build/sluice /out/usr/local/bin/sluice \
- && install -D -m 0755 -s /build/tools/sluice-backend /out/usr/local/bin/sluice-backend \
- && install -D -m 0755 -s /build/tools/sluice-loadgen /out/usr/local/bin/sluice-loadgen
+ && cmake --build /build --target sluice sluice-backend sluice-loadgen sluice_install_docs \
+ && cmake --install /build --prefix /out --component sluice --strip \
+ && cmake --install /build --prefix /out --component tools --strip
 
-# --- runtime: the shared libraries and the two binaries, nothing else -------------------------------
+# --- runtime: the shared libraries and the three binaries, nothing else -------------------------------
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -26,7 +27,7 @@ RUN apt-get update \
 RUN groupadd --system --gid 10001 sluice \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin sluice
-COPY --from=build /out/ /
+COPY --from=build /out/bin/ /usr/local/bin/
 # The default configuration: the Minikube deployment (deploy/ mounts its ConfigMap over /etc/sluice).
 COPY config/minikube.yaml /etc/sluice/sluice.yaml
 USER 10001:10001

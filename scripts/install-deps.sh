@@ -20,6 +20,7 @@ packages=(
   build-essential cmake pkg-config ninja-build
   libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libc-ares-dev nlohmann-json3-dev node-llhttp  # DNS; JSON; the HTTP/1.x parser (C sources)
+  help2man  # the man pages of sluice-backend and sluice-loadgen (packaging/)
 )
 if [ "$build_only" -eq 0 ]; then
   packages+=(
@@ -34,6 +35,7 @@ if [ "$build_only" -eq 0 ]; then
     python3-fastapi python3-uvicorn  # mode: http: a FastAPI app under uvicorn as a backend
     dnsmasq-base  # a DNS server of the tests' own (dns.servers)
     clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer with ASan+UBSan, run by the test suite
+    lintian debootstrap systemd man-db  # tests/package: lintian, a Debian 12 root, systemd-analyze verify (man: its Documentation= check)
   )
 fi
 

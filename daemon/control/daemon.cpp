@@ -13,6 +13,7 @@
 
 #include "sluice/control/background_thread.hpp"
 #include "sluice/control/deadline.hpp"
+#include "sluice/control/service_manager.hpp"
 #include "sluice/log/logging.hpp"
 
 namespace sluice {
@@ -107,6 +108,7 @@ int Daemon::run() {
         log_report_timer_.get(), [](uv_timer_t*) { report_suppressed_log_lines(); }, kLogReportIntervalMs,
         kLogReportIntervalMs);
     if (reports != 0) spdlog::error("suppressed log lines reported only at exit: {}", uv_err_name(reports));
+    notify_service_manager("READY=1");  // listeners bound, admin up, workers running (Type=notify)
   } else {
     if (!why.empty()) spdlog::error("{}", why);
     close_control_handles();

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/control/service_manager.hpp"
+
 namespace sluice {
 
 void Daemon::on_signal(int signum) {
@@ -19,6 +21,7 @@ void Daemon::on_signal(int signum) {
 
 void Daemon::begin_drain() {
   draining_ = true;
+  notify_service_manager("STOPPING=1");
   if (admin_) admin_->set_draining(true);
   ping_timer_.close();  // a worker busy closing sessions is not a stuck one
   const int rc = uv_timer_start(

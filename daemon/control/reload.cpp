@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/control/deadline.hpp"
+#include "sluice/control/service_manager.hpp"
 #include "sluice/log/logging.hpp"
 
 namespace sluice {
@@ -37,6 +38,8 @@ void Daemon::update_monitors(const Config& config) {
 
 void Daemon::reload(std::string_view trigger) {
   if (draining_) return;
+  // systemd shows the unit as reloading until READY=1, sent whatever the outcome.
+  notify_service_manager("RELOADING=1");
   spdlog::info("config: reloading {} ({})", options_.config_path, trigger);
   ConfigResult loaded = load_config(options_.config_path);
   std::string why;
@@ -50,11 +53,13 @@ void Daemon::reload(std::string_view trigger) {
     spdlog::info("config: reload applied generation={}", stats_.generation);
     log_listeners();
     log_summary();
+    notify_service_manager("READY=1");
     return;
   }
   ++stats_.reloads_failure;
   stats_.last_reload_successful = false;
   spdlog::error("config: reload rejected ({}); the running config stays", why);
+  notify_service_manager("READY=1");
 }
 
 bool Daemon::apply(Config next, std::string& why) {

@@ -176,6 +176,36 @@ TEST_CASE("cli: --help and -h print the README's usage block, every option in it
   }
 }
 
+/// The OPTIONS section of the man page (packaging/sluice.1.in), troff's "\-" read as "-".
+std::string man_options_section() {
+  std::istringstream man(read_source("packaging/sluice.1.in"));
+  std::string section;
+  bool in_options = false;
+  for (std::string line; std::getline(man, line);) {
+    if (line.starts_with(".SH")) in_options = line == ".SH OPTIONS";
+    else if (in_options) section += line + "\n";
+  }
+  return std::regex_replace(section, std::regex(R"(\\-)"), "-");
+}
+
+TEST_CASE("cli: the man page describes every option of --help, and its version is the project's") {
+  const Run help = run_sluice({"--help"});
+  REQUIRE(help.code == 0);
+  const std::string text = join(help.out);
+  const std::string options = man_options_section();
+  REQUIRE_MESSAGE(!options.empty(), "packaging/sluice.1.in has no .SH OPTIONS section");
+  std::set<std::string> named;
+  const std::regex option(R"((^|[ \[,])(--?[a-zA-Z][a-z-]*))");
+  for (std::sregex_iterator it(text.begin(), text.end(), option), end; it != end; ++it) named.insert((*it)[2]);
+  CHECK(named.size() >= 9);
+  for (const auto& name : named) {
+    // An item line: ".B --check" or ".BR -c \", \" --config ..." (after unescaping).
+    const std::regex item("(^|\\n)\\.(B|BR|I|IR) [^\\n]*" + name + "([^a-z-]|$)");
+    CHECK_MESSAGE(std::regex_search(options, item), "the man page's OPTIONS lack " << name);
+  }
+  CHECK(read_source("packaging/sluice.1.in").find(R"("sluice @PROJECT_VERSION@")") != std::string::npos);
+}
+
 TEST_CASE("cli: --log-level error hides info lines, also after a reload that sets log.level, and keeps error lines") {
   NameServer backend("a");
   const auto [proxy, admin] = free_addresses();

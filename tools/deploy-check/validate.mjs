@@ -431,7 +431,12 @@ function checkDockerfile(config, renderedPods) {
         'Dockerfile: ENTRYPOINT ["/usr/local/bin/sluice"]');
   check(JSON.stringify(JSON.parse(instr("CMD").at(-1) ?? "null")) === '["--config","/etc/sluice/sluice.yaml"]',
         'Dockerfile: CMD ["--config","/etc/sluice/sluice.yaml"]');
-  check(text.includes("/usr/local/bin/sluice-backend"), "Dockerfile: installs /usr/local/bin/sluice-backend");
+  // The project's install rules place the binaries (packaging/CMakeLists.txt), not hand-written copies.
+  const installs = instr("RUN").flatMap((r) => [...r.matchAll(/cmake --install \/build --prefix \/out --component (\w+)/g)].map((m) => m[1]));
+  check(["sluice", "tools"].every((c) => installs.includes(c)) && !/\binstall -D\b/.test(text),
+        "Dockerfile: binaries installed by cmake --install, components sluice and tools", installs.join(","));
+  check(instr("COPY").some((c) => c === "--from=build /out/bin/ /usr/local/bin/"),
+        "Dockerfile: the installed binaries (sluice, sluice-backend, sluice-loadgen) copied to /usr/local/bin");
   check(instr("COPY").some((c) => c === "config/minikube.yaml /etc/sluice/sluice.yaml"), "Dockerfile: default config is config/minikube.yaml");
   const exposed = instr("EXPOSE").flatMap((e) => e.split(/\s+/)).map((p) => Number(p.split("/")[0]));
   const wanted = [portOf(config.admin.bind), ...config.listeners.map((l) => portOf(l.bind)), 8000];
