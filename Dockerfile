@@ -1,6 +1,7 @@
 # Sluice container image: `sluice` (the entrypoint) and `sluice-backend` (the experiment backend,
 # run with an entrypoint override) on Debian 12. Build: `docker build -t sluice:dev .`
-# (scripts/minikube-up.sh builds it into Minikube; scripts/image-test.sh builds and runs it with podman).
+# (scripts/minikube-up.sh builds it once under the tag of scripts/sluice-image.sh and loads it into
+# every node; scripts/image-test.sh builds and runs it with podman).
 
 # --- build: the same dependency script as CI, without the test-only tools -------------------------
 FROM debian:bookworm AS build
@@ -21,7 +22,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libuv1 libc-ares2 libyaml-cpp0.7 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 \
+      libuv1 libc-ares2 libyaml-cpp0.7 libspdlog1.10 libfmt9 \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 # A fixed numeric UID/GID, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 RUN groupadd --system --gid 10001 sluice \
