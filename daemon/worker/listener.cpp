@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/log/log_event.hpp"
 #include "sluice/proxy/http_session.hpp"
 #include "sluice/proxy/session.hpp"
 #include "sluice/net/sockaddr_text.hpp"
@@ -165,7 +166,8 @@ void Listener::admit(SessionType* session, int client_fd) {
 void Listener::log_accept_error(const char* error) {
   ++accept_errors_;
   // At most one line a second per listener: the logger limits repeated warnings (logging.hpp).
-  spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name, error, accept_errors_);
+  log_event(spdlog::level::warn, "accept_error",
+            {{"listener", config_.name}, {"error", error}, {"errors_total", accept_errors_}});
 }
 
 bool Listener::is_allowed(const sockaddr* client) const {
