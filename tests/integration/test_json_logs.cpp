@@ -59,7 +59,8 @@ TEST_CASE("logs, json: every line one object of one schema, application and acce
   ConfigSpec config{
       .listeners = {ListenerSpec{.name = "web", .service = yaml_quoted(kOddService)},
                     ListenerSpec{.name = "api", .service = "api", .mode = "http"},
-                    ListenerSpec{.name = "down", .service = "down"}},
+                    ListenerSpec{.name = "down", .service = "down"},
+                    ListenerSpec{.name = "closed", .service = "api", .allow = {"10.0.0.0/8"}}},
       .services = {{.name = yaml_quoted(kOddService), .backends = {{.name = "good", .address = backend.address, .node = "n1"}}},
                    {.name = "api", .backends = {{.name = "good", .address = backend.address}}},
                    {.name = "down", .retries = 0, .backends = {{.name = yaml_quoted(kOddBackend), .address = refused.address()}}}},
@@ -67,7 +68,7 @@ TEST_CASE("logs, json: every line one object of one schema, application and acce
       .access_log = true,
       .log_format = "json"};
   DaemonProcess daemon(config.yaml());
-  const auto listeners = daemon.wait_listening(3);
+  const auto listeners = daemon.wait_listening(4);
   wait_admin_address(daemon);
 
   curl(listeners.at("web"), "/tcp");
@@ -78,6 +79,8 @@ TEST_CASE("logs, json: every line one object of one schema, application and acce
     Client client = Client::connect(listeners.at("down"));
     CHECK(client.read_until_end(5s).data.empty());
   }
+  Client turned_away = Client::connect(listeners.at("closed"));  // not allowed: never queued, no backend
+  CHECK(turned_away.read_until_end(5s).data.empty());
   daemon.send_signal(SIGTERM);
   const auto code = daemon.wait_exit(sluice::test::scaled(10s));
   REQUIRE(code.has_value());
@@ -140,10 +143,15 @@ TEST_CASE("logs, json: every line one object of one schema, application and acce
   const auto down = with(access, "listener", "down");
   REQUIRE(down.size() == 3);
   for (const auto& line : down) CHECK(line["connect_seconds"].is_null());
+  const auto closed = with(access, "listener", "closed");
+  REQUIRE(closed.size() == 1);
+  CHECK(closed[0]["end"] == "not_allowed");
+  CHECK(closed[0]["backend"].is_null());
+  CHECK(closed[0]["queue_wait_seconds"].is_null());
 
   // Application lines: fields as fields, typed.
   const auto listening = with(lines, "event", "listening");
-  REQUIRE(listening.size() == 3);
+  REQUIRE(listening.size() == 4);
   CHECK(with(listening, "listener", "web").at(0)["service"] == kOddService);
   CHECK(with(listening, "listener", "api").at(0)["workers"] == 1);
   const auto failed = with(lines, "event", "connect_failed");
