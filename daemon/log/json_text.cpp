@@ -43,8 +43,24 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view text) {
+bool append_escaped_byte(std::string& out, unsigned char c, std::string_view hex_prefix) {
   static constexpr char kHex[] = "0123456789abcdef";
+  switch (c) {
+    case '"': out += "\\\""; return true;
+    case '\\': out += "\\\\"; return true;
+    case '\n': out += "\\n"; return true;
+    case '\r': out += "\\r"; return true;
+    case '\t': out += "\\t"; return true;
+    default:
+      if (c >= 0x20 && c != 0x7f) return false;
+      out += hex_prefix;
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+      return true;
+  }
+}
+
+void append_json_string(std::string& out, std::string_view text) {
   out += '"';
   std::size_t i = 0;
   while (i < text.size()) {
@@ -59,23 +75,7 @@ void append_json_string(std::string& out, std::string_view text) {
       i += scan.length;
       continue;
     }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
+    if (!append_escaped_byte(out, c, "\\u00")) out += static_cast<char>(c);
     ++i;
   }
   out += '"';

@@ -21,25 +21,10 @@ bool reads_as_other(std::string_view text) {
 }
 
 void append_quoted(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\x";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += ch;  // other bytes as they are, UTF-8 or not (the JSON writer replaces invalid ones)
-        }
-    }
+  for (const char c : text) {
+    // Other bytes as they are, UTF-8 or not (the JSON writer replaces invalid ones).
+    if (!append_escaped_byte(out, static_cast<unsigned char>(c), "\\x")) out += c;
   }
   out += '"';
 }

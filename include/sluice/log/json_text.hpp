@@ -12,6 +12,11 @@ namespace sluice {
 /// stays valid JSON whatever bytes a name, path or error text holds.
 void append_json_string(std::string& out, std::string_view text);
 
+/// The escapes JSON strings and the log line's quoted values (log_event.hpp) share: a backslash
+/// and '"', '\\', 'n', 'r' or 't' for those bytes, `hex_prefix` ("\u00" or "\x") and two hex
+/// digits for another control byte or DEL. False (nothing appended) for any other byte.
+bool append_escaped_byte(std::string& out, unsigned char c, std::string_view hex_prefix);
+
 /// `text` as the inside of a JSON string (append_json_string without the quotes).
 std::string json_escape(std::string_view text);
 
