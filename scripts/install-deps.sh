@@ -28,8 +28,9 @@ if [ "$build_only" -eq 0 ]; then
     redis-server redis-tools postgresql-15  # real clients (redis-benchmark, pgbench) in the fault tests
     util-linux  # prlimit: the descriptor-exhaustion tests
     python3-numpy python3-matplotlib  # scripts/experiment: Erlang C, batch means, plots
-    haproxy  # scripts/experiment (and bench): HAProxy measured beside Sluice
+    haproxy  # scripts/experiment (and bench): HAProxy measured beside Sluice; the PROXY protocol tests' front
     nginx wrk apache2-utils hey  # mode: http with real clients (curl, wrk, ab, hey) and an nginx backend
+    libnginx-mod-stream  # nginx's stream module: a TCP backend that parses the PROXY protocol
     python3-fastapi python3-uvicorn  # mode: http: a FastAPI app under uvicorn as a backend
     dnsmasq-base  # a DNS server of the tests' own (dns.servers)
     clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer with ASan+UBSan, run by the test suite

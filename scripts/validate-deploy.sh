@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Validates the container image recipe and the Kubernetes deployment offline (no kubectl, no
 # cluster, no Docker engine needed), and exits non-zero if any check fails:
-#   - the Sluice binary accepts config/minikube.yaml and the scaling overlays' config
-#     deploy/scaling/pool/sluice.yaml (`sluice --check`), and a live /metrics of it has every metric
-#     the alert rules and the dashboard use;
+#   - the Sluice binary accepts config/minikube.yaml, the scaling overlays' config
+#     deploy/scaling/pool/sluice.yaml and the experiment's deploy/experiment/sluice.yaml
+#     (`sluice --check`), and a live /metrics of it has every metric the alert rules, their tests
+#     and the dashboard use;
 #   - every kustomization under deploy/ renders (tools/deploy-check, a small kustomize, compared
-#     with `kubectl kustomize` where a kubectl exists); every object is valid against the
+#     with `kubectl kustomize` where that works, and so is one with the image tag that
+#     scripts/minikube-up.sh sets); every object is valid against the
 #     Kubernetes / Prometheus Operator schemas; every pod passes Pod Security "restricted";
 #     Services select pods and ports; the mounted config is config/minikube.yaml and agrees with
 #     the manifests (tools/deploy-check/validate.mjs prints each check); the scaling overlays
@@ -73,7 +75,7 @@ fi
 sluice=${SLUICE_BINARY:-build/sluice}
 metrics_args=()
 scrape_metrics() {
-  # Listener and admin on port 0 (never collides); the backend is never connected to.
+  # Listener and admin on port 0 (never collides); the backends are never connected to.
   cat > "$work/scrape.yaml" << 'EOF'
 drain_timeout: 1s
 log: { level: info, format: text }
@@ -84,6 +86,8 @@ services:
   - name: web
     backends:
       - { name: b, address: "127.0.0.1:9", node: n, max_connections: 1 }
+    backend_sets:  # for the sluice_backend_set_* families
+      - { name: pool, address: "localhost:9", max_connections: 1 }
 EOF
   "$sluice" --config "$work/scrape.yaml" > "$work/sluice.log" 2>&1 &
   sluice_pid=$!
@@ -107,7 +111,7 @@ EOF
   metrics_args=(--metrics "$work/metrics.txt")
 }
 if [ -x "$sluice" ]; then
-  for config in config/minikube.yaml deploy/scaling/pool/sluice.yaml; do
+  for config in config/minikube.yaml deploy/scaling/pool/sluice.yaml deploy/experiment/sluice.yaml; do
     step "sluice --check $config ($sluice)" timeout 30 "$sluice" --check --config "$config"
   done
   step "scrape a live /metrics of $sluice" scrape_metrics
@@ -119,19 +123,24 @@ fi
 step "render and validate deploy/ (tools/deploy-check/validate.mjs)" \
   node "$tools/validate.mjs" --repo . --work "$work" "${metrics_args[@]}"
 
-# Where a kubectl exists, its kustomize must render exactly what tools/deploy-check renders.
+# Where `kubectl kustomize` works, it must render exactly what tools/deploy-check renders: every
+# kustomization of deploy/, and minikube-up.sh's generated one that sets the image tag.
 compare_with_kustomize() {
   local dir
-  for dir in deploy/base deploy/overlays/*/ deploy/scaling/*/; do
+  bash scripts/sluice-image.sh kustomization deploy/overlays/plain-prometheus "$work/with-image"
+  for dir in deploy/base deploy/overlays/*/ deploy/scaling/*/ deploy/experiment "$work/with-image"; do
     dir=${dir%/}
     timeout 60 kubectl kustomize "$dir" > "$work/kustomize.yaml" || return 1
     node "$tools/compare.mjs" "$dir" "$work/kustomize.yaml" || return 1
   done
 }
-if command -v kubectl > /dev/null; then
-  step "kubectl kustomize renders the same objects as tools/deploy-check" compare_with_kustomize
+compare_name="kubectl kustomize renders the same objects as tools/deploy-check"
+if ! command -v kubectl > /dev/null; then
+  skip "$compare_name" "kubectl is not installed"
+elif ! kustomize_error=$(timeout 60 kubectl kustomize deploy/base 2>&1 > /dev/null); then
+  skip "$compare_name" "\`kubectl kustomize\` does not work here: ${kustomize_error:0:300}"
 else
-  skip "kubectl kustomize renders the same objects as tools/deploy-check" "kubectl is not installed"
+  step "$compare_name" compare_with_kustomize
 fi
 
 # --- Prometheus: rules, rule tests, configuration, dashboard PromQL ---------------------------------
@@ -147,7 +156,8 @@ step "promtool check rules: the autoscalers' queries (KEDA trigger, prometheus-a
 
 # --- Dockerfile and scripts --------------------------------------------------------------------------
 step "dockerfilelint Dockerfile" "$tools/node_modules/.bin/dockerfilelint" Dockerfile
-step "bash -n: deploy scripts parse" bash -n scripts/minikube-up.sh scripts/image-test.sh scripts/install-deps.sh
+step "bash -n: deploy scripts parse" bash -n scripts/minikube-up.sh scripts/sluice-image.sh scripts/image-test.sh \
+  scripts/install-deps.sh scripts/experiment/minikube.sh
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

@@ -35,7 +35,7 @@ Backend& Service::new_member(std::size_t set, const sockaddr_storage& address, s
   const BackendSetConfig& config = sets_[set].config;
   const std::string text = sockaddr_to_string(as_sockaddr(&address));
   BackendConfig member{text, parse_endpoint(text).value_or(Endpoint{text, config.address.port}), config.node,
-                       config.weight, config.max_connections};
+                       config.weight, config.max_connections, config.send_proxy};
   // A free entry that nothing names any more (not even an access log line still to be written).
   auto free_entry = std::find_if(backends_.begin(), backends_.end(), [](const Backend& backend) {
     return backend.removed && backend.holders == 0 && backend.active_connections() == 0;

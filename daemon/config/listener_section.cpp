@@ -29,6 +29,8 @@ ListenerConfig ConfigParser::parse_listener(const YAML::Node& map, std::string c
   keys.read("idle_timeout", listener.idle_timeout, duration_value(Zero::refused));
   keys.read("backlog", listener.backlog, uint_value(1, 65535));
   keys.read("splice", listener.splice, bool_value);
+  keys.read("accept_proxy", listener.accept_proxy, bool_value);
+  keys.read("accept_proxy_timeout", listener.accept_proxy_timeout, duration_value(Zero::refused));
   keys.read("mode", listener.mode, one_of<ListenerMode>({{"tcp", ListenerMode::tcp}, {"http", ListenerMode::http}}));
   keys.finish();
   return listener;

@@ -9,6 +9,11 @@ namespace sluice::config_yaml {
 
 namespace {
 
+// `send_proxy`: the PROXY protocol version put first on backend connections, or off.
+auto send_proxy_value() {
+  return one_of<ProxyVersion>({{"off", ProxyVersion::off}, {"v1", ProxyVersion::v1}, {"v2", ProxyVersion::v2}});
+}
+
 // The slots of what a scaler adds: one more member of the service's backend sets when it has any
 // (fixed backends do not scale), else one more backend like the fixed ones.
 std::vector<std::uint32_t> scaled_slots(const ServiceConfig& service) {
@@ -31,6 +36,7 @@ ServiceConfig ConfigParser::parse_service(const YAML::Node& map, std::string con
   keys.read("connect_timeout", service.connect_timeout, duration_value(Zero::refused));
   keys.read("retries", service.retries, uint_value(0, 100));
   keys.read("resolve_interval", service.resolve_interval, duration_value(Zero::refused));
+  keys.read("send_proxy", service.send_proxy, send_proxy_value());
   if (const auto* queue = keys.find("queue");
       queue != nullptr && expect_map(queue->value, "queue of " + keys.context(), diag_)) {
     service.queue = parse_queue(queue->value, keys.context());
@@ -48,7 +54,7 @@ ServiceConfig ConfigParser::parse_service(const YAML::Node& map, std::string con
     std::string backend_context = "backend #" + std::to_string(i + 1) + " in " + keys.context();
     if (expect_map(backends[i], backend_context, diag_)) {
       service.backends.push_back(
-          parse_backend(backends[i], backend_context, keys.context(), backend_names));
+          parse_backend(backends[i], backend_context, keys.context(), backend_names, service.send_proxy));
     }
   }
   const auto* sets_entry = keys.find("backend_sets");
@@ -57,7 +63,7 @@ ServiceConfig ConfigParser::parse_service(const YAML::Node& map, std::string con
   for (std::size_t i = 0; i < sets.size(); ++i) {
     std::string set_context = "backend set #" + std::to_string(i + 1) + " in " + keys.context();
     if (expect_map(sets[i], set_context, diag_)) {
-      service.backend_sets.push_back(parse_backend_set(sets[i], set_context, keys.context(), backend_names));
+      service.backend_sets.push_back(parse_backend_set(sets[i], set_context, keys.context(), backend_names, service.send_proxy));
       bound += service.backend_sets.back().max_backends;
     }
   }
@@ -122,8 +128,9 @@ HttpCheckConfig ConfigParser::parse_http_check(const YAML::Node& map, const std:
 }
 
 BackendConfig ConfigParser::parse_backend(const YAML::Node& map, std::string context, const std::string& service_context,
-                            UniqueNames& backend_names) {
+                            UniqueNames& backend_names, ProxyVersion inherited) {
   BackendConfig backend;
+  backend.send_proxy = inherited;
   KeyReader keys(map, std::move(context), diag_);
   read_item_name(keys, backend.name, name_value, "backend", " in " + service_context, backend_names, diag_);
   keys.read("address", backend.address, endpoint_value(Zero::refused), Need::required);
@@ -131,13 +138,16 @@ BackendConfig ConfigParser::parse_backend(const YAML::Node& map, std::string con
   keys.read("weight", backend.weight, uint_value(1, 1000));
   keys.read("max_connections", backend.max_connections,
             uint_value(0, std::numeric_limits<std::uint32_t>::max()));
+  keys.read("send_proxy", backend.send_proxy, send_proxy_value());
   keys.finish();
   return backend;
 }
 
 BackendSetConfig ConfigParser::parse_backend_set(const YAML::Node& map, std::string context,
-                                                 const std::string& service_context, UniqueNames& backend_names) {
+                                                 const std::string& service_context, UniqueNames& backend_names,
+                                                 ProxyVersion inherited) {
   BackendSetConfig set;
+  set.send_proxy = inherited;
   KeyReader keys(map, std::move(context), diag_);
   read_item_name(keys, set.name, name_value, "backend set", " in " + service_context, backend_names, diag_);
   keys.read("address", set.address, endpoint_value(Zero::refused), Need::required);
@@ -145,6 +155,7 @@ BackendSetConfig ConfigParser::parse_backend_set(const YAML::Node& map, std::str
   keys.read("node", set.node, string_value);
   keys.read("weight", set.weight, uint_value(1, 1000));
   keys.read("max_connections", set.max_connections, uint_value(0, std::numeric_limits<std::uint32_t>::max()));
+  keys.read("send_proxy", set.send_proxy, send_proxy_value());
   keys.finish();
   return set;
 }

@@ -92,7 +92,10 @@ HealthChecker* ServiceMonitor::make_checker(Backend& backend) {
   auto address = [&backend]() { return backend.has_address ? &backend.address : nullptr; };
   std::optional<HealthChecker::HttpCheck> http;
   if (const auto& http_check = check.http) {
-    http = HealthChecker::HttpCheck{http_check_request(*http_check, backend.config.address), http_check->expect};
+    // A backend that expects a PROXY header gets one without addresses (LOCAL): a check is nobody's.
+    std::string request{proxy_protocol::local_header(backend.config.send_proxy)};
+    request += http_check_request(*http_check, backend.config.address);
+    http = HealthChecker::HttpCheck{std::move(request), http_check->expect};
   }
   checkers_[backend.index] =
       std::make_unique<HealthChecker>(loop_, check.interval, check.timeout, address, report, std::move(http));

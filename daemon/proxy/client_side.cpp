@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -23,14 +24,33 @@ int ClientSide::open(uv_loop_t* loop, int fd) {
   return 0;
 }
 
-const sockaddr* ClientSide::address() const {
-  if (address_.sin6_family == AF_UNSPEC && open_) {
-    int length = sizeof address_;
-    if (int rc = uv_tcp_getpeername(&socket_, as_sockaddr(&address_), &length); rc != 0) {
-      spdlog::debug("client getpeername failed: {}", uv_err_name(rc));
+namespace {
+
+// Fills `address` from the socket (getpeername or getsockname) unless it is known already.
+using AskAddress = int (*)(const uv_tcp_t*, sockaddr*, int*);
+const sockaddr* known_or_asked(sockaddr_in6& address, const uv_tcp_t& socket, bool open, AskAddress ask) {
+  if (address.sin6_family == AF_UNSPEC && open) {
+    int length = sizeof address;
+    if (int rc = ask(&socket, as_sockaddr(&address), &length); rc != 0) {
+      spdlog::debug("client address not known: {}", uv_err_name(rc));
     }
   }
-  return as_sockaddr(&address_);
+  return as_sockaddr(&address);
+}
+
+}  // namespace
+
+const sockaddr* ClientSide::address() const {
+  return known_or_asked(address_, socket_, open_, uv_tcp_getpeername);
+}
+
+const sockaddr* ClientSide::local_address() const {
+  return known_or_asked(local_address_, socket_, open_, uv_tcp_getsockname);
+}
+
+void ClientSide::set_addresses(const sockaddr_storage& client, const sockaddr_storage& local) {
+  std::memcpy(&address_, &client, sizeof address_);
+  std::memcpy(&local_address_, &local, sizeof local_address_);
 }
 
 void ClientSide::watch_for_reset(uv_loop_t* loop, uv_poll_cb on_event, void* owner) {

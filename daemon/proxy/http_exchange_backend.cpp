@@ -109,6 +109,13 @@ void HttpExchange::start_exchange() {
   response_parser_->expect_response_to_head(request_.method == "HEAD");
   // Built for the backend it goes to: an HTTP/1.0 request without Host may get that backend's address.
   if (!request_.header("Host")) forwarding_.host = slot_->config.address.to_string();
+  if (const ProxyVersion version = slot_->config.send_proxy; version != ProxyVersion::off) {
+    // Never pooled (end_backend), so this connection is new: its first bytes are the header.
+    proxy_protocol::Buffer header;
+    const std::size_t length =
+        proxy_protocol::write_header(version, session_.client_.address(), session_.client_.local_address(), header);
+    write_backend(std::string_view(header.data(), length));
+  }
   write_backend(http::request_head(request_, forwarding_));
   arm_timer(static_cast<std::uint64_t>(session_.http_.response_timeout.count()));
   update_backend_reading();
@@ -232,7 +239,8 @@ void HttpExchange::end_backend(bool reuse) {
   if (connection_ != nullptr) {
     BackendConnection* connection = std::exchange(connection_, nullptr);
     backend_reading_ = false;  // the pool reads it on, or it closes
-    if (reuse) {
+    // A connection that began with a client's PROXY header is that client's: never pooled.
+    if (reuse && (slot_ == nullptr || slot_->config.send_proxy == ProxyVersion::off)) {
       --session_.connections_attached_;
       session_.resources_.backend_pool.put(connection, session_.http_.pool_max_idle, session_.http_.pool_idle_timeout);
     } else {

@@ -216,10 +216,28 @@ void Session::on_connected() {
   backend_.mark_connected();
   stats_.connected(*slot_, backend_.connected_ns() - backend_.connect_started_ns());
   service_.client_connect(*slot_, /*passed=*/true, "", backend_.connected_ns());
+  if (slot_->config.send_proxy != ProxyVersion::off && !send_proxy_header()) return;
   upstream_.set_sink(backend_.stream());  // the bytes held meanwhile go first
   if (state_ != State::proxying) return;  // a write failed and closed the session
   last_activity_ms_ = uv_now(resources_.loop);
   arm_timer(static_cast<std::uint64_t>(listener_.config().idle_timeout.count()));
+}
+
+bool Session::send_proxy_header() {
+  // Before any byte of the client's. A new connection's empty send buffer takes these few bytes
+  // whole, so they are written now, needing no buffer that outlives this call.
+  proxy_protocol::Buffer header;
+  const std::size_t length =
+      proxy_protocol::write_header(slot_->config.send_proxy, client_.address(), client_.local_address(), header);
+  uv_buf_t buffer = uv_buf_init(header.data(), static_cast<unsigned>(length));
+  const int written = uv_try_write(backend_.stream(), &buffer, 1);
+  if (written == static_cast<int>(length)) return true;
+  log_event(spdlog::level::warn, "proxy_header_not_sent",
+            {{"service", service_.name()},
+             {"backend", slot_->config.name},
+             {"error", written < 0 ? uv_err_name(written) : "short write"}});
+  finish("reset", Reset::backend);
+  return false;
 }
 
 void Session::on_timer() {

@@ -59,6 +59,8 @@ bool Listener::start(const sockaddr* bind, bool reuse_port, std::string& why) {
 void Listener::stop_accepting() {
   if (!listening_) return;
   listening_ = false;
+  for (ProxyHeaderWait& wait : header_waits_) wait.abandon();
+  header_waits_.clear();
   // Closing the watch takes the socket out of epoll at once, so it may be closed right away.
   accept_watch_.close();
   ::close(fd_);
@@ -130,17 +132,63 @@ void Listener::drop_pending_clients(int error) {
 }
 
 void Listener::on_connection(int client_fd) {
-  if (config_.mode == ListenerMode::http) {
-    admit(HttpSession::accept(*this, client_fd), client_fd);
+  if (config_.accept_proxy) {
+    await_proxy_header(client_fd);
   } else {
-    admit(Session::accept(*this, client_fd), client_fd);
+    open_session(client_fd, nullptr);
   }
 }
 
+void Listener::open_session(int client_fd, const proxy_protocol::Parsed* header) {
+  if (config_.mode == ListenerMode::http) {
+    admit(HttpSession::accept(*this, client_fd), client_fd, header);
+  } else {
+    admit(Session::accept(*this, client_fd), client_fd, header);
+  }
+}
+
+void Listener::await_proxy_header(int client_fd) {
+  // Clients still sending their header count against max_connections with the sessions.
+  if (stats_.active + header_waits_.size() >= config_.max_connections) {
+    ::close(client_fd);
+    reject(RejectReason::max_connections);
+    return;
+  }
+  ProxyHeaderWait& wait = header_waits_.emplace_front(static_cast<ProxyHeaderWait::Events&>(*this), client_fd);
+  wait.self = header_waits_.begin();
+  if (int error = 0; !wait.start(resources_.loop, config_.accept_proxy_timeout, error)) {
+    log_event(spdlog::level::warn, "accept_failed", {{"listener", config_.name}, {"error", uv_err_name(error)}});
+    wait.abandon();
+    header_waits_.erase(wait.self);
+    reject(RejectReason::accept_error);
+  }
+}
+
+void Listener::proxy_header_received(ProxyHeaderWait& wait, int fd, const proxy_protocol::Parsed& header) {
+  const proxy_protocol::Parsed copy = header;  // the wait, and the header in it, go first
+  header_waits_.erase(wait.self);
+  open_session(fd, &copy);
+}
+
+void Listener::proxy_header_failed(ProxyHeaderWait& wait, int fd, const char* why) {
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  const bool known = ::getpeername(fd, as_sockaddr(&peer), &length) == 0;
+  ::close(fd);
+  header_waits_.erase(wait.self);
+  reject(RejectReason::bad_proxy_header);
+  log_event(spdlog::level::warn, "bad_proxy_header",
+            {{"listener", config_.name},
+             {"peer", known ? LogValue(sockaddr_to_string(as_sockaddr(&peer))) : LogValue(nullptr)},
+             {"error", why}});
+}
+
 template <class SessionType>
-void Listener::admit(SessionType* session, int client_fd) {
+void Listener::admit(SessionType* session, int client_fd, const proxy_protocol::Parsed* header) {
   const bool full = stats_.active > config_.max_connections;  // the session counts itself already
   if (session == nullptr) return;
+  // Behind a front load balancer the client is the header's: the allow list applies to it.
+  if (header != nullptr && !header->local) session->use_proxied_addresses(header->source, header->destination);
   if (client_fd >= resources_.descriptor_ceiling) {
     // Refused before the process runs out, keeping descriptors for the sessions already admitted.
     log_accept_error("EMFILE");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The queueing sweep on the 3-node Minikube of scripts/minikube-up.sh (deploy/experiment): the node-
-# pinned backends serve one request at a time after an exponential service time, Sluice runs each
+# The queueing sweep on the Minikube of scripts/minikube-up.sh (deploy/experiment): Sluice on a node of
+# its own (minikube-m04), the node-pinned backends serve one request at a time after an exponential service time, Sluice runs each
 # configuration in turn (its ConfigMap is rewritten; Sluice reloads it in place), and for every rho a
 # sluice-loadgen Job offers Poisson load through Sluice's Service. Per point it keeps the loadgen's JSON
 # summary and Sluice's /metrics before and after (through a port-forward of sluice-admin), and writes
@@ -9,8 +9,9 @@
 # Usage: scripts/experiment/minikube.sh [--rhos "0.5 0.7 0.8 0.9"] [--duration SECONDS] [--warmup SECONDS]
 #          [--configs "shared:least_connections per_backend:round_robin per_backend:least_connections"]
 #          [--out DIR] [--dry-run]
-#   Needs kubectl (or `minikube kubectl --`), curl and /usr/bin/python3. The image must contain
-#   /usr/local/bin/sluice-loadgen (the Dockerfile builds it). Confidence intervals need the per-request
+#   Needs kubectl (or `minikube kubectl --`), curl and /usr/bin/python3, and the image of this source
+#   tree in the cluster (scripts/sluice-image.sh names it; scripts/minikube-up.sh builds and loads it),
+#   with /usr/local/bin/sluice-loadgen (the Dockerfile builds it). Confidence intervals need the per-request
 #   records of the local sweep (scripts/experiment.sh); here the summaries give means and percentiles.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,9 +45,18 @@ c=3
 points=0
 for _ in $configs; do for _ in $rhos; do points=$((points + 1)); done; done
 echo "minikube experiment: $points points of $((warmup + duration)) s each; about $((points * (warmup + duration + 60) / 60)) min with the reloads and Job starts; results in $out"
+image=$(bash "$root/scripts/sluice-image.sh" image)
+deploy_dir=$(mktemp -d -t sluice-experiment.XXXXXX)
+bash "$root/scripts/sluice-image.sh" kustomization "$root/deploy/experiment" "$deploy_dir"
 if [ "$dry_run" -eq 1 ]; then
-  "${kubectl_cmd[@]}" kustomize "$root/deploy/experiment" > /dev/null && echo "deploy/experiment renders"
+  "${kubectl_cmd[@]}" kustomize "$deploy_dir" > /dev/null && echo "deploy/experiment renders with $image"
+  rm -rf "$deploy_dir"
   exit 0
+fi
+if ! minikube image ls | grep -q "[/]$image$\|^$image$"; then
+  echo "minikube experiment: $image (this source tree) is not in the cluster: run scripts/minikube-up.sh first" >&2
+  rm -rf "$deploy_dir"
+  exit 1
 fi
 
 mkdir -p "$out"
@@ -54,10 +64,11 @@ forward_pid=""
 cleanup() {
   [ -n "$forward_pid" ] && kill "$forward_pid" 2> /dev/null || true
   k delete job sluice-loadgen --ignore-not-found --wait=false > /dev/null 2>&1 || true
+  rm -rf "$deploy_dir"
 }
 trap cleanup EXIT INT TERM
 
-"${kubectl_cmd[@]}" apply -k "$root/deploy/experiment" > /dev/null
+"${kubectl_cmd[@]}" apply -k "$deploy_dir" > /dev/null
 k delete job sluice-loadgen --ignore-not-found --wait=true > /dev/null  # the Job of the apply: runs are ours
 for d in sluice web-minikube web-minikube-m02 web-minikube-m03; do
   k rollout status "deploy/$d" --timeout=300s > /dev/null
@@ -93,7 +104,8 @@ for config in $configs; do
     curl -fsS "http://127.0.0.1:$admin_port/metrics" > "$point/metrics-before.txt"
     date +%s.%N > "$point/t-before"
     sed -e "s/--rate=.*/--rate=$rate/" -e "s/--seed=.*/--seed=$seed/" -e "s/--duration=.*/--duration=$((warmup + duration))s/" \
-      -e "s/--warmup=.*/--warmup=${warmup}s/" "$root/deploy/experiment/loadgen.job.yaml" > "$point/job.yaml"
+      -e "s/--warmup=.*/--warmup=${warmup}s/" -e "s|image: sluice:.*|image: $image|" \
+      "$root/deploy/experiment/loadgen.job.yaml" > "$point/job.yaml"
     k apply -f "$point/job.yaml" > /dev/null
     if ! k wait --for=condition=complete job/sluice-loadgen --timeout="$((warmup + duration + 300))s" > /dev/null; then
       k logs job/sluice-loadgen > "$point/loadgen.log" 2>&1 || true

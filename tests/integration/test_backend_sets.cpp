@@ -206,7 +206,7 @@ TEST_CASE("backend sets: 3, 5, then 2 records, long transfers finish, queued cli
             metric(text, member_series("sluice_backend_connections_total", 3, port)) ==
         5);
   for (const char* reason : {"max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout",
-                             "abandoned", "accept_error"}) {
+                             "abandoned", "accept_error", "bad_proxy_header"}) {
     const auto refused = find_metric(
         text, std::string(R"(sluice_listener_connections_rejected_total{listener="web",reason=")") + reason + "\"}");
     CHECK(refused.value_or(0) == 0);

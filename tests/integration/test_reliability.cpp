@@ -849,7 +849,8 @@ TEST_CASE("reliability: slowloris: 2000 silent clients are closed by idle_timeou
   const std::string text = scrape(admin);
   CHECK(metric(text, accepted("web")) == static_cast<double>(silent_count + requests.load()));
   for (const char* reason :
-       {"max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned", "accept_error"})
+       {"max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned", "accept_error",
+        "bad_proxy_header"})
     CHECK(metric(text, rejected("web", reason)) == 0);
 }
 

@@ -258,9 +258,9 @@ TEST_CASE("collect_metrics: every family of the contract, in order, with its typ
     CHECK(!families[i].help.empty());
     CHECK(families[i].help.find_first_of("\\\n") == std::string::npos);  // not escaped by 1.0.1
   }
-  // Series per family: listener 1, rejected 7 reasons, service 1, backends 2.
+  // Series per family: listener 1, rejected 8 reasons, service 1, backends 2.
   CHECK(family(families, "sluice_listener_connections_active").metric.size() == 1);
-  CHECK(family(families, "sluice_listener_connections_rejected_total").metric.size() == 7);
+  CHECK(family(families, "sluice_listener_connections_rejected_total").metric.size() == 8);
   CHECK(family(families, "sluice_service_queue_length").metric.size() == 1);
   CHECK(family(families, "sluice_backend_sent_bytes_total").metric.size() == 2);
 }
@@ -300,13 +300,14 @@ TEST_CASE("collect_metrics: listener counters, one rejected series per reason, z
   const Labels web = {{"listener", "web-in"}};
   CHECK(counter(families, "sluice_listener_connections_accepted_total", web) == 10);
   CHECK(gauge(families, "sluice_listener_connections_active", web) == 2);
-  const std::array<std::pair<const char*, double>, 7> rejected = {{{"max_connections", 0},
+  const std::array<std::pair<const char*, double>, 8> rejected = {{{"max_connections", 0},
                                                                    {"not_allowed", 0},
                                                                    {"no_backend", 0},
                                                                    {"queue_full", 2},
                                                                    {"queue_timeout", 0},
                                                                    {"abandoned", 1},
-                                                                   {"accept_error", 0}}};
+                                                                   {"accept_error", 0},
+                                                                   {"bad_proxy_header", 0}}};
   for (const auto& entry : rejected) {  // not a structured binding: clang 14 cannot capture one
     const auto& [reason_name, value] = entry;
     const char* reason = reason_name;

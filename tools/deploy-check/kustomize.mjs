@@ -3,17 +3,20 @@
 // rather than silently ignored, so the rendering can be trusted.
 //
 // Supported: resources (files, and directories holding a kustomization: bases and overlays),
-// namespace, labels (includeSelectors: false), configMapGenerator (files, literals; behavior create,
-// replace or merge) with generatorOptions.disableNameSuffixHash: true. Like kustomize, files must
-// lie in or below the kustomization's directory; only other kustomizations may be outside it.
+// namespace, labels (includeSelectors: false), configMapGenerator (files, literals, options.labels
+// and annotations; behavior create, replace or merge) with generatorOptions.disableNameSuffixHash:
+// true, patches and images (patches.mjs). Like kustomize, files must lie in or below the
+// kustomization's directory; only other kustomizations may be outside it.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseAllDocuments } from "yaml";
+import { applyImages, applyPatches } from "./patches.mjs";
 
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const SUPPORTED_KEYS = new Set([
   "apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator", "generatorOptions",
+  "patches", "images",
 ]);
 
 // Kinds that have no namespace: the namespace transformer leaves them alone.
@@ -78,9 +81,12 @@ function parseYamlDocuments(file) {
 }
 
 function generateConfigMap(dir, spec, options) {
-  const known = new Set(["name", "behavior", "files", "literals"]);
+  const known = new Set(["name", "behavior", "files", "literals", "options"]);
   for (const key of Object.keys(spec)) {
     if (!known.has(key)) fail(dir, `configMapGenerator key '${key}' is not supported by this renderer`);
+  }
+  for (const key of Object.keys(spec.options ?? {})) {
+    if (!["labels", "annotations"].includes(key)) fail(dir, `configMapGenerator options key '${key}' is not supported by this renderer`);
   }
   if (options.disableNameSuffixHash !== true) {
     fail(dir, `configMapGenerator '${spec.name}': name suffix hashes are not implemented here; ` +
@@ -99,7 +105,9 @@ function generateConfigMap(dir, spec, options) {
     const [key, value] = entry.split(/=(.*)/s, 2);
     put(key, value ?? "");
   }
-  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: spec.name }, data };
+  const metadata = { name: spec.name };
+  for (const key of ["labels", "annotations"]) if (spec.options?.[key]) metadata[key] = { ...spec.options[key] };
+  return { apiVersion: "v1", kind: "ConfigMap", metadata, data };
 }
 
 // Adds a generated ConfigMap to the objects of the resources, as kustomize's generator behavior
@@ -200,6 +208,7 @@ export function render(dir, seen = []) {
 
   let objects = [];
   for (const entry of k.resources ?? []) {
+    if (path.isAbsolute(entry)) fail(dir, `resource '${entry}' is an absolute path (kustomize refuses it)`);
     const target = path.resolve(dir, entry);
     if (!existsSync(target)) fail(dir, `resource '${entry}' does not exist`);
     if (statSync(target).isDirectory()) {
@@ -210,8 +219,12 @@ export function render(dir, seen = []) {
   }
   for (const spec of k.configMapGenerator ?? []) addGenerated(dir, objects, spec, generateConfigMap(dir, spec, options));
 
+  // kustomize's order of the built-in transformers: patches, namespace, labels, images.
+  const failHere = (message) => fail(dir, message);
+  applyPatches(failHere, objects, k.patches ?? [], (file) => readFileSync(pathInRoot(dir, file), "utf8"));
   if (k.namespace) applyNamespace(dir, objects, k.namespace);
   applyLabels(dir, objects, k.labels ?? []);
+  applyImages(failHere, objects, k.images ?? []);
 
   const ids = new Set();
   for (const obj of objects) {

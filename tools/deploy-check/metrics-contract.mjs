@@ -1,4 +1,5 @@
-// The Sluice metric families that DESIGN.md section 4 (and the README) promise, with their types.
+// The Sluice metric families that DESIGN.md section 4 (and the README) promise, with their types, and
+// the process_* families of the Sluice process that the dashboard shows.
 // Dashboards and alert rules may only use these; scripts/validate-deploy.sh also checks them against
 // a live /metrics when a sluice binary is at hand.
 export const METRIC_CONTRACT = {
@@ -36,14 +37,19 @@ export const METRIC_CONTRACT = {
   sluice_service_service_cv: "gauge",
   sluice_service_scaling_corrected: "gauge",
   sluice_config_reloads_total: "counter",
+  sluice_config_last_reload_successful: "gauge",
+  sluice_config_generation: "gauge",
+  sluice_backend_set_size: "gauge",
   sluice_build_info: "gauge",
+  process_cpu_seconds_total: "counter",
+  process_resident_memory_bytes: "gauge",
 };
 
 const HISTOGRAM_SUFFIXES = ["_bucket", "_sum", "_count"];
 
-// The sluice_* series names that a PromQL expression mentions.
+// The sluice_* and process_* series names that a PromQL expression mentions.
 export function seriesNames(expr) {
-  return [...new Set(expr.match(/\bsluice_[a-zA-Z0-9_]+\b/g) ?? [])];
+  return [...new Set(expr.match(/\b(?:sluice|process)_[a-zA-Z0-9_]+\b/g) ?? [])];
 }
 
 // The family of a series name (`x_bucket` of histogram `x` is `x`), or null when it is not in the

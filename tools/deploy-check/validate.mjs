@@ -18,6 +18,9 @@ import { parse as parseYaml, stringify } from "yaml";
 import { render, isClusterScoped } from "./kustomize.mjs";
 import { METRIC_CONTRACT, contractFamily, parseExposition, seriesNames } from "./metrics-contract.mjs";
 import { checkScaling, crdModel } from "./scaling.mjs";
+import {
+  checkAlerts, checkDashboardScope, checkOperator, checkPlainLabels, runbookAnchors, testSeriesNames,
+} from "./monitoring.mjs";
 
 const require = createRequire(import.meta.url);
 const { values: args } = parseArgs({
@@ -177,7 +180,8 @@ const allContainers = (spec) => [...(spec.initContainers ?? []), ...(spec.contai
 // The Pod Security Standard "restricted" (which includes "baseline"), as the API server's admission
 // checks it, and this project's own rules for every container.
 const RESTRICTED_VOLUMES = ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
-function checkPodSecurity(label, { id, spec }) {
+function checkPodSecurity(label, { id, spec, obj }) {
+  const serves = !["Job", "CronJob"].includes(obj.kind);  // a Job's pod is behind no Service
   const pod = spec.securityContext ?? {};
   const what = (s) => `${label}: ${id}: ${s}`;
   check(!spec.hostNetwork && !spec.hostPID && !spec.hostIPC, what("no host network, PID or IPC namespace"));
@@ -206,7 +210,7 @@ function checkPodSecurity(label, { id, spec }) {
     const r = c.resources ?? {};
     check(["cpu", "memory"].every((k) => r.requests?.[k] && r.limits?.[k]), cwhat("cpu and memory requests and limits"));
     check(/:[\w.-]+$/.test(c.image) && !c.image.endsWith(":latest"), cwhat(`image ${c.image} has a fixed tag`));
-    check(c.readinessProbe !== undefined, cwhat("has a readiness probe"));
+    if (serves) check(c.readinessProbe !== undefined, cwhat("has a readiness probe"));
   }
   check(spec.automountServiceAccountToken === false || spec.serviceAccountName !== undefined,
         what("no API token unless it has its own ServiceAccount"));
@@ -237,9 +241,26 @@ function checkServices(label, objects) {
 
 // --- the Sluice config and the manifests that must agree with it ------------------------------------
 
-// The Sluice config a kustomization mounts: the scaling overlays replace deploy/base's with the pool's.
+// The Sluice config a kustomization mounts: the scaling overlays replace deploy/base's with the pool's,
+// the experiment with its own.
 const POOL_CONFIG = "deploy/scaling/pool/sluice.yaml";
-const sluiceConfigFile = (dir) => (dir.startsWith("deploy/scaling/") ? POOL_CONFIG : "config/minikube.yaml");
+const sluiceConfigFile = (dir) => (dir.startsWith("deploy/scaling/") ? POOL_CONFIG
+  : dir === "deploy/experiment" ? "deploy/experiment/sluice.yaml" : "config/minikube.yaml");
+
+// The experiment's Sluice runs on a node no backend is pinned to, and keeps backends off it.
+function checkSluiceNode(label, objects) {
+  const pods = podTemplates(objects);
+  const sluice = pods.find((p) => p.id === "Deployment sluice");
+  const node = sluice?.spec.nodeSelector?.["kubernetes.io/hostname"];
+  const backendNodes = pods.filter((p) => p.meta.labels?.["app.kubernetes.io/name"] === "sluice-backend")
+    .map((p) => p.spec.nodeSelector?.["kubernetes.io/hostname"]);
+  check(node !== undefined && !backendNodes.includes(node),
+        `${label}: Sluice pinned to node ${node}, which no backend is pinned to`, backendNodes.join(","));
+  const anti = sluice?.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+  check(anti.some((t) => t.topologyKey === "kubernetes.io/hostname" &&
+                         t.labelSelector?.matchLabels?.["app.kubernetes.io/name"] === "sluice-backend"),
+        `${label}: Sluice's required pod anti-affinity keeps sluice-backend pods off its node`);
+}
 
 function checkSluice(label, objects, configFile) {
   const config = parseYaml(readText(configFile));
@@ -342,6 +363,7 @@ function checkRules(rules, label) {
     check(Boolean(rule.annotations?.summary && rule.annotations?.description), `${what}: summary and description`);
     checkMetricNames(what, rule.expr);
   }
+  checkAlerts(check, label, rules, runbookAnchors(readText("docs/runbook.md")));
   const has = (re) => all.some((r) => r.alert && re.test(r.expr));
   check(has(/sluice_service_queue_length/), `${label}: an alert on the queue growing`);
   check(has(/sluice_backend_up\s*==\s*0/), `${label}: an alert on a backend down`);
@@ -386,6 +408,7 @@ function checkDashboard(file) {
         `${label}: a panel shows queue wait quantiles (histogram_quantile over sluice_service_queue_wait_seconds_bucket)`);
   check(exprs.some((e) => /sum by \(node\)\s*\(sluice_backend_connections_active\b(?!_)/.test(e)),
         `${label}: a panel shows active connections per node`);
+  checkDashboardScope(check, label, d, exprs);
   writeFileSync(path.join(work, "dashboard.rules.yaml"), stringify({ groups: [{ name: "dashboard", rules: records }] }));
 }
 
@@ -432,7 +455,8 @@ check(config.workers === undefined || config.workers === 1,
       String(config.workers));
 
 const subdirs = (dir) => readdirSync(path.join(repo, dir)).sort().map((d) => `${dir}/${d}`);
-const kustomizations = ["deploy/base", ...subdirs("deploy/overlays"), ...subdirs("deploy/scaling")];
+// deploy/grafana is a part of the operator overlay, not a deployment of its own.
+const kustomizations = ["deploy/base", ...subdirs("deploy/overlays"), ...subdirs("deploy/scaling"), "deploy/experiment"];
 const rendered = {};
 const scalingRules = [];  // the autoscalers' PromQL, for promtool
 const scalingContext = { check, repo, selects, podTemplates, rules: scalingRules };
@@ -452,6 +476,7 @@ for (const dir of kustomizations) {
   checkServices(dir, objects);
   checkSluice(dir, objects, sluiceConfigFile(dir));
   if (dir.startsWith("deploy/scaling/")) checkScaling(dir, dir, objects, scalingContext);
+  if (dir === "deploy/experiment") checkSluiceNode(dir, objects);
 }
 writeFileSync(path.join(work, "scaling.rules.yaml"), stringify({ groups: [{ name: "scaling", rules: scalingRules }] }));
 
@@ -459,6 +484,8 @@ section("Prometheus: plain (deploy/overlays/plain-prometheus)");
 const plainDir = "deploy/overlays/plain-prometheus";
 const plainRules = parseYaml(readText(`${plainDir}/sluice-rules.yaml`));
 checkRules(plainRules, `${plainDir}/sluice-rules.yaml`);
+const ruleTests = `${plainDir}/sluice-rules.test.yaml`;
+for (const series of new Set(testSeriesNames(parseYaml(readText(ruleTests))))) checkMetricNames(`${ruleTests}: input series`, series);
 const plain = rendered[plainDir] ?? [];
 const promCm = plain.find((o) => o.kind === "ConfigMap" && o.metadata.name === "prometheus-config");
 if (check(promCm !== undefined, `${plainDir}: ConfigMap prometheus-config`)) {
@@ -483,6 +510,7 @@ if (check(promCm !== undefined, `${plainDir}: ConfigMap prometheus-config`)) {
   const keeps = promConfig.scrape_configs.flatMap((s) => s.relabel_configs ?? [])
     .some((r) => r.action === "keep" && r.source_labels?.includes("__meta_kubernetes_pod_annotation_prometheus_io_scrape"));
   check(keeps, `${plainDir}: prometheus.yml keeps only pods annotated prometheus.io/scrape`);
+  checkPlainLabels(check, plainDir, promConfig);
   check((promConfig.rule_files ?? []).every((f) => f in promCm.data), `${plainDir}: rule files are in the ConfigMap`);
   const prom = plain.find((o) => o.kind === "Deployment" && o.metadata.name === "prometheus");
   const sa = prom?.spec.template.spec.serviceAccountName;
@@ -512,6 +540,7 @@ if (check(monitor !== undefined && admin !== undefined, `${opDir}: ServiceMonito
   check(monitor.spec.namespaceSelector?.matchNames?.includes(NAMESPACE), `${opDir}: ServiceMonitor watches namespace ${NAMESPACE}`);
   check(monitor.spec.endpoints.every((e) => admin.spec.ports.some((p) => p.name === e.port) && e.path === "/metrics"),
         `${opDir}: ServiceMonitor scrapes /metrics on the admin port`);
+  checkOperator(check, opDir, op, { monitor, admin, dashboardText: readText("deploy/grafana/sluice-dashboard.json") });
 }
 
 section("Grafana dashboard");

@@ -13,6 +13,7 @@
 #include "sluice/config/duration.hpp"
 #include "sluice/config/status_range.hpp"
 #include "sluice/net/endpoint.hpp"
+#include "sluice/net/proxy_protocol.hpp"
 
 namespace sluice {
 
@@ -30,6 +31,7 @@ struct BackendConfig {
   std::string node;              // the Kubernetes node this backend is pinned to ("" if unset)
   std::uint32_t weight = 1;      // 1..1000
   std::uint32_t max_connections = 0;  // slots: connections served at once; 0 = unlimited
+  ProxyVersion send_proxy = ProxyVersion::off;  // its own `send_proxy`, else its set's, else the service's
 
   bool operator==(const BackendConfig&) const = default;
 };
@@ -43,6 +45,7 @@ struct BackendSetConfig {
   std::string node;                   // every member's node label ("" if unset)
   std::uint32_t weight = 1;           // 1..1000
   std::uint32_t max_connections = 0;  // each member's slots; 0 = unlimited
+  ProxyVersion send_proxy = ProxyVersion::off;  // every member's; the service's unless the set says
 
   bool operator==(const BackendSetConfig&) const = default;
 };
@@ -110,6 +113,7 @@ struct ServiceConfig {
   Millis connect_timeout{2000};
   std::uint32_t retries = 2;     // further backends tried after a failed connect
   Millis resolve_interval{10000};  // backend host names are resolved again this often
+  ProxyVersion send_proxy = ProxyVersion::off;  // a PROXY header first on every backend connection
   QueueConfig queue;
   HealthCheckConfig health_check;
   std::vector<BackendConfig> backends;
@@ -149,6 +153,8 @@ struct ListenerConfig {
   bool splice = true;                  // bulk transfers zero-copy with splice(2); false: read/write only
   ListenerMode mode = ListenerMode::tcp;
   HttpConfig http;                     // a copy of the top-level `http` section (used in http mode)
+  bool accept_proxy = false;           // clients' first bytes are a PROXY header (v1 or v2), else closed
+  Millis accept_proxy_timeout{5000};   // the whole header must arrive within this
 
   bool operator==(const ListenerConfig&) const = default;
 };

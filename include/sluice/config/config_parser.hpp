@@ -39,10 +39,11 @@ class ConfigParser {
   // `scaled_slots`: the max_connections of what scaling adds (the sets' members, else the fixed backends).
   ScalingConfig parse_scaling(const YAML::Node& map, const std::string& service_context,  // scaling_section.cpp
                               const std::vector<std::uint32_t>& scaled_slots);
+  // `inherited`: the service's send_proxy, which a backend or set takes unless it has its own.
   BackendConfig parse_backend(const YAML::Node& map, std::string context, const std::string& service_context,
-                              UniqueNames& backend_names);
+                              UniqueNames& backend_names, ProxyVersion inherited);
   BackendSetConfig parse_backend_set(const YAML::Node& map, std::string context, const std::string& service_context,
-                                     UniqueNames& backend_names);
+                                     UniqueNames& backend_names, ProxyVersion inherited);
   void check_service_references();
 
   Diagnostics& diag_;

@@ -19,9 +19,11 @@ enum class RejectReason : std::uint8_t {
   queue_timeout,
   abandoned,     // the client left while queued
   accept_error,  // accept(2) failed; out of descriptors, each pending client closed unaccepted
+  bad_proxy_header,  // accept_proxy: no valid PROXY header first, or not within accept_proxy_timeout
 };
-inline constexpr std::array<const char*, 7> kRejectReasonNames = {
-    "max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned", "accept_error"};
+inline constexpr std::array<const char*, 8> kRejectReasonNames = {
+    "max_connections", "not_allowed", "no_backend", "queue_full", "queue_timeout", "abandoned", "accept_error",
+    "bad_proxy_header"};
 
 /// Why `mode: http` answered a request itself (label `reason` of sluice_http_errors_total).
 enum class HttpError : std::uint8_t {

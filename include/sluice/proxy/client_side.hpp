@@ -27,6 +27,11 @@ class ClientSide {
   /// The client's address (AF_INET or AF_INET6), asked of the socket on first use: most sessions
   /// never need it, and getpeername is a syscall each.
   const sockaddr* address() const;
+  /// The address the client connected to (a listener's local address), asked on first use.
+  const sockaddr* local_address() const;
+  /// `accept_proxy`: the addresses a front load balancer's PROXY header gave, which stand for the
+  /// socket's from now on (allow list, access log, X-Forwarded-For, send_proxy).
+  void set_addresses(const sockaddr_storage& client, const sockaddr_storage& local);
 
   /// While the client is queued and not read (after its EOF, or paused at the watermark): a reset
   /// still wakes `on_event` (data = `owner`), even when descriptors run short.
@@ -43,6 +48,7 @@ class ClientSide {
   uv_tcp_t socket_{};
   bool open_ = false;
   mutable sockaddr_in6 address_{};  // large enough for IPv4 too; AF_UNSPEC until asked
+  mutable sockaddr_in6 local_address_{};
   SocketWatch reset_watch_;
 };
 

@@ -51,6 +51,10 @@ class HttpSession final : public LoopSession, private BackendConnection::User {
   static HttpSession* accept(Listener& listener, int client_fd);
 
   const sockaddr* client_address() const { return client_.address(); }
+  /// accept_proxy: the client and the address it connected to, as the PROXY header gave them.
+  void use_proxied_addresses(const sockaddr_storage& client, const sockaddr_storage& local) {
+    client_.set_addresses(client, local);
+  }
   /// Starts reading the first request.
   void start();
   /// Closes an accepted client that the listener does not admit (an access line without a request).

@@ -41,6 +41,10 @@ class Session final : public LoopSession, public Waiter, private MoverEvents, pr
 
   /// The client's address (AF_INET or AF_INET6), asked at accept only when the access log is on.
   const sockaddr* client_address() const { return client_.address(); }
+  /// accept_proxy: the client and the address it connected to, as the PROXY header gave them.
+  void use_proxied_addresses(const sockaddr_storage& client, const sockaddr_storage& local) {
+    client_.set_addresses(client, local);
+  }
 
   /// Asks the service for a backend (waiting in its queue if need be) and starts proxying.
   void start();
@@ -75,6 +79,9 @@ class Session final : public LoopSession, public Waiter, private MoverEvents, pr
   void connect_to(Backend& backend);
   void on_connected();
   void on_connect_failed(const char* error);
+  /// send_proxy: the PROXY header, first on the backend connection. False: it could not be, and
+  /// the session is closing.
+  bool send_proxy_header();
   void on_timer();
   void arm_timer(std::uint64_t timeout_ms);
   void stop_timer();

@@ -14,13 +14,14 @@
 #include "sluice/config/config.hpp"
 #include "sluice/metrics/stats.hpp"
 #include "sluice/uv/handle.hpp"
+#include "sluice/worker/proxy_header_wait.hpp"
 
 namespace sluice {
 
 class Service;
 struct LoopResources;
 
-class Listener {
+class Listener final : private ProxyHeaderWait::Events {
  public:
   Listener(LoopResources& resources, ListenerConfig config, Service& service);
   ~Listener() { stop_accepting(); }
@@ -66,9 +67,15 @@ class Listener {
  private:
   void on_readable();
   void on_connection(int client_fd);
+  /// A client of an accept_proxy listener: its session starts once its PROXY header is read.
+  void await_proxy_header(int client_fd);
+  void proxy_header_received(ProxyHeaderWait& wait, int fd, const proxy_protocol::Parsed& header) override;
+  void proxy_header_failed(ProxyHeaderWait& wait, int fd, const char* why) override;
+  /// Makes the session for `client_fd`; `header`: the addresses a PROXY header gave (or nullptr).
+  void open_session(int client_fd, const proxy_protocol::Parsed* header);
   /// Checks a new session's client (max_connections, descriptors, allow list) and starts it.
   template <class SessionType>
-  void admit(SessionType* session, int client_fd);
+  void admit(SessionType* session, int client_fd, const proxy_protocol::Parsed* header);
   void drop_pending_clients(int error);
   bool is_allowed(const sockaddr* client) const;
   void log_accept_error(const char* error);
@@ -83,6 +90,7 @@ class Listener {
   ListenerStats stats_;
   std::uint64_t accept_errors_ = 0;
   std::function<void()> session_closed_hook_;
+  ProxyHeaderWait::List header_waits_;  // accept_proxy: clients whose header is still to come
 };
 
 }  // namespace sluice
