@@ -222,12 +222,13 @@ services:
 EOF
 containers+=(sluice-image-test)
 podman run -d --name sluice-image-test "${restricted[@]}" -v "$work/config:/etc/sluice:ro" "$image" > /dev/null
-address_of() {  # the address= of the first matching log line (port 0 was configured)
-  podman logs sluice-image-test 2>&1 | grep "$1" | grep -o 'address=[0-9.]*:[0-9]*' | head -1 | cut -d= -f2
+address_of() {  # the address of the first matching JSON log line: a field, or address= in a message
+  podman logs sluice-image-test 2>&1 | grep "$1" | grep -oE '("address":"|address=)[0-9.]+:[0-9]+' | head -1 |
+    sed -E 's/^("address":"|address=)//'
 }
 wait_for 10 sh -c "podman logs sluice-image-test 2>&1 | grep -q 'admin listening'" ||
   { podman logs sluice-image-test; die "sluice did not start"; }
-listener=$(address_of "listening listener=web")
+listener=$(address_of '"event":"listening","listener":"web"')
 admin=$(address_of "admin listening")
 log "sluice in the image: listener $listener, admin $admin (config mounted at /etc/sluice, read-only root)"
 
@@ -252,11 +253,12 @@ fi
 log "/metrics: $(grep -c '^# TYPE' "$work/metrics.txt") families, 2 connections to each backend$promtool_note"
 podman logs sluice-image-test > "$work/stdout.log" 2> "$work/stderr.log"
 [ ! -s "$work/stderr.log" ] || { cat "$work/stderr.log"; die "sluice wrote to stderr"; }
-# Every line one JSON object; the access log: one line per connection, with its backend.
+# Every line one JSON object with the common fields; the access log: one line per connection, with its backend.
 access_lines=$(python3 -c '
 import json, sys
 lines = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print(sum(1 for r in lines if "backend" in r and "end" in r))' "$work/stdout.log") ||
+assert all(isinstance(r.get(k), str) for r in lines for k in ("time", "level", "event")), "a line lacks time, level or event"
+print(sum(1 for r in lines if r["event"] == "access" and r.get("backend")))' "$work/stdout.log") ||
   die "logs on stdout are not all JSON lines"
 [ "$access_lines" -eq 4 ] || die "expected 4 access-log lines on stdout, found $access_lines"
 log "logs: JSON lines on stdout, one access-log line per connection ($access_lines)"

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/log/log_event.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 
 namespace sluice {
@@ -100,7 +101,7 @@ void Service::release(Backend& backend, std::uint64_t now_ns, const Waiter* hold
     rc = uv_idle_start(dispatch_turn_.get(), [](uv_idle_t* idle) { owner<Service>(idle)->dispatch_released(); });
   }
   if (rc != 0) {
-    spdlog::warn("service={} dispatch turn not scheduled ({}): dispatching now", name(), uv_err_name(rc));
+    log_event(spdlog::level::warn, "dispatch_not_scheduled", {{"service", name()}, {"error", uv_err_name(rc)}});
     dispatch_turn_.close();
     after_release(now_ns, &backend);
   }
@@ -152,8 +153,8 @@ bool Service::address_resolved(Backend& backend, const sockaddr_storage& address
                                std::uint64_t now_ns) {
   if (backend.resolve_failing) {
     backend.resolve_failing = false;
-    spdlog::info("backend_resolve_recovered service={} backend={} name={}", name(), backend.config.name,
-                 backend.config.address.to_string());
+    log_event(spdlog::level::info, "backend_resolve_recovered",
+              {{"service", name()}, {"backend", backend.config.name}, {"name", backend.config.address.to_string()}});
   }
   const bool first = !backend.has_address;
   if (!first && same_address(backend.address, address)) return false;
@@ -161,8 +162,12 @@ bool Service::address_resolved(Backend& backend, const sockaddr_storage& address
   backend.has_address = true;
   backend.address = address;
   backend.address_text = text_of(address);
-  spdlog::info("backend_address service={} backend={} name={} from={} to={}", name(), backend.config.name,
-               backend.config.address.to_string(), previous, backend.address_text);
+  log_event(spdlog::level::info, "backend_address",
+            {{"service", name()},
+             {"backend", backend.config.name},
+             {"name", backend.config.address.to_string()},
+             {"from", previous},
+             {"to", backend.address_text}});
   if (first) {
     const bool up_now = at_start || !config_.health_check.enabled;
     backend.health.reset(up_now);
@@ -181,9 +186,12 @@ void Service::resolve_failed(Backend& backend, std::string_view error, std::uint
   if (!backend.has_address) backend.state_reason = "name not resolved: " + std::string(error);
   if (backend.resolve_failing) return;
   backend.resolve_failing = true;
-  spdlog::warn("backend_resolve_failed service={} backend={} name={} error=\"{}\" keeping={}", name(),
-               backend.config.name, backend.config.address.to_string(), error,
-               backend.has_address ? backend.address_text : "none");
+  log_event(spdlog::level::warn, "backend_resolve_failed",
+            {{"service", name()},
+             {"backend", backend.config.name},
+             {"name", backend.config.address.to_string()},
+             {"error", error},
+             {"keeping", backend.has_address ? backend.address_text : "none"}});
 }
 
 void Service::record_health(Backend& backend, HealthEvidence evidence, std::string_view detail,
@@ -270,9 +278,12 @@ void Service::set_state(Backend& backend, bool up, std::string reason, std::uint
   backend.up = up;
   backend.state_since_ns = now_ns;
   if (counted) ++backend.stats.state_changes_total;
-  spdlog::log(up ? spdlog::level::info : spdlog::level::warn,
-              "backend_state service={} backend={} node={} state={} reason=\"{}\"", name(), backend.config.name,
-              backend.config.node.empty() ? "-" : backend.config.node, up ? "up" : "down", backend.state_reason);
+  log_event(up ? spdlog::level::info : spdlog::level::warn, "backend_state",
+            {{"service", name()},
+             {"backend", backend.config.name},
+             {"node", LogValue::text_or_null(backend.config.node)},
+             {"state", up ? "up" : "down"},
+             {"reason", backend.state_reason}});
   move_waiters(backend, now_ns);
 }
 

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/balancing/service.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 
 namespace sluice {
@@ -66,8 +67,8 @@ Service::SetChange Service::resolve_set(std::size_t index, const std::vector<soc
   set.answered = true;
   if (set.resolve_failing) {
     set.resolve_failing = false;
-    spdlog::info("backend_set_resolve_recovered service={} set={} name={}", name(), set.config.name,
-                 set.config.address.to_string());
+    log_event(spdlog::level::info, "backend_set_resolve_recovered",
+              {{"service", name()}, {"set", set.config.name}, {"name", set.config.address.to_string()}});
   }
   // The first max_backends addresses, in the answer's stable order, are the members.
   const std::size_t kept = std::min<std::size_t>(addresses.size(), set.config.max_backends);
@@ -93,8 +94,8 @@ Service::SetChange Service::resolve_set(std::size_t index, const std::vector<soc
     }
     change.added.push_back(member);
     const bool up_now = at_start || !config_.health_check.enabled;
-    spdlog::info("backend_joined service={} set={} backend={} state={}", name(), set.config.name,
-                 member->config.name, up_now ? "up" : "down");
+    log_event(spdlog::level::info, "backend_joined",
+              {{"service", name()}, {"set", set.config.name}, {"backend", member->config.name}, {"state", up_now ? "up" : "down"}});
     if (up_now) {
       member->health.reset(true);
       set_state(*member, true, at_start ? "in the set's first answer" : "joined the set", now_ns,
@@ -110,9 +111,13 @@ Service::SetChange Service::resolve_set(std::size_t index, const std::vector<soc
     drain(backend, now_ns);
   }
   if (addresses.size() - kept != set.refused) {
-    spdlog::warn("backend_set_refused service={} set={} name={} addresses={} max_backends={} refused={}", name(),
-                 set.config.name, set.config.address.to_string(), addresses.size(), set.config.max_backends,
-                 addresses.size() - kept);
+    log_event(spdlog::level::warn, "backend_set_refused",
+              {{"service", name()},
+               {"set", set.config.name},
+               {"name", set.config.address.to_string()},
+               {"addresses", addresses.size()},
+               {"max_backends", set.config.max_backends},
+               {"refused", addresses.size() - kept}});
   }
   set.refused = addresses.size() - kept;
   set.refused_total += set.refused;  // per answer: its rate says how many addresses the bound leaves out
@@ -127,8 +132,12 @@ void Service::set_resolve_failed(std::size_t index, std::string_view error) {
   ++set.resolve_failures_total;
   if (set.resolve_failing) return;
   set.resolve_failing = true;
-  spdlog::warn("backend_set_resolve_failed service={} set={} name={} error=\"{}\" keeping={} members", name(),
-               set.config.name, set.config.address.to_string(), error, set.size);
+  log_event(spdlog::level::warn, "backend_set_resolve_failed",
+            {{"service", name()},
+             {"set", set.config.name},
+             {"name", set.config.address.to_string()},
+             {"error", error},
+             {"keeping_members", set.size}});
 }
 
 void Service::drain(Backend& backend, std::uint64_t now_ns) {
@@ -137,8 +146,8 @@ void Service::drain(Backend& backend, std::uint64_t now_ns) {
   backend.report_passes = false;
   backend.state_reason = "draining: its address left the records of " + config_.name + "'s set " + backend.set;
   // The monitor's decision is logged once, by the authority; a worker's follower logs it at debug.
-  spdlog::log(report_ ? spdlog::level::debug : spdlog::level::info, "backend_draining service={} set={} backend={} active={}",
-              name(), backend.set, backend.config.name, backend.active_connections());
+  log_event(report_ ? spdlog::level::debug : spdlog::level::info, "backend_draining",
+            {{"service", name()}, {"set", backend.set}, {"backend", backend.config.name}, {"active", backend.active_connections()}});
   if (backend.up) {
     backend.up = false;
     backend.state_since_ns = now_ns;
@@ -153,8 +162,8 @@ void Service::remove_drained() {
     if (!backend.draining || backend.removed || backend.active_connections() != 0) continue;
     backend.removed = true;
     // Logged at info by each worker, once its last session on it ended; the authority holds none.
-    spdlog::log(report_ ? spdlog::level::info : spdlog::level::debug, "backend_removed service={} set={} backend={}",
-                name(), backend.set, backend.config.name);
+    log_event(report_ ? spdlog::level::info : spdlog::level::debug, "backend_removed",
+              {{"service", name()}, {"set", backend.set}, {"backend", backend.config.name}});
   }
 }
 
@@ -170,7 +179,7 @@ void Service::follow_view(const BackendView& view, bool may_add, std::uint64_t n
     backend = &new_member(set, view.address, now_ns);
   } else if (backend->draining) {
     backend->draining = false;
-    spdlog::debug("backend_revived service={} backend={}", name(), backend->config.name);
+    log_event(spdlog::level::debug, "backend_revived", {{"service", name()}, {"backend", backend->config.name}});
   }
   apply_view(*backend, view, now_ns);
 }

@@ -14,6 +14,7 @@
 #include "sluice/control/background_thread.hpp"
 #include "sluice/control/deadline.hpp"
 #include "sluice/control/service_manager.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/log/logging.hpp"
 
 namespace sluice {
@@ -110,7 +111,7 @@ int Daemon::run() {
     if (reports != 0) spdlog::error("suppressed log lines reported only at exit: {}", uv_err_name(reports));
     notify_service_manager("READY=1");  // listeners bound, admin up, workers running (Type=notify)
   } else {
-    if (!why.empty()) spdlog::error("{}", why);
+    if (!why.empty()) spdlog::error("start: {}", why);
     close_control_handles();
   }
   // Non-zero only after uv_stop(), which nothing calls: every handle is closed by then.
@@ -215,29 +216,45 @@ bool Daemon::start_admin() {
 void Daemon::log_listeners() const {
   for (std::size_t i = 0; i < config_.listeners.size() && i < bound_addresses_.size(); ++i) {
     const ListenerConfig& listener = config_.listeners[i];
-    spdlog::info("listening listener={} address={} service={} workers={}", listener.name, bound_addresses_[i],
-                 listener.service, workers_.size());
+    log_event(spdlog::level::info, "listening",
+              {{"listener", listener.name},
+               {"address", bound_addresses_[i]},
+               {"service", listener.service},
+               {"workers", workers_.size()}});
   }
 }
 
 void Daemon::log_summary() const {
   for (const ServiceConfig& service : config_.services) {
-    spdlog::info(
-        "service {} policy={} backends={} connect_timeout_ms={} retries={} queue_mode={} "
-        "queue_max_length={} queue_timeout_ms={} resolve_interval_ms={} health_check={}",
-        service.name, to_string(service.policy), service.backends.size(), service.connect_timeout.count(),
-        service.retries, service.queue.mode == QueueMode::shared ? "shared" : "per_backend",
-        service.queue.max_length, service.queue.timeout.count(), service.resolve_interval.count(),
-        health_check_summary(service.health_check));
+    log_event(spdlog::level::info, "service",
+              {{"service", service.name},
+               {"policy", to_string(service.policy)},
+               {"backends", service.backends.size()},
+               {"connect_timeout_ms", service.connect_timeout.count()},
+               {"retries", service.retries},
+               {"queue_mode", service.queue.mode == QueueMode::shared ? "shared" : "per_backend"},
+               {"queue_max_length", service.queue.max_length},
+               {"queue_timeout_ms", service.queue.timeout.count()},
+               {"resolve_interval_ms", service.resolve_interval.count()},
+               {"health_check", health_check_summary(service.health_check)}});
     for (const BackendConfig& backend : service.backends) {
-      spdlog::info("  backend {} address={} node={} weight={} max_connections={}", backend.name,
-                   backend.address.to_string(), backend.node.empty() ? "-" : backend.node, backend.weight,
-                   backend.max_connections);
+      log_event(spdlog::level::info, "backend",
+                {{"service", service.name},
+                 {"backend", backend.name},
+                 {"address", backend.address.to_string()},
+                 {"node", LogValue::text_or_null(backend.node)},
+                 {"weight", backend.weight},
+                 {"max_connections", backend.max_connections}});
     }
     for (const BackendSetConfig& set : service.backend_sets) {
-      spdlog::info("  backend_set {} address={} max_backends={} node={} weight={} max_connections={}", set.name,
-                   set.address.to_string(), set.max_backends, set.node.empty() ? "-" : set.node, set.weight,
-                   set.max_connections);
+      log_event(spdlog::level::info, "backend_set",
+                {{"service", service.name},
+                 {"set", set.name},
+                 {"address", set.address.to_string()},
+                 {"max_backends", set.max_backends},
+                 {"node", LogValue::text_or_null(set.node)},
+                 {"weight", set.weight},
+                 {"max_connections", set.max_connections}});
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <ares.h>
 #include <spdlog/spdlog.h>
 
+#include "sluice/log/log_event.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 
 namespace sluice {
@@ -73,7 +74,7 @@ DnsClient::DnsClient(uv_loop_t* loop, const DnsConfig& config) : loop_(loop), ti
   if (!init_error_.empty()) {
     spdlog::error("dns: {}", init_error_);
   } else {
-    spdlog::info("dns servers={} timeout={}ms", servers_text_, timeout_.count());
+    log_event(spdlog::level::info, "dns", {{"servers", servers_text_}, {"timeout_ms", timeout_.count()}});
   }
 }
 

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/health/http_check.hpp"
+#include "sluice/log/log_event.hpp"
 
 namespace sluice {
 
@@ -50,7 +51,7 @@ HealthChecker::HealthChecker(uv_loop_t* loop, Millis interval, Millis timeout, A
       http_(std::move(http)) {
   int rc = interval_timer_.init(loop_, this, uv_timer_init);
   if (rc == 0) rc = timeout_timer_.init(loop_, this, uv_timer_init);
-  if (rc != 0) spdlog::error("health_check_not_started error={}", uv_err_name(rc));
+  if (rc != 0) log_event(spdlog::level::err, "health_check_not_started", {{"error", uv_err_name(rc)}});
 }
 
 void HealthChecker::start(Millis first_delay) {
@@ -59,7 +60,7 @@ void HealthChecker::start(Millis first_delay) {
   const int rc = uv_timer_start(
       interval_timer_.get(), [](uv_timer_t* timer) { owner<HealthChecker>(timer)->begin_check(); },
       static_cast<std::uint64_t>(first_delay.count()), every);
-  if (rc != 0) spdlog::error("health_check_not_started error={}", uv_err_name(rc));
+  if (rc != 0) log_event(spdlog::level::err, "health_check_not_started", {{"error", uv_err_name(rc)}});
 }
 
 void HealthChecker::stop() {
@@ -175,7 +176,9 @@ void HealthChecker::on_timeout() {
 
 void HealthChecker::finish_check(bool passed, std::string_view error) {
   if (timeout_timer_) {
-    if (const int rc = uv_timer_stop(timeout_timer_.get()); rc != 0) spdlog::error("health_check_timer error={}", uv_err_name(rc));
+    if (const int rc = uv_timer_stop(timeout_timer_.get()); rc != 0) {
+      log_event(spdlog::level::err, "health_check_timer", {{"error", uv_err_name(rc)}});
+    }
   }
   abandon_probe();
   report_(passed, error);

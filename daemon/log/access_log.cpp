@@ -1,11 +1,12 @@
 #include "sluice/log/access_log.hpp"
 
-#include <chrono>
-#include <cmath>
 #include <cstdio>
+#include <iterator>
 
-#include <nlohmann/json.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "sluice/log/json_text.hpp"
 
 namespace sluice {
 
@@ -18,8 +19,65 @@ std::string seconds_text(double seconds) {
   return buffer;
 }
 
-std::string json_text(const nlohmann::ordered_json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+// Appends `,"key":` (no comma before the first member).
+void append_key(std::string& out, std::string_view key) {
+  if (!out.empty()) out += ',';
+  out += '"';
+  out += key;  // a fixed name: nothing to escape
+  out += "\":";
+}
+
+void append_string(std::string& out, std::string_view key, std::string_view value) {
+  append_key(out, key);
+  append_json_string(out, value);
+}
+
+// A name or word that may be absent ("" or "-"): null then.
+void append_optional(std::string& out, std::string_view key, std::string_view value) {
+  if (value.empty() || value == "-") {
+    append_key(out, key);
+    out += "null";
+  } else {
+    append_string(out, key, value);
+  }
+}
+
+// Seconds to the microsecond, as the text format writes them; a step never taken is null.
+void append_seconds(std::string& out, std::string_view key, double seconds) {
+  append_key(out, key);
+  if (seconds < 0) {
+    out += "null";
+  } else {
+    fmt::format_to(std::back_inserter(out), "{:.6f}", seconds);
+  }
+}
+
+void append_number(std::string& out, std::string_view key, std::uint64_t number) {
+  append_key(out, key);
+  fmt::format_to(std::back_inserter(out), "{}", number);
+}
+
+// The access line's members after time, level and event (the formatter writes those).
+std::string json_members(const AccessRecord& r) {
+  std::string out;
+  out.reserve(384);
+  append_string(out, "client", r.client);
+  append_string(out, "listener", r.listener);
+  append_string(out, "service", r.service);
+  append_optional(out, "backend", r.backend);
+  append_optional(out, "node", r.node);
+  append_seconds(out, "queue_wait_seconds", r.queue_wait_seconds);
+  append_seconds(out, "connect_seconds", r.connect_seconds);
+  append_seconds(out, "duration_seconds", r.duration_seconds);
+  append_number(out, "bytes_from_client", r.bytes_from_client);
+  append_number(out, "bytes_from_backend", r.bytes_from_backend);
+  append_string(out, "end", r.end_reason);
+  if (r.http) {
+    append_optional(out, "method", r.method);
+    append_optional(out, "path", r.path);
+    append_number(out, "status", static_cast<std::uint64_t>(r.status));
+  }
+  return out;
 }
 
 }  // namespace
@@ -29,33 +87,8 @@ void log_access(const AccessRecord& r) {
   spdlog::logger* logger = access_logger();
   if (logger == nullptr) return;
   if (log_format() == LogFormat::json) {
-    // Seconds to the microsecond, as the text format writes them; a step never taken is null.
-    auto number = [](double seconds) -> nlohmann::ordered_json {
-      if (seconds < 0) return nullptr;
-      return std::round(seconds * 1e6) / 1e6;
-    };
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    nlohmann::ordered_json line;
-    line["time"] = static_cast<double>(micros) / 1e6;
-    line["client"] = r.client;
-    line["listener"] = r.listener;
-    line["service"] = r.service;
-    line["backend"] = r.backend;
-    line["node"] = r.node;
-    line["queue_wait_seconds"] = number(r.queue_wait_seconds);
-    line["connect_seconds"] = number(r.connect_seconds);
-    line["duration_seconds"] = number(r.duration_seconds);
-    line["bytes_from_client"] = r.bytes_from_client;
-    line["bytes_from_backend"] = r.bytes_from_backend;
-    line["end"] = r.end_reason;
-    if (r.http) {
-      line["method"] = r.method;
-      line["path"] = r.path;
-      line["status"] = r.status;
-    }
-    logger->info("{}", json_text(line));
+    const std::string members = json_members(r);
+    logger->info(spdlog::string_view_t(members.data(), members.size()));
     return;
   }
   if (r.http) {
@@ -73,11 +106,6 @@ void log_access(const AccessRecord& r) {
       r.node.empty() ? "-" : r.node, seconds_text(r.queue_wait_seconds),
       seconds_text(r.connect_seconds), seconds_text(r.duration_seconds), r.bytes_from_client,
       r.bytes_from_backend, r.end_reason);
-}
-
-std::string json_escape(std::string_view text) {
-  const std::string quoted = json_text(std::string(text));
-  return quoted.substr(1, quoted.size() - 2);
 }
 
 }  // namespace sluice

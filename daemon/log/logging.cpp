@@ -8,13 +8,14 @@
 #include <mutex>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "sluice/log/log_event.hpp"
+#include "sluice/log/log_line_json.hpp"
 #include "sluice/log/rate_limiter.hpp"
 
 namespace sluice {
@@ -28,30 +29,33 @@ constexpr std::size_t kQueueLines = 8192;
 // The warnings a flood of clients or a dead backend repeats: limited per key, the key being the
 // event and the names of what it is about (not the address, error or attempt, which vary).
 constexpr std::array<std::string_view, 5> kLimitedEvents = {"connect_failed ", "connect_local_error ", "accept_error ",
-                                                            "accept failed ", "bad_proxy_header "};
-constexpr std::array<std::string_view, 3> kKeyFields = {" service=", " backend=", " listener="};
+                                                            "accept_failed ", "bad_proxy_header "};
+constexpr std::array<std::string_view, 3> kKeyFields = {"service", "backend", "listener"};
 
-// "%j": the log message as a JSON string (quoted; invalid UTF-8 replaced), so format: json stays
-// valid JSON whatever an error text contains.
-class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+// "%j": an application line's JSON members after time and level (log_line_json.hpp), so that
+// format: json stays valid JSON whatever a line holds.
+class JsonLineFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
-    const std::string text = nlohmann::json(std::string(msg.payload.data(), msg.payload.size()))
-                                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    dest.append(text.data(), text.data() + text.size());
+    std::string members;
+    append_line_json_members(members, std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(members.data(), members.data() + members.size());
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonLineFlag>(); }
 };
 
 std::unique_ptr<spdlog::formatter> make_formatter(LogFormat format, bool access) {
-  auto formatter = std::make_unique<spdlog::pattern_formatter>();
   if (format == LogFormat::json) {
-    // Access lines are whole JSON objects already; other lines are wrapped in one.
-    formatter->add_flag<JsonMessageFlag>('j').set_pattern(
-        access ? "%v" : R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","message":%j})");
-  } else {
-    formatter->set_pattern(access ? "%Y-%m-%dT%H:%M:%S.%e%z access %v" : "%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+    // One schema for both kinds: time (UTC, microseconds), level, event, then the fields. Access
+    // lines come with their fields already written as JSON members (access_log.cpp).
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    constexpr std::string_view common = R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",)";
+    formatter->add_flag<JsonLineFlag>('j').set_pattern(std::string(common) +
+                                                       (access ? R"("event":"access",%v})" : "%j}"));
+    return formatter;
   }
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->set_pattern(access ? "%Y-%m-%dT%H:%M:%S.%e%z access %v" : "%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   return formatter;
 }
 
@@ -64,10 +68,12 @@ std::string limit_key(spdlog::level::level_enum level, std::string_view text) {
   }
   if (key.empty()) return key;
   for (std::string_view field : kKeyFields) {
-    const auto at = text.find(field);
-    if (at == std::string_view::npos) continue;
-    const auto end = text.find(' ', at + 1);
-    key += text.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    const std::string_view value = find_field(text, field);
+    if (value.empty()) continue;
+    key += ' ';
+    key += field;
+    key += '=';
+    key += value;
   }
   return key;
 }
@@ -118,8 +124,8 @@ class LimitingLogger final : public spdlog::logger {
 
  private:
   void write_suppressed(spdlog::level::level_enum level, const std::string& key, std::uint64_t lines) {
-    const std::string quoted = nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    target()->log(level, "log_suppressed lines={} key={} (at most one line per key per second)", lines, quoted);
+    const std::string text = event_text("log_suppressed", {{"lines", lines}, {"key", key}});
+    target()->log(level, spdlog::string_view_t(text.data(), text.size()));
   }
 
   std::atomic<spdlog::logger*> target_;

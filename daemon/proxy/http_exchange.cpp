@@ -12,6 +12,7 @@
 #include "sluice/balancing/backend.hpp"
 #include "sluice/balancing/service.hpp"
 #include "sluice/log/access_log.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 #include "sluice/proxy/http_session.hpp"
 #include "sluice/proxy/mover.hpp"
@@ -174,7 +175,8 @@ void HttpExchange::pump_response() {
     if (front) session_.flush_client();  // the head and the body bytes parsed with it in one write
     if (state_ != State::exchanging) return;  // the write failed at once
     if (fed.stop == http::Stop::error) {
-      spdlog::debug("bad_response service={} error={}", session_.service_.name(), response_parser_->error().reason);
+      log_event(spdlog::level::debug, "bad_response",
+                {{"service", session_.service_.name()}, {"error", response_parser_->error().reason}});
       backend_failed("bad_response");
       return;
     }

@@ -7,6 +7,7 @@
 
 #include "sluice/balancing/backend.hpp"
 #include "sluice/balancing/service.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/proxy/backend_side.hpp"
 #include "sluice/proxy/http_exchange.hpp"
 #include "sluice/proxy/http_session.hpp"
@@ -63,8 +64,12 @@ void HttpExchange::connect_failed(const char* error) {
   Backend& backend = *slot_;
   Service& service = session_.service_;
   session_.stats_.connect_failed(backend);
-  spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service.name(),
-               backend.config.name, backend.address_text, error, attempts_);
+  log_event(spdlog::level::warn, "connect_failed",
+            {{"service", service.name()},
+             {"backend", backend.config.name},
+             {"address", backend.address_text},
+             {"error", error},
+             {"attempt", attempts_}});
   service.mark_tried(tried_, backend);
   service.client_connect(backend, /*passed=*/false, error, uv_hrtime());
   drop_connection(false);
@@ -81,8 +86,8 @@ void HttpExchange::connect_failed(const char* error) {
 void HttpExchange::connect_local_error(int error) {
   // The proxy could not open a socket: counted against the listener, never the backend, as a TCP
   // session does.
-  spdlog::warn("connect_local_error service={} backend={} error={}", session_.service_.name(), slot_->config.name,
-               uv_err_name(error));
+  log_event(spdlog::level::warn, "connect_local_error",
+            {{"service", session_.service_.name()}, {"backend", slot_->config.name}, {"error", uv_err_name(error)}});
   release_slot();
   session_.stats_.rejected(RejectReason::max_connections);
   answer_error(HttpError::local_error, 503, "local_error", false);
@@ -199,12 +204,13 @@ void HttpExchange::backend_failed(const char* why) {
   if (retry_safe) {
     // The backend had closed the pooled connection before our request reached it.
     retried_ = true;
-    spdlog::debug("retry service={} backend={} reason={}", session_.service_.name(), slot_->config.name, why);
+    log_event(spdlog::level::debug, "retry",
+              {{"service", session_.service_.name()}, {"backend", slot_->config.name}, {"reason", why}});
     connect_new(*slot_);
     return;
   }
-  spdlog::debug("backend_failed service={} reason={} response_started={}", session_.service_.name(), why,
-                response_started_);
+  log_event(spdlog::level::debug, "backend_failed",
+            {{"service", session_.service_.name()}, {"reason", why}, {"response_started", response_started_}});
   release_slot();
   if (!response_started_) {
     const bool timeout = std::string_view(why) == "response_timeout";

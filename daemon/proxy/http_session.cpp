@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/balancing/service.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/proxy/buffer_pool.hpp"
 #include "sluice/proxy/mover.hpp"
 #include "sluice/worker/listener.hpp"
@@ -49,7 +50,7 @@ HttpSession* HttpSession::accept(Listener& listener, int client_fd) {
   }
   session->client_open_ = session->client_.is_open();
   if (rc != 0) {
-    spdlog::warn("accept failed listener={} error={}", listener.config().name, uv_err_name(rc));
+    log_event(spdlog::level::warn, "accept_failed", {{"listener", listener.config().name}, {"error", uv_err_name(rc)}});
     session->finish("accept_failed");
     return nullptr;
   }
@@ -211,7 +212,8 @@ void HttpSession::pump_request() {
     client_in_.erase(0, fed.consumed);
     if (fed.stop == http::Stop::error) {
       const bool too_large = request_parser_.error().kind == http::ErrorKind::head_too_large;
-      spdlog::debug("bad_request listener={} error={}", listener_.config().name, request_parser_.error().reason);
+      log_event(spdlog::level::debug, "bad_request",
+                {{"listener", listener_.config().name}, {"error", request_parser_.error().reason}});
       answer_error(too_large ? HttpError::header_too_large : HttpError::bad_request, too_large ? 431 : 400,
                    too_large ? "header_too_large" : "bad_request");
       return;
@@ -331,7 +333,7 @@ void HttpSession::finish(const char* reason, bool reset_client) {
   state_ = State::closing;
   timer_.close();
   if (client_open_) {
-    spdlog::trace("http session end listener={} reason={}", listener_.config().name, reason);
+    log_event(spdlog::level::trace, "http_session_end", {{"listener", listener_.config().name}, {"reason", reason}});
     client_.close(reset_client, this, [](uv_handle_t* handle) {
       auto* self = owner<HttpSession>(handle);
       self->client_.closed();

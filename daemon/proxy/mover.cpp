@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/log/log_event.hpp"
 #include "sluice/worker/loop_resources.hpp"
 
 namespace sluice {
@@ -59,7 +60,7 @@ void Mover::start() {
       source_, [](uv_handle_t* handle, std::size_t, uv_buf_t* buf) { owner<Mover>(handle)->on_alloc(buf); },
       [](uv_stream_t* source, ssize_t nread, const uv_buf_t*) { owner<Mover>(source)->on_read(nread); });
   if (rc != 0) {
-    spdlog::warn("read_start failed error={}", uv_err_name(rc));
+    log_event(spdlog::level::warn, "read_start_failed", {{"error", uv_err_name(rc)}});
     reading_ = false;
     fail(/*source_broken=*/true);
   }
@@ -78,7 +79,7 @@ void Mover::forget_source() {
 void Mover::stop_reading() {
   if (!reading_ || stopped_) return;
   reading_ = false;
-  if (int rc = uv_read_stop(source_); rc != 0) spdlog::debug("read_stop failed error={}", uv_err_name(rc));
+  if (int rc = uv_read_stop(source_); rc != 0) log_event(spdlog::level::debug, "read_stop_failed", {{"error", uv_err_name(rc)}});
 }
 
 void Mover::on_alloc(uv_buf_t* buf) {

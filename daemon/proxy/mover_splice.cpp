@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/proxy/mover.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/worker/loop_resources.hpp"
 
 namespace sluice {
@@ -88,7 +89,7 @@ void Mover::act_on(const SplicePump::Result& result) {
       read_one_chunk();
       return;
     case Outcome::unsupported:
-      spdlog::debug("splice refused error={}: read/write for this direction", result.error);
+      log_event(spdlog::level::debug, "splice_refused", {{"error", result.error}, {"fallback", "read_write"}});
       splice_refused_ = true;
       splice_wanted_ = false;
       if (pump_.buffered_bytes() > 0) {

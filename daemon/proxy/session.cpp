@@ -8,6 +8,7 @@
 
 #include "sluice/balancing/backend.hpp"
 #include "sluice/balancing/service.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/worker/listener.hpp"
 #include "sluice/worker/loop_resources.hpp"
 
@@ -51,7 +52,7 @@ Session* Session::accept(Listener& listener, int client_fd) {
   }
   if (session->client_.is_open()) ++session->open_sockets_;
   if (rc != 0) {
-    spdlog::warn("accept failed listener={} error={}", listener.config().name, uv_err_name(rc));
+    log_event(spdlog::level::warn, "accept_failed", {{"listener", listener.config().name}, {"error", uv_err_name(rc)}});
     session->finish("accept_failed");
     return nullptr;
   }
@@ -159,8 +160,8 @@ void Session::connect_to(Backend& backend) {
   if (backend_.is_open()) ++open_sockets_;
   if (rc != 0 && is_local_connect_error(rc)) {
     // The proxy could not open a socket: counted against the listener, never the backend.
-    spdlog::warn("connect_local_error service={} backend={} error={}", service_.name(), backend.config.name,
-                 uv_err_name(rc));
+    log_event(spdlog::level::warn, "connect_local_error",
+              {{"service", service_.name()}, {"backend", backend.config.name}, {"error", uv_err_name(rc)}});
     if (!backend_.is_open()) release_slot();
     turn_away(RejectReason::max_connections, "local_error");
     return;
@@ -191,8 +192,12 @@ void Session::on_connect_failed(const char* error) {
   stop_timer();
   connect_error_ = 0;
   stats_.connect_failed(*slot_);
-  spdlog::warn("connect_failed service={} backend={} address={} error={} attempt={}", service_.name(),
-               slot_->config.name, slot_->address_text, error, attempts_);
+  log_event(spdlog::level::warn, "connect_failed",
+            {{"service", service_.name()},
+             {"backend", slot_->config.name},
+             {"address", slot_->address_text},
+             {"error", error},
+             {"attempt", attempts_}});
   service_.mark_tried(tried_, *slot_);
   service_.client_connect(*slot_, /*passed=*/false, error, uv_hrtime());
   // The next try needs the socket handle back, which libuv returns only in the close callback.
@@ -227,8 +232,10 @@ bool Session::send_proxy_header() {
   uv_buf_t buffer = uv_buf_init(header.data(), static_cast<unsigned>(length));
   const int written = uv_try_write(backend_.stream(), &buffer, 1);
   if (written == static_cast<int>(length)) return true;
-  spdlog::warn("proxy_header_not_sent service={} backend={} error={}", service_.name(), slot_->config.name,
-               written < 0 ? uv_err_name(written) : "short write");
+  log_event(spdlog::level::warn, "proxy_header_not_sent",
+            {{"service", service_.name()},
+             {"backend", slot_->config.name},
+             {"error", written < 0 ? uv_err_name(written) : "short write"}});
   finish("reset", Reset::backend);
   return false;
 }
@@ -283,7 +290,7 @@ void Session::source_ended(Mover& mover) {
   const bool from_client = &mover == &upstream_;
   if (end_reason_ == nullptr) end_reason_ = from_client ? "client_close" : "backend_close";
   if (state_ == State::queued && from_client) {
-    spdlog::debug("queued_client_eof listener={} service={}", listener_.config().name, service_.name());
+    log_event(spdlog::level::debug, "queued_client_eof", {{"listener", listener_.config().name}, {"service", service_.name()}});
     watch_waiting_client();
   }
 }

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sluice/log/log_event.hpp"
 #include "sluice/proxy/http_session.hpp"
 #include "sluice/proxy/session.hpp"
 #include "sluice/net/sockaddr_text.hpp"
@@ -156,7 +157,7 @@ void Listener::await_proxy_header(int client_fd) {
   ProxyHeaderWait& wait = header_waits_.emplace_front(static_cast<ProxyHeaderWait::Events&>(*this), client_fd);
   wait.self = header_waits_.begin();
   if (int error = 0; !wait.start(resources_.loop, config_.accept_proxy_timeout, error)) {
-    spdlog::warn("accept failed listener={} error={}", config_.name, uv_err_name(error));
+    log_event(spdlog::level::warn, "accept_failed", {{"listener", config_.name}, {"error", uv_err_name(error)}});
     wait.abandon();
     header_waits_.erase(wait.self);
     reject(RejectReason::accept_error);
@@ -176,8 +177,10 @@ void Listener::proxy_header_failed(ProxyHeaderWait& wait, int fd, const char* wh
   ::close(fd);
   header_waits_.erase(wait.self);
   reject(RejectReason::bad_proxy_header);
-  spdlog::warn("bad_proxy_header listener={} peer={} error=\"{}\"", config_.name,
-               known ? sockaddr_to_string(as_sockaddr(&peer)) : "?", why);
+  log_event(spdlog::level::warn, "bad_proxy_header",
+            {{"listener", config_.name},
+             {"peer", known ? LogValue(sockaddr_to_string(as_sockaddr(&peer))) : LogValue(nullptr)},
+             {"error", why}});
 }
 
 template <class SessionType>
@@ -211,7 +214,8 @@ void Listener::admit(SessionType* session, int client_fd, const proxy_protocol::
 void Listener::log_accept_error(const char* error) {
   ++accept_errors_;
   // At most one line a second per listener: the logger limits repeated warnings (logging.hpp).
-  spdlog::warn("accept_error listener={} error={} errors_total={}", config_.name, error, accept_errors_);
+  log_event(spdlog::level::warn, "accept_error",
+            {{"listener", config_.name}, {"error", error}, {"errors_total", accept_errors_}});
 }
 
 bool Listener::is_allowed(const sockaddr* client) const {

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/admin/backends_json.hpp"
+#include "sluice/log/log_event.hpp"
 #include "sluice/metrics/metrics_merge.hpp"
 #include "sluice/net/sockaddr_text.hpp"
 #include "sluice/uv/handle.hpp"
@@ -294,7 +295,7 @@ void Worker::release_retired() {
     if (service->in_use()) continue;
     if (never_committed_.erase(service.get()) == 0 && services_.count(service->name()) != 0)
       services.push_back(service.get());
-    spdlog::debug("retired_service_freed service={}", service->name());
+    log_event(spdlog::level::debug, "retired_service_freed", {{"service", service->name()}});
   }
   if (!services.empty()) {
     auto totals = *freed_totals_;  // a new copy: a scrape may be reading the old one

@@ -190,7 +190,9 @@ def start_sluice(procs: Processes, binary: str, rundir: Path, config: str, rt: l
     if check.returncode != 0:
         raise HarnessError(f"sluice --check rejected {path}:\n{check.stdout}{check.stderr}")
     proc = procs.start("sluice", rt + [binary, "--config", str(path)], rundir / "sluice.log")
-    listener = wait_for_line(proc, r'listening listener=web address=([^\s"]+)').group(1)
+    # format text: `listening listener=web address=A`; json: {..."event":"listening","listener":"web","address":"A"...}
+    found = wait_for_line(proc, r'listening listener=web address=([^\s"]+)|"event":"listening","listener":"web","address":"([^"]+)"')
+    listener = found.group(1) or found.group(2)
     admin = wait_for_line(proc, r'admin listening address=([^\s"]+)').group(1)
     deadline = time.monotonic() + 10
     while True:

@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -26,13 +27,17 @@ def access_waits(log: Path, wall_t0: float) -> tuple[list[tuple[float, float]], 
     of each status and end reason."""
     waits, statuses = [], {}
     for line in log.read_text(errors="replace").splitlines():
-        if '"queue_wait_seconds"' not in line:
+        if '"event":"access"' not in line:
             continue
         r = json.loads(line)
+        if r.get("event") != "access":
+            continue
         key = f"{r.get('status')} {r.get('end')}"
         statuses[key] = statuses.get(key, 0) + 1
         if r.get("queue_wait_seconds") is not None:
-            waits.append((r["time"] - wall_t0, r["queue_wait_seconds"]))
+            # RFC 3339 UTC with microseconds ("...T15:04:05.123456Z"), the JSON log's time
+            done = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+            waits.append((done - wall_t0, r["queue_wait_seconds"]))
     waits.sort()
     return waits, statuses
 

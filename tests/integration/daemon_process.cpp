@@ -19,6 +19,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #ifndef SLUICE_BINARY
 #error "SLUICE_BINARY must name the daemon executable"
 #endif
@@ -40,8 +42,17 @@ bool is_sanitizer_report(const std::string& line) {
          line.find("SUMMARY: UndefinedBehaviorSanitizer") != std::string::npos;
 }
 
-/// Parses `listening listener=NAME address=HOST:PORT` (anywhere in the line) into NAME and address.
+/// The listener and address of a `format: json` line {..."event":"listening","listener":NAME,"address":A...}.
+std::optional<std::pair<std::string, Address>> parse_json_listening(const std::string& line) {
+  const auto object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!object.is_object() || object.value("event", "") != "listening") return std::nullopt;
+  return std::pair{object.value("listener", ""), Address::parse(object.value("address", ""))};
+}
+
+/// Parses `listening listener=NAME address=HOST:PORT` (anywhere in the line; or the JSON line) into
+/// NAME and address.
 std::optional<std::pair<std::string, Address>> parse_listening(const std::string& line) {
+  if (line.starts_with('{')) return parse_json_listening(line);
   static constexpr std::string_view listener_key = "listening listener=";
   static constexpr std::string_view address_key = " address=";
   const auto at = line.find(listener_key);

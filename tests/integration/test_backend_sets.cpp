@@ -258,7 +258,7 @@ TEST_CASE("backend sets: mode http spreads requests over new members and stops u
   // NXDOMAIN: counted and logged; the member stays and keeps serving (a DNS blink drains nothing).
   dns.set_hosts("");
   const std::string failed = "backend_set_resolve_failed service=web set=pool name=pool.sluice.test:" +
-                             std::to_string(port) + " error=\"pool.sluice.test: no such name (NXDOMAIN)\" keeping=1 members";
+                             std::to_string(port) + " error=\"pool.sluice.test: no such name (NXDOMAIN)\" keeping_members=1";
   REQUIRE(daemon.wait_for_line(failed, kResolveInterval + kTolerance + 2s));
   const std::string text = scrape(admin);
   CHECK(metric(text, R"(sluice_backend_set_resolve_failures_total{service="web",set="pool"})") >= 1);

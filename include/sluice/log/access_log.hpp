@@ -33,8 +33,4 @@ struct AccessRecord {
 /// One access line in log.format; a no-op unless setup_logging() enabled the access log.
 void log_access(const AccessRecord& record);
 
-/// `text` as the inside of a JSON string (escaped by nlohmann-json, invalid UTF-8 replaced).
-/// For backends_json.cpp until it builds its document with nlohmann-json itself.
-std::string json_escape(std::string_view text);
-
 }  // namespace sluice
