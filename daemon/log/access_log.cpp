@@ -69,8 +69,10 @@ std::string json_members(const AccessRecord& r) {
   append_seconds(out, "queue_wait_seconds", r.queue_wait_seconds);
   append_seconds(out, "connect_seconds", r.connect_seconds);
   append_seconds(out, "duration_seconds", r.duration_seconds);
-  append_number(out, "bytes_from_client", r.bytes_from_client);
-  append_number(out, "bytes_from_backend", r.bytes_from_backend);
+  if (!r.http) {  // mode: http counts no bytes per request, and a 0 would read as a measurement
+    append_number(out, "bytes_from_client", r.bytes_from_client);
+    append_number(out, "bytes_from_backend", r.bytes_from_backend);
+  }
   append_string(out, "end", r.end_reason);
   if (r.http) {
     append_optional(out, "method", r.method);

@@ -136,6 +136,7 @@ TEST_CASE("logs, json: every line one object of one schema, application and acce
     CHECK(line["path"] == "/http");
     CHECK(line["status"] == 200);
     CHECK(line["node"].is_null());
+    CHECK_FALSE(line.contains("bytes_from_client"));  // not counted per request: no 0 that reads as a figure
     CHECK((line["connect_seconds"].is_number() || line["connect_seconds"].is_null()));  // null: a pooled connection
   }
   CHECK(http[0]["connect_seconds"].is_number());  // the first request had to connect
