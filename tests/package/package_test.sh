@@ -99,8 +99,8 @@ check_deb() {
   dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./||; /\/$/d' | LC_ALL=C sort > "$work/deb.txt"
   cat > "$work/expected.txt" << 'EOF'
 etc/sluice/sluice.yaml
+lib/systemd/system/sluice.service
 usr/bin/sluice
-usr/lib/systemd/system/sluice.service
 usr/share/doc/sluice/README.md.gz
 usr/share/doc/sluice/changelog.Debian.gz
 usr/share/doc/sluice/copyright
@@ -133,10 +133,10 @@ EOF
   # units (sysinit.target and the rest that every service depends on) beside it, and MANPATH so
   # that the unit's Documentation=man:sluice(1) is checked too. Any output is a finding.
   dpkg-deb -x "$deb" "$work/root"
-  cp -a /lib/systemd/system/. "$work/root/usr/lib/systemd/system/"
+  cp -a /lib/systemd/system/. "$work/root/lib/systemd/system/"
   local verify
   verify=$(MANPATH="$work/root/usr/share/man" systemd-analyze verify --root="$work/root" \
-           "$work/root/usr/lib/systemd/system/sluice.service" 2>&1) || { echo "$verify"; fail "systemd-analyze verify"; }
+           "$work/root/lib/systemd/system/sluice.service" 2>&1) || { echo "$verify"; fail "systemd-analyze verify"; }
   [ -z "$verify" ] || { echo "$verify"; fail "systemd-analyze verify printed findings"; }
   echo "systemd-analyze verify: clean"
 }
