@@ -1,5 +1,6 @@
-# Sluice container image: `sluice` (the entrypoint) and `sluice-backend` (the experiment backend,
-# run with an entrypoint override) on Debian 12. Build: `docker build -t sluice:dev .`
+# Sluice container image: `sluice` (the entrypoint), `sluice-backend` (the experiment backend) and
+# `sluice-loadgen` (the experiment's load generator), the last two run with an entrypoint override,
+# on Debian 12. Build: `docker build -t sluice:dev .`
 # (scripts/minikube-up.sh builds it once under the tag of scripts/sluice-image.sh and loads it into
 # every node; scripts/image-test.sh builds and runs it with podman).
 

@@ -7,7 +7,7 @@
 # Nodes minikube, minikube-m02 and minikube-m03 each run one backend; minikube-m04 is left for
 # Sluice in the experiment (deploy/experiment). Needs minikube and a driver (e.g. Docker); docker
 # on the host builds the image when it can reach a daemon, otherwise `minikube image build` on the
-# first node; kubectl is optional (`minikube kubectl --`).
+# first node (each only when the tag is not there yet); kubectl is optional (`minikube kubectl --`).
 #
 # Usage: scripts/minikube-up.sh [--overlay NAME | --scaling NAME] [--dry-run]
 #   --overlay NAME  deploy/overlays/NAME: plain-prometheus (default) or prometheus-operator (needs
@@ -91,13 +91,21 @@ if timeout 20 docker info > /dev/null 2>&1; then
   fi
   run timeout 900 minikube -p "$profile" image load "$image"
 else  # no Docker daemon here (another driver): build on the first node, copy to the others
-  run timeout 1800 minikube -p "$profile" image build -t "$image" .
+  # `image ls` prints it with its registry (docker.io/library/sluice:...), or as given.
+  if [ "$dry_run" -eq 1 ] || ! minikube -p "$profile" image ls | grep -q "[/]$image$\|^$image$"; then
+    run timeout 1800 minikube -p "$profile" image build -t "$image" .
+  fi
   run timeout 900 minikube -p "$profile" image save "$image" "$work/sluice-image.tar"
   run timeout 900 minikube -p "$profile" image load "$work/sluice-image.tar"
 fi
 # The overlay with that image (kustomize images:): a new tag changes the pod templates, so the
 # apply rolls the Deployments (rollout status below waits for it); the same tag changes nothing.
+printf '+ bash scripts/sluice-image.sh kustomization %q %q\n' "$dir" "$work/deploy"
 bash scripts/sluice-image.sh kustomization "$dir" "$work/deploy"
+if [ "$dry_run" -eq 1 ]; then  # the directory goes with this script's exit: show what it holds
+  echo "  (a temporary directory, removed on exit; its kustomization.yaml:)"
+  sed 's/^/  | /' "$work/deploy/kustomization.yaml"
+fi
 if [ "$scaling" = keda ]; then  # the ScaledObject needs KEDA's CRDs first
   run helm repo add --force-update kedacore https://kedacore.github.io/charts
   run helm upgrade --install keda kedacore/keda --namespace keda --create-namespace --wait --timeout 10m

@@ -3,10 +3,14 @@
 # built from changes, so that a rebuilt image reaches the pods (a fixed tag such as sluice:dev with
 # imagePullPolicy IfNotPresent never replaces an image a node already has).
 #
+# The tag is the content hash alone, no commit name (git describe): a commit that leaves the image's
+# files alone (docs, deploy/) keeps the tag, so it neither rolls the Deployments nor makes
+# scripts/experiment/minikube.sh ask for an image the cluster does not have.
+#
 # Usage: scripts/sluice-image.sh image
-#          prints sluice:<git describe>-<content hash>: the hash covers every file of the build
-#          context (.dockerignore, untracked files too) except those the image's binaries do not
-#          depend on (deploy/, docs/, tests/, *.md, tools/deploy-check/, scripts/experiment/)
+#          prints sluice:<content hash>: the hash covers every file of the build context
+#          (.dockerignore, untracked files too) except those the image's binaries do not depend on
+#          (deploy/, docs/, tests/, *.md, tools/deploy-check/, scripts/experiment/)
 #        scripts/sluice-image.sh kustomization DIR OUT
 #          writes OUT/kustomization.yaml: the kustomization DIR with that image (kustomize
 #          `images:`; deploy/base names the image sluice), for `kubectl apply -k OUT`
@@ -14,15 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 image() {
-  git rev-parse --git-dir > /dev/null 2>&1 || { echo "sluice-image: not a git checkout: the tag comes from git" >&2; return 1; }
-  local describe hash
-  describe=$(git describe --always --tags)  # readable; the hash is what identifies
+  git rev-parse --git-dir > /dev/null 2>&1 || { echo "sluice-image: not a git checkout: the file list comes from git" >&2; return 1; }
+  local hash
   # NUL-separated names, sorted, of the files present (a deleted tracked file is left out).
   hash=$(git ls-files -z -co --exclude-standard -- . ':!deploy' ':!docs' ':!tests' ':!*.md' \
       ':!tools/deploy-check' ':!scripts/experiment' |
     sort -z | while IFS= read -r -d '' file; do [ -f "$file" ] && printf '%s\0' "$file"; done |
     xargs -0 sha256sum | sha256sum | cut -c1-12)
-  echo "sluice:$describe-$hash"
+  echo "sluice:$hash"
 }
 
 case "${1:-}" in

@@ -11,11 +11,17 @@
 
 import { parseAllDocuments } from "yaml";
 
-// Lists that a strategic merge patch merges element by element (by Kubernetes' patchMergeKey). Others
-// (args, command, nodeSelectorTerms...) are replaced whole.
+// The lists Kubernetes' types tag patchStrategy merge (by their patchMergeKey; finalizers as a set): a
+// strategic merge patch merges them element by element, which is refused below. Every other list
+// (args, command, tolerations, envFrom, nodeSelectorTerms...) is replaced whole, as here.
 const MERGED_LISTS = new Set([
-  "containers", "initContainers", "ephemeralContainers", "volumes", "env", "envFrom", "volumeMounts",
-  "ports", "imagePullSecrets", "tolerations", "hostAliases",
+  // PodSpec
+  "containers", "initContainers", "ephemeralContainers", "volumes", "imagePullSecrets", "hostAliases",
+  "topologySpreadConstraints", "resourceClaims", "schedulingGates",
+  // Container; ports is ServiceSpec's too
+  "env", "volumeMounts", "volumeDevices", "ports",
+  // ObjectMeta; ServiceAccount
+  "finalizers", "ownerReferences", "secrets",
 ]);
 
 function parsePatch(fail, text, where) {
@@ -91,7 +97,11 @@ export function applyPatches(fail, objects, specs, readFile) {
     if ((spec.path === undefined) === (spec.patch === undefined)) fail(`${where}: give exactly one of path and patch`);
     const patch = parsePatch(fail, spec.path ? readFile(spec.path) : spec.patch, spec.path ?? where);
     const target = spec.target ?? (Array.isArray(patch) ? null : { kind: patch?.kind, name: patch?.metadata?.name });
-    if (!target?.kind && !target?.name) fail(`${where}: a JSON patch needs a target`);
+    if (spec.target == null && Array.isArray(patch)) fail(`${where}: a JSON patch needs a target`);
+    if (spec.target == null && (!target.kind || !target.name)) {
+      fail(`${where}: a strategic merge patch without a target needs its own kind and metadata.name`);
+    }
+    if (!target.kind && !target.name) fail(`${where}: the target names neither a kind nor a name`);
     for (const key of Object.keys(target)) {
       if (!["group", "version", "kind", "name", "namespace"].includes(key)) fail(`${where}: target key '${key}' is not supported by this renderer`);
     }
