@@ -1,4 +1,4 @@
-// A `listeners` item: bind address, service, limits, allow list.
+// A `listeners` item: bind address, service, limits, allow list, PROXY protocol.
 
 #include <limits>
 
@@ -18,19 +18,26 @@ ListenerConfig ConfigParser::parse_listener(const YAML::Node& map, std::string c
   }
   keys.read("max_connections", listener.max_connections,
             uint_value(1, std::numeric_limits<std::uint32_t>::max()));
-  for (const YAML::Node& item : keys.read_list("allow", Need::optional)) {
-    std::string why;
-    if (auto cidr = cidr_value(item, why)) {
-      listener.allow.push_back(*cidr);
-    } else {
-      diag_.error(item.Mark(), "allow: " + why);
+  auto read_cidrs = [&](const char* key, std::vector<Cidr>& into) {
+    for (const YAML::Node& item : keys.read_list(key, Need::optional)) {
+      std::string why;
+      if (auto cidr = cidr_value(item, why)) {
+        into.push_back(*cidr);
+      } else {
+        diag_.error(item.Mark(), std::string(key) + ": " + why);
+      }
     }
-  }
+  };
+  read_cidrs("allow", listener.allow);
   keys.read("idle_timeout", listener.idle_timeout, duration_value(Zero::refused));
   keys.read("backlog", listener.backlog, uint_value(1, 65535));
   keys.read("splice", listener.splice, bool_value);
   keys.read("accept_proxy", listener.accept_proxy, bool_value);
   keys.read("accept_proxy_timeout", listener.accept_proxy_timeout, duration_value(Zero::refused));
+  read_cidrs("accept_proxy_from", listener.accept_proxy_from);
+  if (!listener.accept_proxy && !listener.accept_proxy_from.empty()) {
+    diag_.error(map["accept_proxy_from"].Mark(), "accept_proxy_from: needs accept_proxy: true");
+  }
   keys.read("mode", listener.mode, one_of<ListenerMode>({{"tcp", ListenerMode::tcp}, {"http", ListenerMode::http}}));
   keys.finish();
   return listener;

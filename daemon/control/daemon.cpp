@@ -221,6 +221,11 @@ void Daemon::log_listeners() const {
                {"address", bound_addresses_[i]},
                {"service", listener.service},
                {"workers", workers_.size()}});
+    if (listener.accept_proxy && listener.accept_proxy_from.empty()) {
+      log_event(spdlog::level::warn, "accept_proxy_untrusted",
+                {{"listener", listener.name},
+                 {"why", "no accept_proxy_from: any peer that reaches it may name any client address"}});
+    }
   }
 }
 

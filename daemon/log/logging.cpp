@@ -28,8 +28,9 @@ constexpr std::size_t kQueueLines = 8192;
 
 // The warnings a flood of clients or a dead backend repeats: limited per key, the key being the
 // event and the names of what it is about (not the address, error or attempt, which vary).
-constexpr std::array<std::string_view, 5> kLimitedEvents = {"connect_failed ", "connect_local_error ", "accept_error ",
-                                                            "accept_failed ", "bad_proxy_header "};
+constexpr std::array<std::string_view, 6> kLimitedEvents = {
+    "connect_failed ", "connect_local_error ", "accept_error ", "accept_failed ", "bad_proxy_header ",
+    "proxy_client_refused "};
 constexpr std::array<std::string_view, 3> kKeyFields = {"service", "backend", "listener"};
 
 // "%j": an application line's JSON members after time and level (log_line_json.hpp), so that

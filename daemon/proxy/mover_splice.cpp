@@ -89,7 +89,7 @@ void Mover::act_on(const SplicePump::Result& result) {
       read_one_chunk();
       return;
     case Outcome::unsupported:
-      log_event(spdlog::level::debug, "splice_refused", {{"error", result.error}, {"fallback", "read_write"}});
+      log_event(spdlog::level::debug, "splice_refused", {{"error", uv_err_name(uv_translate_sys_error(result.error))}, {"fallback", "read_write"}});
       splice_refused_ = true;
       splice_wanted_ = false;
       if (pump_.buffered_bytes() > 0) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
@@ -15,6 +17,23 @@
 #include "sluice/worker/loop_resources.hpp"
 
 namespace sluice {
+
+namespace {
+
+std::optional<sockaddr_storage> peer_of(int fd) {
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  if (::getpeername(fd, as_sockaddr(&peer), &length) != 0) return std::nullopt;
+  return peer;
+}
+
+// For a log line: the socket's peer, or empty when it is gone already.
+std::string peer_text(int fd) {
+  const auto peer = peer_of(fd);
+  return peer ? sockaddr_to_string(as_sockaddr(&*peer)) : std::string();
+}
+
+}  // namespace
 
 Listener::Listener(LoopResources& resources, ListenerConfig config, Service& service)
     : resources_(resources), config_(std::move(config)), service_(&service) {}
@@ -149,10 +168,19 @@ void Listener::open_session(int client_fd, const proxy_protocol::Parsed* header)
 
 void Listener::await_proxy_header(int client_fd) {
   // Clients still sending their header count against max_connections with the sessions.
+  if (client_fd >= resources_.descriptor_ceiling) {
+    log_accept_error("EMFILE");
+    return refuse_before_header(client_fd, RejectReason::max_connections, "max_connections");
+  }
   if (stats_.active + header_waits_.size() >= config_.max_connections) {
-    ::close(client_fd);
-    reject(RejectReason::max_connections);
-    return;
+    return refuse_before_header(client_fd, RejectReason::max_connections, "max_connections");
+  }
+  // Only a trusted front may name the client: anyone else could claim an allowed address.
+  if (!config_.accept_proxy_from.empty()) {
+    const auto peer = peer_of(client_fd);
+    if (!peer || !in_any(config_.accept_proxy_from, as_sockaddr(&*peer))) {
+      return refuse_before_header(client_fd, RejectReason::not_allowed, "not_allowed");
+    }
   }
   ProxyHeaderWait& wait = header_waits_.emplace_front(static_cast<ProxyHeaderWait::Events&>(*this), client_fd);
   wait.self = header_waits_.begin();
@@ -164,6 +192,14 @@ void Listener::await_proxy_header(int client_fd) {
   }
 }
 
+void Listener::refuse_before_header(int client_fd, RejectReason reason, const char* end) {
+  // No session yet, so no access line: a warning (limited per listener) names the socket's peer.
+  const std::string peer = peer_text(client_fd);
+  ::close(client_fd);
+  reject(reason);
+  log_event(spdlog::level::warn, "proxy_client_refused", {{"listener", config_.name}, {"peer", LogValue::text_or_null(peer)}, {"end", end}});
+}
+
 void Listener::proxy_header_received(ProxyHeaderWait& wait, int fd, const proxy_protocol::Parsed& header) {
   const proxy_protocol::Parsed copy = header;  // the wait, and the header in it, go first
   header_waits_.erase(wait.self);
@@ -171,16 +207,11 @@ void Listener::proxy_header_received(ProxyHeaderWait& wait, int fd, const proxy_
 }
 
 void Listener::proxy_header_failed(ProxyHeaderWait& wait, int fd, const char* why) {
-  sockaddr_storage peer{};
-  socklen_t length = sizeof peer;
-  const bool known = ::getpeername(fd, as_sockaddr(&peer), &length) == 0;
+  const std::string peer = peer_text(fd);
   ::close(fd);
   header_waits_.erase(wait.self);
   reject(RejectReason::bad_proxy_header);
-  log_event(spdlog::level::warn, "bad_proxy_header",
-            {{"listener", config_.name},
-             {"peer", known ? LogValue(sockaddr_to_string(as_sockaddr(&peer))) : LogValue(nullptr)},
-             {"error", why}});
+  log_event(spdlog::level::warn, "bad_proxy_header", {{"listener", config_.name}, {"peer", LogValue::text_or_null(peer)}, {"error", why}});
 }
 
 template <class SessionType>
@@ -218,12 +249,15 @@ void Listener::log_accept_error(const char* error) {
             {{"listener", config_.name}, {"error", error}, {"errors_total", accept_errors_}});
 }
 
-bool Listener::is_allowed(const sockaddr* client) const {
-  if (config_.allow.empty()) return true;
-  for (const Cidr& range : config_.allow) {
-    if (range.contains(client)) return true;
+bool Listener::in_any(const std::vector<Cidr>& ranges, const sockaddr* address) {
+  for (const Cidr& range : ranges) {
+    if (range.contains(address)) return true;
   }
   return false;
+}
+
+bool Listener::is_allowed(const sockaddr* client) const {
+  return config_.allow.empty() || in_any(config_.allow, client);
 }
 
 }  // namespace sluice

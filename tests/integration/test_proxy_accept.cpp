@@ -2,7 +2,8 @@
 // client's for the allow list, the access log and what send_proxy sends on (to nginx, which says
 // what it saw); a connection without a valid header, or without one in time, is closed, counted
 // `bad_proxy_header` and logged; the client's bytes after the header reach the backend intact;
-// HAProxy's send-proxy and send-proxy-v2 are understood.
+// HAProxy's send-proxy and send-proxy-v2 are understood; only accept_proxy_from may send a header,
+// a LOCAL header keeps the socket's addresses, and refusals before the header are counted and logged.
 
 #include <doctest/doctest.h>
 
@@ -158,4 +159,53 @@ TEST_CASE("proxy protocol: behind HAProxy with send-proxy and send-proxy-v2, ngi
     client.close();
     CHECK(daemon.wait_for_line("client=" + local.to_string() + " listener=front", scaled(2s)).has_value());
   }
+}
+
+TEST_CASE("proxy protocol: accept_proxy_from trusts only the front's address, a LOCAL header keeps the socket's, and clients refused before their header are counted and logged") {
+  EchoServer echo;
+  const std::string backend = "    backends:\n      - name: echo\n        address: " + echo.address().to_string() + "\n";
+  DaemonProcess daemon(
+      "admin: { bind: 127.0.0.1:0 }\nlog: { access_log: true }\nlisteners:\n"
+      "  - name: trusted\n    bind: 127.0.0.1:0\n    service: echo\n    accept_proxy: true\n"
+      "    accept_proxy_from: [127.0.0.1/32]\n    allow: [127.0.0.1/32]\n"
+      "  - name: untrusted\n    bind: 127.0.0.1:0\n    service: echo\n    accept_proxy: true\n"
+      "    accept_proxy_from: [192.0.2.0/24, \"2001:db8::/32\"]\n"
+      "  - name: tight\n    bind: 127.0.0.1:0\n    service: echo\n    accept_proxy: true\n"
+      "    accept_proxy_from: [127.0.0.0/8]\n    max_connections: 1\n    accept_proxy_timeout: 3s\n"
+      "  - name: open\n    bind: 127.0.0.1:0\n    service: echo\n    accept_proxy: true\n"
+      "services:\n  - name: echo\n    health_check: { enabled: false }\n" + backend);
+  const auto listeners = daemon.wait_listening(4);
+  const Address admin = wait_admin_address(daemon);
+  // Without accept_proxy_from anyone may name any client: said at start, for that listener only.
+  CHECK(daemon.wait_for_line("accept_proxy_untrusted listener=open", scaled(2s)).has_value());
+  CHECK_FALSE(daemon.wait_for_line("accept_proxy_untrusted listener=trusted", Millis(0)).has_value());
+
+  // A peer outside accept_proxy_from: closed before its header is read, as not_allowed, and logged.
+  Client stranger = Client::connect(listeners.at("untrusted"));
+  stranger.send_all("PROXY TCP4 192.0.2.1 127.0.0.1 4242 80\r\nhello\n");
+  check_closed_unanswered(stranger);
+  CHECK(wait_metric(admin, rejected("untrusted", "not_allowed"), 1, scaled(2s)));
+  CHECK(daemon.wait_for_line("proxy_client_refused listener=untrusted peer=127.0.0.1:", scaled(2s)).has_value());
+  CHECK(echo.accepted() == 0);
+
+  // From the trusted front: v2 LOCAL (its health check) and v1 UNKNOWN keep the socket's addresses,
+  // which the allow list then checks, and which the access log names.
+  Client local = Client::connect(listeners.at("trusted"));
+  local.send_all(kV2Signature + std::string{"\x20\x00\x00\x00", 4} + "hello\n");
+  CHECK(local.read_line(scaled(2s)) == "hello");
+  Client unknown = Client::connect(listeners.at("trusted"));
+  unknown.send_all("PROXY UNKNOWN\r\nworld\n");
+  CHECK(unknown.read_line(scaled(2s)) == "world");
+  local.close();
+  unknown.close();
+  CHECK(wait_metric(admin, "sluice_listener_connections_accepted_total{listener=\"trusted\"}", 2, scaled(2s)));
+  CHECK(daemon.wait_for_line("client=127.0.0.1:", scaled(2s)).has_value());
+
+  // max_connections counts a client still sending its header: the next one is refused at once.
+  Client waiting = Client::connect(listeners.at("tight"));
+  Client second = Client::connect(listeners.at("tight"));
+  check_closed_unanswered(second);
+  CHECK(wait_metric(admin, rejected("tight", "max_connections"), 1, scaled(2s)));
+  CHECK(daemon.wait_for_line("proxy_client_refused listener=tight peer=127.0.0.1:", scaled(2s)).has_value());
+  CHECK(metric(scrape(admin), rejected("tight", "bad_proxy_header")) == 0);
 }

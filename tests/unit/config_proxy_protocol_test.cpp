@@ -69,6 +69,39 @@ services:
   CHECK(result.config->listeners[0].accept_proxy_timeout == Millis(2000));
   CHECK_FALSE(result.config->listeners[1].accept_proxy);
   CHECK(result.config->listeners[1].accept_proxy_timeout == Millis(5000));
+  CHECK(result.config->listeners[0].accept_proxy_from.empty());
+}
+
+TEST_CASE("config: accept_proxy_from lists the trusted fronts, and needs accept_proxy") {
+  const ConfigResult good = sluice::parse_config(R"(listeners:
+  - name: web
+    bind: 127.0.0.1:8080
+    service: web
+    accept_proxy: true
+    accept_proxy_from: [10.0.0.0/8, "2001:db8::1"]
+services:
+  - name: web
+    backends: [{ name: a, address: "127.0.0.1:9000" }]
+)", "t.yaml");
+  REQUIRE_MESSAGE(good.config.has_value(), errors_of(good));
+  CHECK(good.config->listeners[0].accept_proxy_from.size() == 2);
+  const ConfigResult bad = sluice::parse_config(R"(listeners:
+  - name: web
+    bind: 127.0.0.1:8080
+    service: web
+    accept_proxy_from: [10.0.0.0/33]
+  - name: other
+    bind: 127.0.0.1:8081
+    service: web
+    accept_proxy_from: [10.0.0.0/8]
+services:
+  - name: web
+    backends: [{ name: a, address: "127.0.0.1:9000" }]
+)", "t.yaml");
+  CHECK_FALSE(bad.config.has_value());
+  const std::string errors = errors_of(bad);
+  CHECK(errors.find("t.yaml:5:25: accept_proxy_from: ") != std::string::npos);
+  CHECK(errors.find("t.yaml:9:24: accept_proxy_from: needs accept_proxy: true") != std::string::npos);
 }
 
 TEST_CASE("config: a bad send_proxy or accept_proxy is an error at its place") {

@@ -155,6 +155,7 @@ struct ListenerConfig {
   HttpConfig http;                     // a copy of the top-level `http` section (used in http mode)
   bool accept_proxy = false;           // clients' first bytes are a PROXY header (v1 or v2), else closed
   Millis accept_proxy_timeout{5000};   // the whole header must arrive within this
+  std::vector<Cidr> accept_proxy_from; // accept_proxy: the peers trusted to send a header; empty: any
 
   bool operator==(const ListenerConfig&) const = default;
 };

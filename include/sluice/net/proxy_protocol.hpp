@@ -16,7 +16,7 @@ enum class ProxyVersion { off, v1, v2 };
 
 namespace proxy_protocol {
 
-inline constexpr std::size_t kV1MaxBytes = 107;  // "PROXY TCP6 " + two full IPv6 + ports + CRLF
+inline constexpr std::size_t kV1MaxBytes = 107;  // the spec's bound ("PROXY UNKNOWN" + the longest TCP6 line)
 inline constexpr std::size_t kV2MaxBytes = 536;  // 16 fixed + at most 520 of addresses and TLVs
 inline constexpr std::size_t kMaxWrittenBytes = kV1MaxBytes;  // what write_header can produce
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <uv.h>
 
@@ -78,6 +79,8 @@ class Listener final : private ProxyHeaderWait::Events {
   void admit(SessionType* session, int client_fd, const proxy_protocol::Parsed* header);
   void drop_pending_clients(int error);
   bool is_allowed(const sockaddr* client) const;
+  static bool in_any(const std::vector<Cidr>& ranges, const sockaddr* address);
+  void refuse_before_header(int client_fd, RejectReason reason, const char* end);
   void log_accept_error(const char* error);
 
   LoopResources& resources_;

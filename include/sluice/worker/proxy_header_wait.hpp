@@ -22,7 +22,8 @@ class ProxyHeaderWait {
    public:
     /// The header is complete and taken off the socket: `fd` is the listener's again.
     virtual void proxy_header_received(ProxyHeaderWait& wait, int fd, const proxy_protocol::Parsed& header) = 0;
-    /// No valid header (or none in time): `fd` is closed; `why` says what was wrong.
+    /// No valid header (or none in time): `fd` is still open and the listener's to close; `why`
+    /// says what was wrong.
     virtual void proxy_header_failed(ProxyHeaderWait& wait, int fd, const char* why) = 0;
 
    protected:
