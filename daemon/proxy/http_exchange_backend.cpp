@@ -239,8 +239,9 @@ void HttpExchange::end_backend(bool reuse) {
   if (connection_ != nullptr) {
     BackendConnection* connection = std::exchange(connection_, nullptr);
     backend_reading_ = false;  // the pool reads it on, or it closes
-    // A connection that began with a client's PROXY header is that client's: never pooled.
-    if (reuse && (slot_ == nullptr || slot_->config.send_proxy == ProxyVersion::off)) {
+    // A connection that began with a client's PROXY header is that client's: never pooled (nor one
+    // whose backend, and so whether it sent a header, is no longer known).
+    if (reuse && slot_ != nullptr && slot_->config.send_proxy == ProxyVersion::off) {
       --session_.connections_attached_;
       session_.resources_.backend_pool.put(connection, session_.http_.pool_max_idle, session_.http_.pool_idle_timeout);
     } else {
